@@ -1,0 +1,15 @@
+"""pytest-pktgen: the Linux in-kernel packet generator as pytest fixtures and gated benchmarks."""
+
+from .errors import (PktgenConfigError, PktgenError, PktgenNotAvailable, PktgenResultError,
+                     PktgenRunError, PktgenWriteError, VmLabError)
+from .params import DeviceConfig
+from .parse import DeviceStatus, Result, ThreadStatus, parse_device, parse_pgctrl, parse_thread
+from .proc import Pktgen
+from .runner import PktgenRun, RunResult, run
+
+__all__ = [
+    "DeviceConfig", "DeviceStatus", "Pktgen", "PktgenConfigError", "PktgenError",
+    "PktgenNotAvailable", "PktgenResultError", "PktgenRun", "PktgenRunError", "PktgenWriteError",
+    "Result", "RunResult", "ThreadStatus", "VmLabError", "parse_device", "parse_pgctrl",
+    "parse_thread", "run",
+]

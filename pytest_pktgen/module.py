@@ -1,0 +1,76 @@
+"""Loading the pktgen module (and unloading only what we loaded), and what the kernel offers."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PktgenNotAvailable
+from .proc import PROC_DIR, Pktgen
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """What this kernel's pktgen is: its version and the kernel it runs in."""
+
+    pktgen_version: str
+    kernel_release: str
+    loaded_by_us: bool
+
+    @property
+    def kernel_version(self) -> tuple[int, int]:
+        major, minor = self.kernel_release.split(".")[:2]
+        return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def module_builtin_or_loaded() -> bool:
+    return PROC_DIR.exists()
+
+
+def load(timeout: float = 10.0) -> bool:
+    """Make /proc/net/pktgen exist. Return True if this call loaded the module."""
+    if PROC_DIR.exists():
+        return False
+    modprobe = shutil.which("modprobe") or "/sbin/modprobe"
+    if not os.path.exists("/proc/modules"):
+        raise PktgenNotAvailable(
+            f"this kernel ({platform.release()}) has no pktgen and no module support: "
+            "run the tests in the VM lab with `pytest --pktgen-vm`")
+    proc = subprocess.run([modprobe, "pktgen"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PktgenNotAvailable(
+            f"`modprobe pktgen` failed on {platform.release()}: {proc.stderr.strip()} "
+            "(Debian: apt-get install linux-image-amd64 and boot it, or use `pytest --pktgen-vm`)")
+    deadline = time.monotonic() + timeout
+    while not PROC_DIR.exists():
+        if time.monotonic() > deadline:
+            raise PktgenNotAvailable(f"modprobe pktgen succeeded but {PROC_DIR} did not appear")
+        time.sleep(0.05)
+    return True
+
+
+def unload() -> None:
+    """Unload pktgen; call only when :func:`load` returned True."""
+    modprobe = shutil.which("modprobe") or "/sbin/modprobe"
+    proc = subprocess.run([modprobe, "-r", "pktgen"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`modprobe -r pktgen` failed: {proc.stderr.strip()}")
+
+
+def kernel_info(loaded_by_us: bool = False) -> KernelInfo:
+    return KernelInfo(Pktgen().version(), platform.release(), loaded_by_us)
+
+
+def module_path(release: str) -> Path | None:
+    """pktgen.ko of an installed kernel release, in any of the compressions Debian uses."""
+    base = Path("/lib/modules") / release / "kernel/net/core"
+    for suffix in ("", ".xz", ".zst", ".gz"):
+        path = base / f"pktgen.ko{suffix}"
+        if path.exists():
+            return path
+    return None

@@ -1,0 +1,247 @@
+"""A pktgen run: devices on threads, a non-blocking start, live samples, one stop for all.
+
+``echo start > pgctrl`` blocks until every device is done (with ``count 0``: until ``stop``),
+so the start write runs in a background thread; ``stop`` sets T_STOP on every thread at once
+(the paper's Ctrl-C semantics: one clean snapshot across devices). Every device's statistics are
+read before anything can overwrite the shared Result buffer, and the devices are always removed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .errors import PktgenConfigError, PktgenRunError
+from .parse import RESULT_RE, DeviceStatus
+from .params import DeviceConfig
+from .proc import Pktgen
+
+RESULT_WAIT_S = 3.0  # a stopped thread writes the Result on its next loop (100 ms idle timeout)
+SAMPLE_INTERVAL_S = 0.25
+SLOWEST_PPS = 5_000  # deadline estimate when no rate is known: slower than any lab device
+
+
+@dataclass
+class Sample:
+    """pkts-sofar of every device at one moment (monotonic seconds since the start)."""
+
+    t: float
+    sofar: dict[str, int]
+
+
+@dataclass
+class RunResult:
+    """What a run did, from the kernel's own device files."""
+
+    devices: dict[str, DeviceStatus]
+    configs: dict[str, DeviceConfig]
+    wall_s: float
+    stopped_by_us: bool
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def sent(self) -> int:
+        return sum(s.result.sofar for s in self.devices.values())
+
+    @property
+    def errors(self) -> int:
+        return sum(s.result.errors for s in self.devices.values())
+
+    @property
+    def pps(self) -> int:
+        """Sum of every device's pps: what all devices sent at the same time."""
+        return sum(s.result.pps for s in self.devices.values())
+
+    @property
+    def bps(self) -> int:
+        return sum(s.result.bps for s in self.devices.values())
+
+    def short_devices(self) -> dict[str, tuple[int, int]]:
+        """Devices with a count that sent fewer packets than asked: {dev: (sent, count)}."""
+        out = {}
+        for name, status in self.devices.items():
+            count = int(self.configs[name].get("count", status.count))
+            if count and status.result.sofar < count:
+                out[name] = (status.result.sofar, count)
+        return out
+
+
+class PktgenRun:
+    """Configure, start, sample, stop and collect one pktgen run; a context manager.
+
+    ``duration`` bounds a run (required with ``count 0``); ``timeout`` is the deadline after
+    which the run is stopped and :class:`PktgenRunError` raised with the partial results.
+    """
+
+    def __init__(self, configs: Sequence[DeviceConfig], *, pktgen: Pktgen | None = None,
+                 duration: float | None = None, timeout: float | None = None,
+                 on_sample: Callable[[Sample], None] | None = None,
+                 sample_interval: float = SAMPLE_INTERVAL_S):
+        self.pktgen = pktgen or Pktgen()
+        self.configs = {c.device: c for c in configs}
+        if len(self.configs) != len(configs):
+            names = [c.device for c in configs]
+            dup = next(n for n in names if names.count(n) > 1)
+            raise PktgenConfigError("device", dup, "each pktgen device once per run "
+                                    "(use dev@N names to drive one NIC from several threads)")
+        if not configs:
+            raise PktgenConfigError("devices", [], "at least one device")
+        if duration is not None and not duration > 0:
+            raise PktgenConfigError("duration", duration, "a number of seconds above 0")
+        for config in configs:
+            if int(config.get("count", 1000)) == 0 and duration is None:
+                raise PktgenConfigError("count", 0, "a packet count above 0, or count 0 together "
+                                        "with a duration (a run must end)", config.device)
+        self.duration = duration
+        self.timeout = timeout if timeout is not None else self._default_timeout()
+        self.on_sample = on_sample
+        self.sample_interval = sample_interval
+        self.samples: list[Sample] = []
+        self._threads = sorted({c.thread for c in configs})
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
+        self._set_up = False
+        self._started_at = 0.0
+
+    def _default_timeout(self) -> float:
+        if self.duration is not None:
+            return self.duration + 30
+        longest = 0.0
+        for config in self.configs.values():
+            count = int(config.get("count", 1000))
+            ratep = config.get("ratep")
+            pps = int(ratep) if ratep else SLOWEST_PPS
+            longest = max(longest, count / pps)
+        return 2 * longest + 30
+
+    # --- phases --------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Add every device to its thread and write its config; on any error remove them all."""
+        threads = self.pktgen.threads()
+        for config in self.configs.values():
+            if config.thread not in threads:
+                raise PktgenConfigError("thread", config.thread,
+                                        f"one of the pktgen threads {threads}", config.device)
+        busy = {t: self.pktgen.thread_status(t).devices for t in self._threads}
+        clash = [d for devs in busy.values() for d in devs if d in self.configs]
+        if clash:
+            raise PktgenRunError(f"pktgen devices {clash} are already on a thread (another run?)")
+        self._set_up = True
+        try:
+            for config in self.configs.values():
+                self.pktgen.add_device(config.thread, config.device)
+                self.pktgen.configure(config)
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def start(self) -> None:
+        """Write ``start`` in a background thread and return at once."""
+        def write_start():
+            try:
+                self.pktgen.pgctrl("start")
+            except BaseException as err:  # noqa: BLE001 - reported by wait()
+                self._writer_error = err
+
+        self._started_at = time.monotonic()
+        self._writer = threading.Thread(target=write_start, name="pktgen-start", daemon=True)
+        self._writer.start()
+
+    @property
+    def running(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def sample(self) -> Sample:
+        sofar = {}
+        for name in self.configs:
+            try:
+                sofar[name] = self.pktgen.device_status(name).sofar
+            except (OSError, ValueError):
+                sofar[name] = -1  # the device vanished (netdev unregistered)
+        sample = Sample(time.monotonic() - self._started_at, sofar)
+        self.samples.append(sample)
+        if self.on_sample:
+            self.on_sample(sample)
+        return sample
+
+    def wait(self) -> bool:
+        """Sample until the run ends by itself, the duration passes, or the deadline; True if
+        it ended by itself (every device reached its count)."""
+        end = self._started_at + (self.duration if self.duration is not None else self.timeout)
+        while self.running and time.monotonic() < end:
+            self._writer.join(min(self.sample_interval, max(0.0, end - time.monotonic())))
+            self.sample()
+        if self._writer_error:
+            raise self._writer_error
+        return not self.running
+
+    def stop(self) -> None:
+        """Stop every thread at once and wait for the blocked start write to return."""
+        self.pktgen.pgctrl("stop")
+        if self._writer:
+            self._writer.join(RESULT_WAIT_S)
+
+    def collect(self) -> dict[str, DeviceStatus]:
+        """Every device's final status, once each Result holds the run's statistics."""
+        deadline = time.monotonic() + RESULT_WAIT_S
+        statuses: dict[str, DeviceStatus] = {}
+        while True:
+            missing = [n for n in self.configs if n not in statuses]
+            for name in missing:
+                status = self.pktgen.device_status(name)
+                if RESULT_RE.search(status.result_text):
+                    statuses[name] = status
+            if len(statuses) == len(self.configs):
+                return statuses
+            if time.monotonic() > deadline:
+                left = {n: self.pktgen.device_status(n).result_text for n in self.configs
+                        if n not in statuses}
+                raise PktgenRunError(f"pktgen left no run statistics for {left}", statuses)
+            time.sleep(0.02)
+
+    def cleanup(self) -> None:
+        """Stop if running, and remove this run's devices from their threads (idempotent)."""
+        if not self._set_up:
+            return
+        if self.running:
+            self.stop()
+        self.pktgen.remove_thread_devices(self._threads)
+        self._set_up = False
+
+    # --- all in one ----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Set up, start, wait, stop, collect, clean up. Raises PktgenRunError past the
+        deadline, with the partial results attached."""
+        self.setup()
+        try:
+            self.start()
+            finished = self.wait()
+            timed_out = not finished and self.duration is None
+            if not finished:
+                self.stop()
+            statuses = self.collect()
+            result = RunResult(statuses, dict(self.configs), time.monotonic() - self._started_at,
+                               stopped_by_us=not finished, samples=list(self.samples))
+            if timed_out:
+                raise PktgenRunError(
+                    f"pktgen run did not finish within its deadline of {self.timeout:.0f}s; "
+                    f"stopped it: sent {result.sent} packets", statuses)
+            return result
+        finally:
+            self.cleanup()
+
+    def __enter__(self) -> PktgenRun:
+        self.setup()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def run(configs: Sequence[DeviceConfig] | DeviceConfig, **kwargs) -> RunResult:
+    """Run pktgen once with these device configs (see :class:`PktgenRun`)."""
+    if isinstance(configs, DeviceConfig):
+        configs = [configs]
+    return PktgenRun(configs, **kwargs).run()

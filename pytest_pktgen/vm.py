@@ -1,0 +1,332 @@
+"""The VM lab, host side: boot a pktgen-capable kernel with virtme-ng and run pytest inside it.
+
+The guest sees the host's root filesystem read-only (so the same venv and checkout), gets
+``nics`` crossover pairs of virtio-net NICs (each pair on its own QEMU hub, no host network),
+and learns which NICs form which pair from a JSON file named by ``PYTEST_PKTGEN_LAB``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import VmLabError
+from .module import module_path
+
+LAB_ENV = "PYTEST_PKTGEN_LAB"
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_TIMEOUT_S = 120
+# MACs of lab NICs: locally administered, 02:50:47 ("PG"), then pair and side.
+MAC_PREFIX = "02:50:47:00"
+
+
+@dataclass
+class VmOptions:
+    """How to boot the lab. ``kernel`` None means the newest installed kernel with pktgen."""
+
+    kernel: str | None = None
+    cpus: int = 2
+    memory: str = "2G"
+    nics: int = 1
+    kvm: str = "auto"  # auto | on | off
+    timeout: float = 0  # seconds for the whole guest run; 0 means no limit
+    rwdirs: list[str] = field(default_factory=list)
+    cwd: str = "."
+
+
+@dataclass
+class LabInfo:
+    """What the guest is told about its lab (written as JSON, read by :func:`lab_info`)."""
+
+    kernel: str
+    kernel_release: str
+    accel: str
+    cpus: int
+    memory: str
+    pairs: list[tuple[str, str]]
+    status_file: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+def pair_macs(nics: int) -> list[tuple[str, str]]:
+    """MAC addresses of each crossover pair: (sending side, receiving side)."""
+    return [(f"{MAC_PREFIX}:{i:02x}:01", f"{MAC_PREFIX}:{i:02x}:02") for i in range(nics)]
+
+
+def qemu_nic_opts(nics: int) -> list[str]:
+    """QEMU arguments: per pair a hub of its own with two virtio-net NICs on it."""
+    opts = []
+    for pair, macs in enumerate(pair_macs(nics)):
+        for side, mac in enumerate(macs):
+            netdev = f"pg{pair}s{side}"
+            opts += ["-netdev", f"hubport,id={netdev},hubid={pair}",
+                     "-device", f"virtio-net-pci,netdev={netdev},mac={mac}"]
+    return opts
+
+
+# --- kernels ----------------------------------------------------------------------------
+
+def bzimage_release(path: Path) -> str | None:
+    """The kernel release a bzImage announces in its setup header (e.g. '6.1.0-56-amd64')."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(0x4000)
+    except OSError:
+        return None
+    if header[0x202:0x206] != b"HdrS":
+        return None
+    offset = int.from_bytes(header[0x20E:0x210], "little") + 0x200
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read(256).split(b"\0", 1)[0].decode("ascii", "replace")
+    return text.split()[0] if text else None
+
+
+def _config_has_pktgen(config: Path) -> bool | None:
+    if not config.exists():
+        return None
+    text = config.read_text(errors="replace")
+    return re.search(r"^CONFIG_NET_PKTGEN=[ym]$", text, re.M) is not None
+
+
+def kernel_has_pktgen(kernel: Path) -> tuple[bool | None, str]:
+    """(has pktgen?, release). None when nothing on the host tells; the guest checks then."""
+    if kernel.is_dir():
+        has = _config_has_pktgen(kernel / ".config")
+        release_file = kernel / "include/config/kernel.release"
+        release = release_file.read_text().strip() if release_file.exists() else kernel.name
+        return has, release
+    release = bzimage_release(kernel) or kernel.name.removeprefix("vmlinuz-")
+    if module_path(release):
+        return True, release
+    for config in (kernel.parent / f"config-{release}", kernel.parent / ".config"):
+        has = _config_has_pktgen(config)
+        if has is not None:
+            return has, release
+    return None, release
+
+
+def _version_key(release: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"[.\-+]", release)]
+
+
+def find_kernel(boot: Path = Path("/boot")) -> Path:
+    """The newest /boot/vmlinuz-* whose modules contain pktgen.ko."""
+    found = []
+    for image in boot.glob("vmlinuz-*"):
+        release = image.name.removeprefix("vmlinuz-")
+        if module_path(release):
+            found.append((_version_key(release), image))
+    if not found:
+        raise VmLabError(
+            "no installed kernel with pktgen: no /boot/vmlinuz-* has "
+            "/lib/modules/<release>/kernel/net/core/pktgen.ko. Install Debian's stock kernel "
+            "(apt-get install linux-image-amd64) or name one with --pktgen-vm-kernel")
+    return max(found)[1]
+
+
+def resolve_kernel(kernel: str | None) -> tuple[Path, str]:
+    """The kernel to boot and its release; raises VmLabError with what to do."""
+    if kernel is None:
+        path = find_kernel()
+    else:
+        path = Path(kernel).expanduser()
+        if not path.exists():
+            raise VmLabError(f"--pktgen-vm-kernel {kernel}: no such file or directory "
+                             "(give a bzImage/vmlinuz or a built kernel tree)")
+        if path.is_dir() and not (path / "arch/x86/boot/bzImage").exists():
+            raise VmLabError(f"--pktgen-vm-kernel {kernel}: a kernel tree, but not built "
+                             "(no arch/x86/boot/bzImage): run make in it first")
+    has, release = kernel_has_pktgen(path)
+    if has is False:
+        raise VmLabError(f"kernel {path} ({release}) is built without pktgen "
+                         "(CONFIG_NET_PKTGEN is not set): enable it as y or m")
+    return path, release
+
+
+# --- tools ------------------------------------------------------------------------------
+
+def find_vng() -> Path:
+    """vng from the running Python's environment first (virtme-run must sit beside it)."""
+    beside = Path(sys.executable).parent / "vng"
+    path = beside if beside.exists() else shutil.which("vng")
+    if not path:
+        raise VmLabError("virtme-ng is not installed: pip install 'pytest-pktgen[vm]' "
+                         "(or pip install virtme-ng) into this environment")
+    return Path(path)
+
+
+def check_qemu() -> str:
+    path = shutil.which(QEMU)
+    if not path:
+        raise VmLabError(f"{QEMU} not found: apt-get install qemu-system-x86")
+    return path
+
+
+def check_busybox() -> None:
+    # virtme-ng builds an initramfs from busybox to load a modular kernel's 9p/virtio modules.
+    if not any(shutil.which(n) for n in ("busybox-static", "busybox.static", "busybox")):
+        raise VmLabError("busybox not found (virtme-ng needs it for a modular kernel's "
+                         "initramfs): apt-get install busybox-static")
+
+
+def tool_env(vng: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{vng.parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def vng_command(vng: Path, kernel: Path, opts: VmOptions, accel: str, command: str) -> list[str]:
+    cmd = [str(vng), "--run", str(kernel), "--disable-microvm", "--cpus", str(opts.cpus),
+           "--memory", opts.memory, "--cwd", opts.cwd]
+    if accel == "tcg":
+        cmd.append("--disable-kvm")
+    for rwdir in dict.fromkeys(opts.rwdirs):
+        cmd.append(f"--rwdir={rwdir}")
+    if opts.nics:
+        cmd.append("--qemu-opts=" + " ".join(qemu_nic_opts(opts.nics)))
+    return cmd + ["--exec", command]
+
+
+def probe_kvm(vng: Path, kernel: Path) -> tuple[bool, str]:
+    """Can this host boot the kernel under KVM? (Some hosts offer /dev/kvm but abort on MSRs.)"""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "no usable /dev/kvm"
+    cmd = [str(vng), "--run", str(kernel), "--cpus", "1", "--memory", "512M", "--exec", "true"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=KVM_PROBE_TIMEOUT_S,
+                              env=tool_env(vng), stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False, f"a KVM boot took over {KVM_PROBE_TIMEOUT_S}s"
+    if proc.returncode == 0:
+        return True, "KVM"
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error" in ln.lower()]
+    return False, (lines[0].strip() if lines else f"KVM boot exited {proc.returncode}")
+
+
+def choose_accel(vng: Path, kernel: Path, mode: str) -> tuple[str, str]:
+    """('kvm'|'tcg', why) per --pktgen-vm-kvm auto|on|off."""
+    if mode == "off":
+        return "tcg", "KVM off by request"
+    ok, why = probe_kvm(vng, kernel)
+    if ok:
+        return "kvm", "KVM works"
+    if mode == "on":
+        raise VmLabError(f"--pktgen-vm-kvm on, but KVM cannot boot the kernel: {why}")
+    return "tcg", f"KVM unusable: {why}"
+
+
+# --- running ----------------------------------------------------------------------------
+
+def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str) -> str:
+    # vng may drop the first 100-200 bytes of console output: lead with a blank padding line.
+    pad = "printf '%200s\\n' ''"
+    run = [python, "-m", "pytest", *pytest_args]
+    return (f"{pad}; cd {shlex.quote(cwd)} && {LAB_ENV}={shlex.quote(lab_file)} "
+            f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}")
+
+
+def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> int:
+    """Boot the lab, run pytest with ``pytest_args`` in it, stream its output; its exit code."""
+    check_qemu()
+    check_busybox()
+    vng = find_vng()
+    kernel, release = resolve_kernel(opts.kernel)
+    accel, why = choose_accel(vng, kernel, opts.kvm)
+    workdir = Path(tempfile.mkdtemp(prefix="pytest-pktgen-vm-", dir=_state_dir()))
+    try:
+        lab = LabInfo(str(kernel), release, accel, opts.cpus, opts.memory, pair_macs(opts.nics),
+                      str(workdir / "exitstatus"))
+        lab_file = workdir / "lab.json"
+        lab_file.write_text(lab.to_json())
+        opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})
+        command = guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd)
+        cmd = vng_command(vng, kernel, opts, accel, command)
+        echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
+             f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s)")
+        started = time.monotonic()
+        code = _run_streaming(cmd, tool_env(vng), opts.timeout)
+        status = lab_file.parent / "exitstatus"
+        elapsed = time.monotonic() - started
+        if code == -signal.SIGALRM:
+            echo(f"pytest-pktgen VM lab: the guest ran out of time ({opts.timeout:.0f}s); stopped")
+            return 3
+        if not status.exists():
+            echo(f"pytest-pktgen VM lab: the guest ended after {elapsed:.0f}s without running "
+                 f"pytest to its end (vng exit {code}): boot failure or crash")
+            return code or 3
+        echo(f"pytest-pktgen VM lab: guest finished in {elapsed:.0f}s")
+        return int(status.read_text().strip() or 3)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _state_dir() -> str:
+    # Not /tmp: the guest mounts its own tmpfs there, hiding a host --rwdir below it.
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-pktgen"
+    base.mkdir(parents=True, exist_ok=True)
+    return str(base)
+
+
+def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
+    """Run vng with inherited stdout/stderr; Ctrl-C or SIGTERM kill QEMU too."""
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def terminate(signum, _frame):
+        _kill_group(proc)
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, terminate) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait(timeout=timeout or None)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return -signal.SIGALRM
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+# --- guest side -------------------------------------------------------------------------
+
+def lab_info() -> LabInfo | None:
+    """Inside the VM lab: what the host said about it. None outside the lab."""
+    path = os.environ.get(LAB_ENV)
+    if not path:
+        return None
+    data = json.loads(Path(path).read_text())
+    data["pairs"] = [tuple(p) for p in data["pairs"]]
+    return LabInfo(**data)
+
+
+def write_exit_status(code: int) -> None:
+    lab = lab_info()
+    if lab:
+        Path(lab.status_file).write_text(f"{int(code)}\n")

@@ -1,0 +1,63 @@
+"""The VM lab itself: the real pktgen module loads, and a crossover pair carries every frame."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from pytest_pktgen import DeviceConfig, run
+from pytest_pktgen.netdev import link_info, link_stats, nic_irqs, read_interrupts
+
+pytestmark = pytest.mark.integration
+
+FRAMES = 20_000
+
+
+def test_pktgen_module_is_real(pktgen_module, pktgen, lab):
+    assert pktgen.available
+    assert pktgen_module.pktgen_version == "2.75"
+    assert pktgen_module.kernel_release == lab.kernel_release
+    # one kpktgend thread per online CPU, as the module creates them
+    assert pktgen.threads() == list(range(os.cpu_count()))
+    assert pktgen.devices() == []
+
+
+def test_lab_nics_are_virtio_pairs(lab, lab_nic_pairs):
+    assert len(lab_nic_pairs) == len(lab.pairs) >= 1
+    for pair in lab_nic_pairs:
+        for ifname, mac in ((pair.tx, pair.tx_mac), (pair.rx, pair.rx_mac)):
+            info = link_info(ifname)
+            assert info["mac"] == mac
+            driver = os.path.basename(os.readlink(f"/sys/class/net/{ifname}/device/driver"))
+            assert driver == "virtio_net"
+            assert nic_irqs(ifname), f"{ifname} has no MSI-X interrupts"
+
+
+@pytest.mark.parametrize("pair_index", [0])
+def test_crossover_pair_carries_every_frame(pktgen, lab_nic_pairs, pair_index):
+    pair = lab_nic_pairs[pair_index]
+    rx_irqs = nic_irqs(pair.rx)
+    irq_before = read_interrupts()
+    tx_before, rx_before = link_stats(pair.tx), link_stats(pair.rx)
+
+    config = DeviceConfig(pair.tx, {"count": FRAMES, "pkt_size": 60, "dst": "198.18.0.2",
+                                    "dst_mac": pair.rx_mac})
+    result = run(config, pktgen=pktgen)
+
+    tx_delta = link_stats(pair.tx) - tx_before
+    rx_delta = link_stats(pair.rx) - rx_before
+    status = result.devices[pair.tx]
+    assert status.result.sofar == FRAMES
+    assert status.result.errors == 0
+    assert status.result.pkt_size == 60
+    assert tx_delta.tx_packets == FRAMES
+    assert rx_delta.rx_packets == FRAMES
+    assert rx_delta.rx_bytes == FRAMES * 60
+    irq_after = read_interrupts()
+    # the receiving NIC's RX queue interrupt fired (NAPI batches: fewer IRQs than frames)
+    fired = {irq_after[irq][1]: sum(irq_after[irq][0]) - sum(irq_before[irq][0])
+             for irq in rx_irqs}
+    assert any(n > 0 for name, n in fired.items() if "-input." in name), fired
+    print(f"\n{pair.tx} -> {pair.rx}: {FRAMES} frames, {status.result.pps} pps, "
+          f"{pair.rx} IRQs fired {fired}")
