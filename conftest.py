@@ -1,1 +1,3 @@
-"""The project's own test configuration: the plugin comes from the pytest11 entry point."""
+"""The project's own test configuration: the plugin itself comes from the pytest11 entry point."""
+
+pytest_plugins = ["pytester"]

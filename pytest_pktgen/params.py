@@ -334,8 +334,18 @@ def check_device_name(device: object) -> str:
     return device
 
 
+# Names that documentation and other wrappers use, and what pktgen really calls them.
+KNOWN_MISTAKES = {
+    "dst_min6": "dst6_min", "dst_max6": "dst6_max", "src6_min": "src6 (there is no src6 range)",
+    "src6_max": "src6 (there is no src6 range)", "dstmac": "dst_mac", "srcmac": "src_mac",
+    "svlan": "svlan_id", "vlan": "vlan_id",
+}
+
+
 def _did_you_mean(name: str) -> str:
     import difflib
 
+    if name in KNOWN_MISTAKES:
+        return f" (pktgen calls it {KNOWN_MISTAKES[name]})"
     close = difflib.get_close_matches(name, PARAMS, n=1)
     return f" (did you mean {close[0]!r}?)" if close else " (see pytest_pktgen.params.PARAMS)"

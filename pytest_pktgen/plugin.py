@@ -26,6 +26,14 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config):
     """With --pktgen-vm on the host: run the same pytest session in the VM lab instead."""
+    try:
+        return _run_in_vm(config)
+    except (VmLabError, pytest.UsageError) as err:
+        print(f"ERROR: pytest-pktgen VM lab: {err}", file=sys.stderr, flush=True)
+        return pytest.ExitCode.USAGE_ERROR
+
+
+def _run_in_vm(config: pytest.Config):
     if not options.get(config, "pktgen_vm") or vm.lab_info() is not None:
         return None
     invocation = config.invocation_params
@@ -45,11 +53,7 @@ def pytest_cmdline_main(config: pytest.Config):
         cwd=str(invocation.dir),
     )
     args = options.strip_vm_args(list(invocation.args))
-    try:
-        return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
-    except VmLabError as err:
-        print(f"ERROR: pytest-pktgen VM lab: {err}", file=sys.stderr, flush=True)
-        return pytest.ExitCode.USAGE_ERROR
+    return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -1,0 +1,104 @@
+"""Capture real pktgen outputs for the parser tests: `make capture` runs this in the VM lab.
+
+Each capture is the byte-for-byte text of a /proc/net/pktgen file at a known moment, saved in
+tests/data/captured/; the file KERNEL there names the kernel they came from.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pyroute2 import IPRoute
+
+from pytest_pktgen import DeviceConfig, PktgenRun
+from pytest_pktgen.errors import PktgenResultError, PktgenWriteError
+from pytest_pktgen.netdev import set_state
+
+OUT = Path(__file__).parent / "captured"
+
+
+def save(name: str, text: str, kernel: str) -> None:
+    OUT.mkdir(exist_ok=True)
+    (OUT / name).write_text(text)
+    (OUT / "KERNEL").write_text(kernel + "\n")
+
+
+@pytest.fixture
+def dummy():
+    with IPRoute() as ipr:
+        ipr.link("add", ifname="pgcap0", kind="dummy")
+        set_state("pgcap0", "up", ipr)
+        yield "pgcap0"
+        ipr.link("del", ifname="pgcap0")
+
+
+def finished_run(pktgen, config: DeviceConfig, **kwargs) -> str:
+    with PktgenRun([config], pktgen=pktgen, **kwargs) as run:
+        run.start()
+        run.wait()
+        run.stop()
+        run.collect()
+        return pktgen.device_path(config.device).read_text()
+
+
+def test_capture_crossover(pktgen, pktgen_module, lab_nic_pairs):
+    pair = lab_nic_pairs[0]
+    kernel = pktgen_module.kernel_release
+    save("pgctrl.txt", (pktgen.dir / "pgctrl").read_text(), kernel)
+    config = DeviceConfig(pair.tx, {"count": 20000, "pkt_size": 60, "dst": "198.18.0.2",
+                                    "dst_mac": pair.rx_mac, "udp_src_min": 9,
+                                    "udp_src_max": 109}, flags=["UDPSRC_RND"])
+    save("device-ipv4-crossover.txt", finished_run(pktgen, config), kernel)
+    v6 = DeviceConfig(pair.tx, {"count": 5000, "pkt_size": 200, "dst6": "2001:2::2",
+                                "src6": "2001:2::1", "dst_mac": pair.rx_mac, "flows": 16,
+                                "flowlen": 4, "traffic_class": "2e"},
+                      flags=["UDPCSUM", "FLOW_SEQ"])
+    save("device-ipv6-flows.txt", finished_run(pktgen, v6), kernel)
+
+
+def test_capture_dummy(pktgen, pktgen_module, dummy):
+    kernel = pktgen_module.kernel_release
+    clone = DeviceConfig(f"{dummy}@0", {"count": 50000, "pkt_size": 1496, "clone_skb": 100,
+                                        "burst": 8, "dst_min": "198.18.1.1",
+                                        "dst_max": "198.18.1.200", "frags": 2,
+                                        "dst_mac": "02:00:00:00:00:02"},
+                         flags=["IPDST_RND", "NO_TIMESTAMP"])
+    save("device-dummy-clone-burst.txt", finished_run(pktgen, clone), kernel)
+    tagged = DeviceConfig(dummy, {"count": 1000, "min_pkt_size": 100, "max_pkt_size": 400,
+                                  "vlan_id": 42, "vlan_p": 3, "svlan_id": 7, "tos": "b8",
+                                  "skb_priority": 5, "queue_map_min": 0, "queue_map_max": 0,
+                                  "xmit_mode": "queue_xmit", "dst": "198.18.2.1"},
+                          flags=["TXSIZE_RND"])
+    save("device-dummy-vlan-range.txt", finished_run(pktgen, tagged), kernel)
+    mpls = DeviceConfig(dummy, {"count": 1000, "pkt_size": 124, "mpls": ["0001000a", "0002000a"],
+                                "imix_weights": [(64, 7), (594, 4), (1500, 1)],
+                                "dst": "198.18.2.1"})
+    save("device-dummy-mpls-imix.txt", finished_run(pktgen, mpls), kernel)
+
+    # A run read while going, the thread file then, and a paused device stopped before its
+    # first packet (no skb held: "-1frags").
+    running = DeviceConfig(dummy, {"count": 0, "pkt_size": 60, "dst": "198.18.2.1"})
+    paused = DeviceConfig(f"{dummy}@1", {"count": 0, "delay": 2147483647, "dst": "198.18.2.1"},
+                          thread=1 if len(pktgen.threads()) > 1 else 0)
+    with PktgenRun([running, paused], pktgen=pktgen, duration=5) as run:
+        run.start()
+        time.sleep(1.0)
+        save("device-running.txt", pktgen.device_path(dummy).read_text(), kernel)
+        save("thread-running.txt", pktgen.thread_path(0).read_text(), kernel)
+        run.stop()
+        run.collect()
+        save("device-stopped-count0.txt", pktgen.device_path(dummy).read_text(), kernel)
+        save("device-paused-no-skb.txt", pktgen.device_path(paused.device).read_text(), kernel)
+        save("thread-stopped.txt", pktgen.thread_path(0).read_text(), kernel)
+
+    # What the kernel answers to mistakes, for the error-text parsers.
+    with PktgenRun([DeviceConfig(dummy, {"count": 1})], pktgen=pktgen) as run:
+        for command, name in (("bogus 1", "result-no-such-parameter.txt"),
+                              ("flag FOO", "result-unknown-flag.txt"),
+                              ("xmit_mode fast", "result-unknown-xmit-mode.txt"),
+                              ("vlan_p 9", "result-vlan-p-range.txt")):
+            with pytest.raises((PktgenWriteError, PktgenResultError)):
+                pktgen.device_command(dummy, command)
+            save(name, pktgen.device_path(dummy).read_text(), kernel)

@@ -1,0 +1,153 @@
+"""The VM lab's host side: kernels, NIC pairs, the guest command, and errors before any boot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_pktgen import VmLabError, vm
+from pytest_pktgen.options import strip_vm_args
+
+
+def test_pair_macs_and_qemu_hubs():
+    assert vm.pair_macs(2) == [("02:50:47:00:00:01", "02:50:47:00:00:02"),
+                               ("02:50:47:00:01:01", "02:50:47:00:01:02")]
+    opts = vm.qemu_nic_opts(2)
+    netdevs = [o for o in opts if o.startswith("hubport")]
+    # each pair on a hub of its own, and no user/tap/bridge netdev: the guest has no host network
+    assert netdevs == ["hubport,id=pg0s0,hubid=0", "hubport,id=pg0s1,hubid=0",
+                       "hubport,id=pg1s0,hubid=1", "hubport,id=pg1s1,hubid=1"]
+    assert opts.count("-netdev") == 4
+    assert "virtio-net-pci,netdev=pg1s1,mac=02:50:47:00:01:02" in opts
+    assert vm.qemu_nic_opts(0) == []
+
+
+def test_vng_command(tmp_path):
+    opts = vm.VmOptions(cpus=3, memory="1536M", nics=1, rwdirs=["/a", "/b", "/a"], cwd="/a")
+    cmd = vm.vng_command(Path("/v/vng"), Path("/boot/k"), opts, "tcg", "true")
+    assert cmd[:3] == ["/v/vng", "--run", "/boot/k"]
+    assert "--disable-kvm" in cmd and "--disable-microvm" in cmd
+    assert cmd.count("--rwdir=/a") == 1 and "--rwdir=/b" in cmd
+    assert cmd[cmd.index("--cpus") + 1] == "3" and cmd[cmd.index("--memory") + 1] == "1536M"
+    assert cmd[-2:] == ["--exec", "true"]
+    assert not any(c.startswith("--network") for c in cmd)
+    assert "--disable-kvm" not in vm.vng_command(Path("v"), Path("k"), opts, "kvm", "true")
+
+
+def test_strip_vm_args():
+    args = ["--pktgen-vm", "-x", "--pktgen-vm-kernel", "/k", "--pktgen-vm-nics=2", "tests/a.py",
+            "--pktgen-vm-kvm", "off", "--pktgen-out", "res", "-k", "crossover"]
+    assert strip_vm_args(args) == ["-x", "tests/a.py", "--pktgen-out", "res", "-k", "crossover"]
+
+
+def test_guest_command_keeps_arguments_intact(tmp_path):
+    fake_python = tmp_path / "bin" / "python"
+    fake_python.parent.mkdir()
+    fake_python.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c 'import json, os, sys; print(json.dumps("
+        f"[sys.argv[1:], os.getcwd(), os.environ[\"{vm.LAB_ENV}\"], "
+        f"os.environ[\"PATH\"].split(\":\")[0]]))' \"$@\"\n")
+    fake_python.chmod(0o755)
+    args = ["-k", "a and not b", "it's", "$HOME", "--x=\"y\""]
+    command = vm.guest_command(str(fake_python), args, "/lab dir/lab.json", str(tmp_path))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    argv, cwd, lab_file, path0 = json.loads(out.stdout.strip().splitlines()[-1])
+    assert argv == ["-m", "pytest", *args]
+    assert cwd == str(tmp_path) and lab_file == "/lab dir/lab.json"
+    assert path0 == str(fake_python.parent)
+    assert out.stdout.startswith(" " * 200 + "\n")  # the padding line vng may eat into
+
+
+def test_find_kernel_and_release():
+    kernel = vm.find_kernel()  # `make deps` installed Debian's stock kernel
+    release = vm.bzimage_release(kernel)
+    assert kernel.name == f"vmlinuz-{release}"
+    assert vm.kernel_has_pktgen(kernel) == (True, release)
+    assert vm.resolve_kernel(str(kernel)) == (kernel, release)
+
+
+def test_no_kernel_with_pktgen(tmp_path):
+    (tmp_path / "vmlinuz-0.0.1-nopktgen").write_bytes(b"\0" * 1024)
+    with pytest.raises(VmLabError, match="apt-get install linux-image-amd64"):
+        vm.find_kernel(tmp_path)
+
+
+def test_kernel_tree_without_pktgen(tmp_path):
+    (tmp_path / "arch/x86/boot").mkdir(parents=True)
+    (tmp_path / "arch/x86/boot/bzImage").write_bytes(b"")
+    (tmp_path / ".config").write_text("CONFIG_NET=y\n# CONFIG_NET_PKTGEN is not set\n")
+    with pytest.raises(VmLabError, match="built without pktgen"):
+        vm.resolve_kernel(str(tmp_path))
+    (tmp_path / ".config").write_text("CONFIG_NET=y\nCONFIG_NET_PKTGEN=y\n")
+    assert vm.resolve_kernel(str(tmp_path))[0] == tmp_path
+
+
+def test_unbuilt_tree_and_missing_path(tmp_path):
+    with pytest.raises(VmLabError, match="not built"):
+        vm.resolve_kernel(str(tmp_path))
+    with pytest.raises(VmLabError, match="no such file"):
+        vm.resolve_kernel(str(tmp_path / "nope"))
+
+
+def test_no_virtme_ng(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(VmLabError, match=r"pip install 'pytest-pktgen\[vm\]'"):
+        vm.find_vng()
+
+
+def _run_vm(pytester, *args, env_path=None):
+    pytester.makepyfile("def test_x(): pass")
+    env = dict(os.environ)
+    if env_path is not None:
+        env["PATH"] = env_path
+    return subprocess.run([sys.executable, "-m", "pytest", "--pktgen-vm", *args],
+                          cwd=pytester.path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_errors_before_boot_no_qemu(pytester, tmp_path):
+    proc = _run_vm(pytester, env_path=str(tmp_path))
+    assert proc.returncode == 4
+    assert "qemu-system-x86_64 not found: apt-get install qemu-system-x86" in proc.stderr
+
+
+def test_errors_before_boot_bad_kernel_path(pytester):
+    proc = _run_vm(pytester, "--pktgen-vm-kernel", "/no/such/bzImage")
+    assert proc.returncode == 4
+    assert "--pktgen-vm-kernel /no/such/bzImage: no such file or directory" in proc.stderr
+    assert "guest" not in proc.stdout  # nothing booted
+
+
+def test_bad_option_values(pytester):
+    proc = _run_vm(pytester, "--pktgen-vm-cpus", "0")
+    assert proc.returncode == 4 and "not a whole number of 1 or more" in proc.stderr
+    pytester.makeini("[pytest]\npktgen_vm_memory = lots\n")
+    proc = _run_vm(pytester)
+    assert proc.returncode == 4
+    assert "ini key pktgen_vm_memory = 'lots'" in proc.stderr
+
+
+def test_options_are_documented(pytester):
+    result = pytester.runpytest("--help")
+    out = result.stdout.str()
+    for flag in ("--pktgen-vm ", "--pktgen-vm-kernel=PATH", "--pktgen-vm-cpus=N",
+                 "--pktgen-vm-memory=SIZE", "--pktgen-vm-nics=N", "--pktgen-vm-kvm=auto|on|off",
+                 "--pktgen-out=DIR"):
+        assert flag in out
+    assert "pktgen_vm_nics" in out  # the ini key, beside its option
+
+
+def test_lab_info_roundtrip(tmp_path, monkeypatch):
+    monkeypatch.delenv(vm.LAB_ENV, raising=False)
+    assert vm.lab_info() is None
+    info = vm.LabInfo("/boot/k", "6.1", "tcg", 2, "2G", vm.pair_macs(1), str(tmp_path / "st"))
+    (tmp_path / "lab.json").write_text(info.to_json())
+    monkeypatch.setenv(vm.LAB_ENV, str(tmp_path / "lab.json"))
+    assert vm.lab_info() == info
+    vm.write_exit_status(5)
+    assert (tmp_path / "st").read_text() == "5\n"
