@@ -1,7 +1,14 @@
 """pytest-pktgen: the Linux in-kernel packet generator as pytest fixtures and gated benchmarks."""
 
-from .errors import (PktgenConfigError, PktgenError, PktgenNotAvailable, PktgenResultError,
-                     PktgenRunError, PktgenWriteError, VmLabError)
+from .errors import (
+                     PktgenConfigError,
+                     PktgenError,
+                     PktgenNotAvailable,
+                     PktgenResultError,
+                     PktgenRunError,
+                     PktgenWriteError,
+                     VmLabError,
+)
 from .params import DeviceConfig
 from .parse import DeviceStatus, Result, ThreadStatus, parse_device, parse_pgctrl, parse_thread
 from .proc import Pktgen

@@ -19,7 +19,7 @@ class LinkStats:
     tx_dropped: int
 
     def __sub__(self, other: LinkStats) -> LinkStats:
-        return LinkStats(*(a - b for a, b in zip(_astuple(self), _astuple(other))))
+        return LinkStats(*(a - b for a, b in zip(_astuple(self), _astuple(other), strict=True)))
 
 
 def _astuple(stats: LinkStats) -> tuple:

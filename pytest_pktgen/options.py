@@ -80,7 +80,7 @@ OPTIONS = (
     Option("pktgen_vm_cpus", "vCPUs of the VM lab", 2, positive_int, "N"),
     Option("pktgen_vm_memory", "memory of the VM lab", "2G", memory, "SIZE"),
     Option("pktgen_vm_nics", "crossover pairs of virtio-net NICs in the VM lab, each pair on a "
-           "QEMU hub of its own", 1, count, "N"),
+           "QEMU hub of its own", 2, count, "N"),
     Option("pktgen_vm_kvm", "use KVM: auto tries it and falls back to TCG", "auto",
            choice("auto", "on", "off"), "auto|on|off"),
     Option("pktgen_vm_timeout", "seconds the whole guest run may take; 0 means no limit", 0.0,

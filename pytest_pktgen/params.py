@@ -79,7 +79,7 @@ _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 def mac(param: str, value: object) -> str:
     text = str(value).strip()
     if not _MAC_RE.fullmatch(text):
-        _fail(param, value, "a MAC address as six colon-separated hex pairs, e.g. 02:00:00:00:00:01")
+        _fail(param, value, "a MAC address: six colon-separated hex pairs, e.g. 02:00:00:00:00:01")
     return text.lower()
 
 
@@ -165,7 +165,7 @@ def _p(name: str, check: Callable[[str, object], str], help: str) -> Param:
 
 PARAMS: dict[str, Param] = {p.name: p for p in (
     _p("count", uint(0, TEN_DIGITS, " packets"), "packets to send; 0 runs until stopped"),
-    _p("pkt_size", uint(MIN_PKT_SIZE, MAX_PKT_SIZE, " bytes"), "packet size without the 4-byte FCS"),
+    _p("pkt_size", uint(MIN_PKT_SIZE, MAX_PKT_SIZE, " bytes"), "packet size without the FCS"),
     _p("min_pkt_size", uint(MIN_PKT_SIZE, MAX_PKT_SIZE, " bytes"), "lower end of a size range"),
     _p("max_pkt_size", uint(MIN_PKT_SIZE, MAX_PKT_SIZE, " bytes"), "upper end of a size range"),
     _p("imix_weights", imix_weights, "IMIX size,weight pairs"),
@@ -325,7 +325,8 @@ class DeviceConfig:
 
 def check_device_name(device: object) -> str:
     """pktgen names are ``netdev`` or ``netdev@suffix``, at most 31 characters."""
-    allowed = "an interface name (1-15 chars, no '/', ':' or spaces), optionally '@suffix', 31 chars in all"
+    allowed = ("an interface name (1-15 chars, no '/', ':' or spaces), optionally '@suffix', "
+               "31 chars in all")
     if not isinstance(device, str) or not device or len(device) > 31:
         raise PktgenConfigError("device", device, allowed)
     netdev = device.split("@", 1)[0]

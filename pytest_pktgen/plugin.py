@@ -147,3 +147,21 @@ def lab_nic_pairs(lab) -> list[NicPair]:
     finally:
         for ifname in brought_up:
             netdev.set_state(ifname, "down")
+
+
+@pytest.fixture
+def dummy(pktgen_module) -> str:
+    """A fresh dummy device, up, with a unique name; deleted afterwards."""
+    from .links import dummy_link
+
+    with dummy_link() as name:
+        yield name
+
+
+@pytest.fixture
+def veth(pktgen_module) -> tuple[str, str]:
+    """A fresh veth pair (name, peer), both up, in this namespace; deleted afterwards."""
+    from .links import veth_link
+
+    with veth_link() as names:
+        yield names

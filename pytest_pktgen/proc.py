@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from .errors import PktgenResultError, PktgenWriteError
-from .parse import DeviceStatus, ThreadStatus, parse_device, parse_pgctrl, parse_thread, result_line
 from .params import RESULT_UNCHANGED, DeviceConfig, check_device_name
+from .parse import DeviceStatus, ThreadStatus, parse_device, parse_pgctrl, parse_thread, result_line
 
 PROC_DIR = Path("/proc/net/pktgen")
 MAX_COMMAND = 1023  # longest legitimate command: 20 imix pairs or 16 MPLS labels, well below

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .errors import PktgenConfigError, PktgenRunError
-from .parse import RESULT_RE, DeviceStatus
 from .params import DeviceConfig
+from .parse import RESULT_RE, DeviceStatus
 from .proc import Pktgen
 
 RESULT_WAIT_S = 3.0  # a stopped thread writes the Result on its next loop (100 ms idle timeout)
@@ -94,6 +94,7 @@ class PktgenRun:
             if int(config.get("count", 1000)) == 0 and duration is None:
                 raise PktgenConfigError("count", 0, "a packet count above 0, or count 0 together "
                                         "with a duration (a run must end)", config.device)
+        self._check_thread_sharing(configs)
         self.duration = duration
         self.timeout = timeout if timeout is not None else self._default_timeout()
         self.on_sample = on_sample
@@ -104,6 +105,22 @@ class PktgenRun:
         self._writer_error: BaseException | None = None
         self._set_up = False
         self._started_at = 0.0
+
+    @staticmethod
+    def _check_thread_sharing(configs: Sequence[DeviceConfig]) -> None:
+        # pktgen runs the running device with the earliest next_tx, and delay 0 never advances
+        # it: of several endless devices on one thread only the last added would ever send.
+        endless: dict[int, list[str]] = {}
+        for c in configs:
+            paced = any(c.get(k) for k in ("delay", "rate", "ratep"))
+            if int(c.get("count", 1000)) == 0 and not paced:
+                endless.setdefault(c.thread, []).append(c.device)
+        for thread, devices in endless.items():
+            if len(devices) > 1:
+                raise PktgenConfigError(
+                    "count", 0, f"a count, or a delay/rate/ratep on each device: {devices} "
+                    f"share thread {thread} with count 0 and no delay, and pktgen would only "
+                    "ever run the last one added", devices[-1])
 
     def _default_timeout(self) -> float:
         if self.duration is not None:
@@ -133,6 +150,12 @@ class PktgenRun:
             for config in self.configs.values():
                 self.pktgen.add_device(config.thread, config.device)
                 self.pktgen.configure(config)
+            for thread in self._threads:
+                on_thread = self.pktgen.thread_status(thread).devices
+                wanted = [c.device for c in self.configs.values() if c.thread == thread]
+                if sorted(on_thread) != sorted(wanted):
+                    raise PktgenRunError(f"pktgen thread {thread} has devices {on_thread}, "
+                                         f"expected exactly {wanted}")
         except BaseException:
             self.cleanup()
             raise

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -280,9 +281,51 @@ def _state_dir() -> str:
     return str(base)
 
 
+# QEMU says this of every lab hub: true, intended (no host network), and only confusing.
+_HUB_WARNING = re.compile(rb"qemu-system-x86_64: warning: hub \d+ is not connected to host "
+                          rb"network\r?\n")
+_HUB_PREFIX = b"qemu-system-x86_64: warning: hub"
+
+
+class _OutputFilter:
+    """Drops QEMU's hub warnings from a byte stream without holding back anything else: only
+    a trailing piece that could still become such a warning waits for its line's end."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = _HUB_WARNING.sub(b"", self.pending + chunk)
+        start = data.rfind(b"\n") + 1
+        tail = data[start:]
+        if tail and (_HUB_PREFIX.startswith(tail) or tail.startswith(_HUB_PREFIX)):
+            self.pending = tail
+            return data[:start]
+        self.pending = b""
+        return data
+
+    def flush(self) -> bytes:
+        data, self.pending = self.pending, b""
+        return data
+
+
 def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
-    """Run vng with inherited stdout/stderr; Ctrl-C or SIGTERM kill QEMU too."""
-    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    """Run vng, copying its output to our stdout as it comes; Ctrl-C or SIGTERM kill QEMU too.
+
+    vng gets a pipe, not our stdout: QEMU reopens a file it is handed and writes from offset
+    0, which overwrote everything a redirected log already held.
+    """
+    proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def pump():
+        quiet = _OutputFilter()
+        for chunk in iter(lambda: os.read(proc.stdout.fileno(), 65536), b""):
+            os.write(sys.stdout.fileno(), quiet.feed(chunk))
+        os.write(sys.stdout.fileno(), quiet.flush())
+
+    reader = threading.Thread(target=pump, name="vng-output", daemon=True)
+    reader.start()
 
     def terminate(signum, _frame):
         _kill_group(proc)
@@ -299,6 +342,8 @@ def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
             signal.signal(sig, handler)
         if proc.poll() is None:
             _kill_group(proc)
+        reader.join(5)
+        proc.stdout.close()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

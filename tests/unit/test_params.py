@@ -98,6 +98,11 @@ def test_bad_config_never_reaches_a_kernel(tmp_path):
         PktgenRun([DeviceConfig("eth1", {"count": 0})], pktgen=pg)
     with pytest.raises(PktgenConfigError, match="each pktgen device once"):
         PktgenRun([DeviceConfig("eth1", {}), DeviceConfig("eth1", {}, thread=1)], pktgen=pg)
+    with pytest.raises(PktgenConfigError, match="would only ever run the last one added"):
+        PktgenRun([DeviceConfig("eth1", {"count": 0}), DeviceConfig("eth2", {"count": 0})],
+                  pktgen=pg, duration=1)
+    PktgenRun([DeviceConfig("eth1", {"count": 0, "ratep": 10}),  # paced devices share a thread
+               DeviceConfig("eth2", {"count": 0, "delay": 10})], pktgen=pg, duration=1)
     with pytest.raises(PktgenConfigError, match="above 0"):
         PktgenRun([DeviceConfig("eth1", {})], pktgen=pg, duration=0)
     assert not (tmp_path / "no-such-proc-dir").exists()

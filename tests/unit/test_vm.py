@@ -151,3 +151,21 @@ def test_lab_info_roundtrip(tmp_path, monkeypatch):
     assert vm.lab_info() == info
     vm.write_exit_status(5)
     assert (tmp_path / "st").read_text() == "5\n"
+
+
+@pytest.mark.parametrize("chunks", [
+    [b"a\nqemu-system-x86_64: warning: hub 0 is not connected to host network\nb\n"],
+    [b"a\nqemu-system-x86_64: warn", b"ing: hub 1 is not connected to host network\nb\n"],
+    [b"a\nqemu-", b"system-x86_64: warning: hub 0 is not connected to host network\n",
+     b"qemu-system-x86_64: warning: hub 1 is not connected to host network\nb\n"],
+])
+def test_hub_warnings_are_dropped_wherever_chunks_split(chunks):
+    quiet = vm._OutputFilter()
+    out = b"".join(quiet.feed(c) for c in chunks) + quiet.flush()
+    assert out == b"a\nb\n"
+
+
+def test_output_filter_holds_back_nothing_else():
+    quiet = vm._OutputFilter()
+    assert quiet.feed(b"tests/x.py ..") == b"tests/x.py .."  # progress dots stream at once
+    assert quiet.feed(b"qemu-system-x86_64: error: x\n") == b"qemu-system-x86_64: error: x\n"

@@ -1,0 +1,53 @@
+"""Links a test makes for itself (dummy, veth), named uniquely and removed after (pyroute2)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from contextlib import contextmanager
+
+from pyroute2 import IPRoute
+
+from .netdev import quiet, set_state
+
+_serial = itertools.count()
+
+
+def unique_name(prefix: str) -> str:
+    """An interface name no other session or xdist worker uses: prefix, pid, serial (<=15)."""
+    name = f"{prefix}{os.getpid() % 100000:x}n{next(_serial)}"
+    if len(name) > 15:
+        raise ValueError(f"interface name {name!r} is longer than 15 characters")
+    return name
+
+
+@contextmanager
+def dummy_link(up: bool = True):
+    """A dummy device (the paper's reproducible TX-only sink); deleted on exit."""
+    name = unique_name("pgd")
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="dummy")
+        try:
+            quiet(name)
+            if up:
+                set_state(name, "up", ipr)
+            yield name
+        finally:
+            ipr.link("del", ifname=name)
+
+
+@contextmanager
+def veth_link(up: bool = True):
+    """A veth pair in this namespace: (name, peer name); deleting one end deletes both."""
+    name, peer = unique_name("pgv"), unique_name("pgp")
+    with IPRoute() as ipr:
+        ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
+        try:
+            for ifname in (name, peer):
+                quiet(ifname)
+                if up:
+                    set_state(ifname, "up", ipr)
+            yield name, peer
+        finally:
+            if ipr.get_links(ifname=name):
+                ipr.link("del", ifname=name)

@@ -1,0 +1,146 @@
+"""The wire protocol against the real module: errno, Result checks, short writes, deadlines."""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import pytest
+
+from pytest_pktgen import (
+    DeviceConfig,
+    PktgenResultError,
+    PktgenRun,
+    PktgenRunError,
+    PktgenWriteError,
+)
+from pytest_pktgen.links import dummy_link
+from pytest_pktgen.netdev import set_state
+from pytest_pktgen.proc import write_command
+
+pytestmark = pytest.mark.integration
+
+
+def test_add_device_errors(pktgen, dummy):
+    with pytest.raises(PktgenWriteError) as info:
+        pktgen.add_device(0, "pgnosuchdev0")
+    assert info.value.errno == errno.ENODEV
+    assert "ENODEV" in str(info.value) and "no network device of that name" in str(info.value)
+
+    pktgen.add_device(0, dummy)
+    assert pktgen.thread_status(0).stopped == [dummy]
+    with pytest.raises(PktgenWriteError) as info:
+        pktgen.add_device(1 if len(pktgen.threads()) > 1 else 0, dummy)
+    assert info.value.errno == errno.EBUSY
+    pktgen.add_device(0, f"{dummy}@1")  # the same netdev under another name is fine
+    assert sorted(pktgen.thread_status(0).devices) == sorted([dummy, f"{dummy}@1"])
+    pktgen.remove_thread_devices([0])
+    assert pktgen.devices() == []
+
+
+def test_device_down_is_enetdown(pktgen):
+    with dummy_link(up=False) as down:
+        with pytest.raises(PktgenWriteError) as info:
+            pktgen.add_device(0, down)
+        assert info.value.errno == errno.ENETDOWN
+
+
+def test_unknown_parameter_carries_the_kernels_result(pktgen, dummy):
+    pktgen.add_device(0, dummy)
+    with pytest.raises(PktgenWriteError) as info:
+        pktgen.device_command(dummy, "bogus 1")
+    assert info.value.errno == errno.EINVAL
+    assert info.value.result == 'No such parameter "bogus"'
+    assert 'pktgen says \'No such parameter "bogus"\'' in str(info.value)
+
+
+@pytest.mark.parametrize("command, result_starts", [
+    ("flag FOO", "Flag -:FOO:- unknown"),
+    ("flag NODE_ALLOC", "Flag -:NODE_ALLOC:- unknown"),  # the documentation's name
+    ("xmit_mode fast", "xmit_mode -:fast:- unknown"),
+])
+def test_accepted_write_with_error_result_is_an_error(pktgen, dummy, command, result_starts):
+    """The kernel answers these with a successful write; only the Result says no."""
+    pktgen.add_device(0, dummy)
+    with pytest.raises(PktgenResultError) as info:
+        pktgen.device_command(dummy, command)
+    assert info.value.result.startswith(result_starts)
+
+
+def test_vlan_p_out_of_range_is_an_error_result(pktgen, dummy):
+    pktgen.add_device(0, dummy)
+    pktgen.device_command(dummy, "vlan_id 5")
+    with pytest.raises(PktgenResultError, match="vlan_p must be 0-7"):
+        pktgen.device_command(dummy, "vlan_p 9")
+
+
+def test_rate_zero_is_refused(pktgen, dummy, pktgen_module):
+    """6.1 answers 'rate 0' with a short write, mainline with EINVAL: both are errors here."""
+    pktgen.add_device(0, dummy)
+    with pytest.raises(PktgenWriteError) as info:
+        write_command(pktgen.device_path(dummy), "rate 0")
+    if pktgen_module.kernel_version < (6, 15):
+        assert "short write: 1 of 7 bytes" in str(info.value)
+    else:
+        assert info.value.errno == errno.EINVAL
+
+
+def test_clone_skb_on_veth_is_not_supported(pktgen, veth):
+    """veth lacks shared-skb support: ENOTSUPP (524) on 6.1, EOPNOTSUPP (95) on mainline."""
+    name, _peer = veth
+    config = DeviceConfig(name, {"count": 10, "clone_skb": 10})
+    with pytest.raises(PktgenWriteError) as info:
+        PktgenRun([config], pktgen=pktgen).run()
+    assert info.value.not_supported
+    assert "clone_skb" in str(info.value) and "shared-skb" in str(info.value)
+    assert pktgen.devices() == []  # nothing half-configured is left
+
+
+def test_clone_skb_and_burst_work_on_dummy(pktgen, dummy):
+    config = DeviceConfig(dummy, {"count": 20_000, "clone_skb": 100, "burst": 4, "pkt_size": 60,
+                                  "dst": "198.18.0.2"})
+    status = PktgenRun([config], pktgen=pktgen).run().devices[dummy]
+    assert status.result.sofar == 20_000
+    assert status.params["clone_skb"] == "100" and status.params["burst"] == "4"
+
+
+def test_imix_leaves_result_unchanged_and_runs(pktgen, dummy):
+    config = DeviceConfig(dummy, {"count": 3000, "imix_weights": [(64, 7), (594, 4), (1500, 1)],
+                                  "dst": "198.18.0.2"})
+    status = PktgenRun([config], pktgen=pktgen).run().devices[dummy]
+    counts = dict(p.split(",") for p in status.current["imix_size_counts"].split())
+    assert sum(map(int, counts.values())) == 3000
+    assert set(counts) == {"64", "594", "1500"}
+
+
+def test_ratep_limits_the_rate(pktgen, dummy):
+    config = DeviceConfig(dummy, {"count": 2000, "pkt_size": 60, "ratep": 10_000,
+                                  "dst": "198.18.0.2"})
+    result = PktgenRun([config], pktgen=pktgen).run().devices[dummy].result
+    assert result.sofar == 2000
+    assert result.pps == pytest.approx(10_000, rel=0.1)
+
+
+def test_deadline_stops_the_run_and_reports_partial_results(pktgen, dummy):
+    config = DeviceConfig(dummy, {"count": 1_000_000, "pkt_size": 60, "ratep": 1000,
+                                  "dst": "198.18.0.2"})
+    started = time.monotonic()
+    with pytest.raises(PktgenRunError, match="did not finish within its deadline of 2s") as info:
+        PktgenRun([config], pktgen=pktgen, timeout=2).run()
+    assert time.monotonic() - started < 10
+    partial = info.value.results[dummy].result
+    assert 0 < partial.sofar < 1_000_000
+    assert pktgen.devices() == []
+
+
+def test_device_going_down_ends_its_run(pktgen, dummy):
+    """A device whose link goes down stops at its next xmit: a short, still 'OK' result."""
+    config = DeviceConfig(dummy, {"count": 10_000_000, "pkt_size": 60, "ratep": 20_000,
+                                  "dst": "198.18.0.2"})
+    with PktgenRun([config], pktgen=pktgen, timeout=30) as run:
+        run.start()
+        time.sleep(1.0)
+        set_state(dummy, "down")
+        assert run.wait()  # ended by itself
+        status = run.collect()[dummy]
+    assert status.result_ok and 0 < status.result.sofar < 10_000_000
