@@ -41,6 +41,7 @@ integration: deps venv
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
 
 test: deps venv
+	$(VENV)/bin/ruff check pytest_pktgen tests examples
 	$(PYTEST) tests/unit
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
 
