@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +18,33 @@ from .proc import PROC_DIR, Pktgen
 
 
 @dataclass(frozen=True)
+class Features:
+    """What this kernel's pktgen accepts (probed, never guessed from the version)."""
+
+    shared_flag: bool  # flag SHARED exists (about 6.7 on)
+    ipsec: bool  # flag IPSEC and spi (CONFIG_XFRM)
+    name_equals_value: bool  # "count=7" parsed (mainline, about 6.15 on)
+    not_supported_errno: int  # 524 (ENOTSUPP) on 6.1/6.12, 95 (EOPNOTSUPP) on mainline
+
+    @property
+    def errno_flavour(self) -> str:
+        return {524: "ENOTSUPP (524)", 95: "EOPNOTSUPP (95)"}.get(
+            self.not_supported_errno, str(self.not_supported_errno))
+
+    def describe(self) -> str:
+        return (f"SHARED flag {'yes' if self.shared_flag else 'no'}, IPSEC "
+                f"{'yes' if self.ipsec else 'no'}, name=value "
+                f"{'yes' if self.name_equals_value else 'no'}, refusals {self.errno_flavour}")
+
+
+@dataclass(frozen=True)
 class KernelInfo:
-    """What this kernel's pktgen is: its version and the kernel it runs in."""
+    """What this kernel's pktgen is: its version, the kernel it runs in, what it accepts."""
 
     pktgen_version: str
     kernel_release: str
     loaded_by_us: bool
+    features: Features
 
     @property
     def kernel_version(self) -> tuple[int, int]:
@@ -63,7 +87,18 @@ def unload() -> None:
 
 
 def kernel_info(loaded_by_us: bool = False) -> KernelInfo:
-    return KernelInfo(Pktgen().version(), platform.release(), loaded_by_us)
+    return KernelInfo(Pktgen().version(), platform.release(), loaded_by_us, features())
+
+
+@functools.cache
+def features() -> Features:
+    """Probe pktgen in a throw-away network namespace (once per process; the module must be
+    loaded). See :mod:`pytest_pktgen.probe`."""
+    proc = subprocess.run([sys.executable, "-m", "pytest_pktgen.probe"], capture_output=True,
+                          text=True, timeout=60)
+    if proc.returncode != 0:
+        raise PktgenNotAvailable(f"probing pktgen's features failed: {proc.stderr.strip()}")
+    return Features(**json.loads(proc.stdout))
 
 
 def module_path(release: str) -> Path | None:

@@ -97,6 +97,8 @@ def link_info(ifname: str, ipr: IPRoute | None = None) -> dict:
             "carrier": link.get_attr("IFLA_CARRIER"),
             "mtu": link.get_attr("IFLA_MTU"),
             "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
+            "up": bool(link["flags"] & 1),  # IFF_UP
+            "type": link["ifi_type"],  # ARPHRD_*
         }
     finally:
         if own:

@@ -212,8 +212,9 @@ PARAMS: dict[str, Param] = {p.name: p for p in (
     _p("skb_priority", uint(0, 999_999_999), "skb->priority (qdisc class)"),
 )}
 
-# Written in this order whatever the user's order: sizes before rate/ratep (which derive the
-# delay from min_pkt_size at write time), vlan before svlan and its bits, flags last.
+# Written in this order whatever the user's order: xmit_mode first (the kernel checks burst and
+# clone_skb against the mode in force), sizes before rate/ratep (which derive the delay from
+# min_pkt_size at write time), vlan before svlan and its bits, flags last.
 WRITE_ORDER = tuple(PARAMS)
 ORDER = {name: i for i, name in enumerate(WRITE_ORDER)}
 _RATE_AFTER = ("rate", "ratep")
@@ -284,7 +285,8 @@ class DeviceConfig:
             err.device = self.device
             raise PktgenConfigError(err.param, err.value, err.allowed, self.device) from None
         self._check_combinations()
-        names = sorted(rendered, key=lambda n: (n in _RATE_AFTER, n in _VLAN_BITS, ORDER[n]))
+        names = sorted(rendered, key=lambda n: (n != "xmit_mode", n in _RATE_AFTER,
+                                                n in _VLAN_BITS, ORDER[n]))
         return [rendered[n] for n in names] + [f"flag {f}" for f in flags]
 
     def _check_combinations(self):

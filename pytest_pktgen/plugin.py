@@ -65,8 +65,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"{lab.memory}, NIC pairs (by MAC): {pairs}"]
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    vm.write_exit_status(exitstatus)
+KERNEL_INFO = pytest.StashKey["module.KernelInfo"]()
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    info = config.stash.get(KERNEL_INFO, None)
+    if info is not None:
+        loaded = "loaded by this session" if info.loaded_by_us else "already loaded"
+        terminalreporter.write_line(
+            f"pktgen {info.pktgen_version} on Linux {info.kernel_release} ({loaded}): "
+            f"{info.features.describe()}")
 
 
 def unavailable(message: str):
@@ -79,7 +87,7 @@ def unavailable(message: str):
 # --- fixtures ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def pktgen_module():
+def pktgen_module(pytestconfig):
     """The pktgen module, loaded if needed; yields its :class:`~pytest_pktgen.module.KernelInfo`.
 
     Unloads the module at the end only if this fixture loaded it.
@@ -89,6 +97,7 @@ def pktgen_module():
     except PktgenNotAvailable as err:
         unavailable(str(err))
     info = module.kernel_info(loaded_by_us=loaded)
+    pytestconfig.stash[KERNEL_INFO] = info
     yield info
     pg = Pktgen()
     if pg.available and pg.devices():

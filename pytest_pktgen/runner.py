@@ -13,11 +13,21 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from . import module, netdev
 from .errors import PktgenConfigError, PktgenRunError
+from .module import Features
 from .params import DeviceConfig
 from .parse import RESULT_RE, DeviceStatus
 from .proc import Pktgen
 
+ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
+# Link kinds whose drivers clear IFF_TX_SKB_SHARING (the kernel then refuses clone_skb > 0 and
+# start_xmit/queue_xmit burst > 1); loopback never has it. Physical NICs, dummy and netdevsim do.
+NO_SKB_SHARING = frozenset({
+    "veth", "tun", "tap", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan", "geneve", "bond",
+    "team", "ifb", "netkit", "vlan", "l2tp", "gretap", "ip6gretap", "erspan", "ip6erspan",
+    "openvswitch", "bareudp", "net_failover",
+})
 RESULT_WAIT_S = 3.0  # a stopped thread writes the Result on its next loop (100 ms idle timeout)
 SAMPLE_INTERVAL_S = 0.25
 SLOWEST_PPS = 5_000  # deadline estimate when no rate is known: slower than any lab device
@@ -78,8 +88,9 @@ class PktgenRun:
     def __init__(self, configs: Sequence[DeviceConfig], *, pktgen: Pktgen | None = None,
                  duration: float | None = None, timeout: float | None = None,
                  on_sample: Callable[[Sample], None] | None = None,
-                 sample_interval: float = SAMPLE_INTERVAL_S):
+                 sample_interval: float = SAMPLE_INTERVAL_S, features: Features | None = None):
         self.pktgen = pktgen or Pktgen()
+        self.features = features
         self.configs = {c.device: c for c in configs}
         if len(self.configs) != len(configs):
             names = [c.device for c in configs]
@@ -134,8 +145,17 @@ class PktgenRun:
         return 2 * longest + 30
 
     # --- phases --------------------------------------------------------------------------
+    def preflight(self, features: Features | None = None) -> None:
+        """Everything the kernel would refuse mid-setup, refused before the first write: links
+        that are missing, down or not Ethernet, clone_skb/burst on links without shared-skb
+        support, flags this kernel does not have."""
+        features = features or module.features()
+        for config in self.configs.values():
+            check_against_kernel(config, features)
+
     def setup(self) -> None:
         """Add every device to its thread and write its config; on any error remove them all."""
+        self.preflight(self.features)
         threads = self.pktgen.threads()
         for config in self.configs.values():
             if config.thread not in threads:
@@ -261,6 +281,39 @@ class PktgenRun:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+def check_against_kernel(config: DeviceConfig, features: Features) -> None:
+    """Raise PktgenConfigError for what this kernel and this link would refuse."""
+    dev = config.device
+    try:
+        link = netdev.link_info(config.netdev)
+    except LookupError:
+        raise PktgenConfigError("device", dev, "an existing network device in this network "
+                                f"namespace: there is no {config.netdev!r}") from None
+    if link["type"] not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+        raise PktgenConfigError("device", dev, f"an Ethernet or loopback device: {config.netdev}"
+                                f" has link type {link['type']}")
+    if not link["up"]:
+        raise PktgenConfigError("device", dev, f"a device that is up: {config.netdev} is down")
+    sharing = link["type"] == ARPHRD_ETHER and link["kind"] not in NO_SKB_SHARING
+    mode = config.get("xmit_mode", "start_xmit")
+    what = f"{config.netdev} ({link['kind'] or 'loopback'}) has no shared-skb support"
+    if int(config.get("clone_skb", 0)) > 0 and not sharing:
+        raise PktgenConfigError("clone_skb", config.get("clone_skb"), f"0: {what}", dev)
+    if int(config.get("burst", 1)) > 1 and not sharing and mode != "netif_receive":
+        raise PktgenConfigError("burst", config.get("burst"),
+                                f"1 (or xmit_mode netif_receive): {what}", dev)
+    for flag in config.flags:
+        name = flag.lstrip("!")
+        if name == "SHARED" and not features.shared_flag:
+            raise PktgenConfigError("flag", flag, "a flag this kernel has: SHARED exists from "
+                                    "about Linux 6.7 on", dev)
+        if name == "IPSEC" and not features.ipsec:
+            raise PktgenConfigError("flag", flag, "a flag this kernel has: IPSEC needs "
+                                    "CONFIG_XFRM", dev)
+    if "spi" in config.params and not features.ipsec:
+        raise PktgenConfigError("spi", config.get("spi"), "nothing: spi needs CONFIG_XFRM", dev)
 
 
 def run(configs: Sequence[DeviceConfig] | DeviceConfig, **kwargs) -> RunResult:

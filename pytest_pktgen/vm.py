@@ -231,12 +231,16 @@ def choose_accel(vng: Path, kernel: Path, mode: str) -> tuple[str, str]:
 
 # --- running ----------------------------------------------------------------------------
 
-def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str) -> str:
+def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str,
+                  status_file: str) -> str:
+    """The shell command the guest runs: pytest in the lab, then its exit code into a file
+    (the shell writes it, so pytest sessions nested in the lab cannot)."""
     # vng may drop the first 100-200 bytes of console output: lead with a blank padding line.
     pad = "printf '%200s\\n' ''"
     run = [python, "-m", "pytest", *pytest_args]
     return (f"{pad}; cd {shlex.quote(cwd)} && {LAB_ENV}={shlex.quote(lab_file)} "
-            f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}")
+            f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}; "
+            f"echo $? > {shlex.quote(status_file)}")
 
 
 def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> int:
@@ -253,13 +257,14 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         lab_file = workdir / "lab.json"
         lab_file.write_text(lab.to_json())
         opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})
-        command = guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd)
+        command = guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd,
+                                lab.status_file)
         cmd = vng_command(vng, kernel, opts, accel, command)
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
              f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s)")
         started = time.monotonic()
         code = _run_streaming(cmd, tool_env(vng), opts.timeout)
-        status = lab_file.parent / "exitstatus"
+        status = Path(lab.status_file)
         elapsed = time.monotonic() - started
         if code == -signal.SIGALRM:
             echo(f"pytest-pktgen VM lab: the guest ran out of time ({opts.timeout:.0f}s); stopped")
@@ -369,9 +374,3 @@ def lab_info() -> LabInfo | None:
     data = json.loads(Path(path).read_text())
     data["pairs"] = [tuple(p) for p in data["pairs"]]
     return LabInfo(**data)
-
-
-def write_exit_status(code: int) -> None:
-    lab = lab_info()
-    if lab:
-        Path(lab.status_file).write_text(f"{int(code)}\n")

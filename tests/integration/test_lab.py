@@ -23,6 +23,32 @@ def test_pktgen_module_is_real(pktgen_module, pktgen, lab):
     assert pktgen.devices() == []
 
 
+def test_features_are_probed_from_the_module(pktgen_module, pktgen):
+    features = pktgen_module.features
+    assert features.not_supported_errno in (95, 524)
+    if pktgen_module.kernel_version < (6, 7):  # the lab's Debian 6.1, as the reference says
+        assert features == type(features)(shared_flag=False, ipsec=features.ipsec,
+                                          name_equals_value=False, not_supported_errno=524)
+    assert pktgen.devices() == []  # the probe ran in a namespace of its own
+
+
+def test_session_unloads_only_the_module_it_loaded(pktgen_module, pytester):
+    """A session that finds pktgen loaded leaves it; one that loads it unloads it."""
+    from pytest_pktgen import module
+
+    pytester.makepyfile("def test_uses(pktgen_module): assert pktgen_module.pktgen_version")
+    assert pytester.runpytest_subprocess("-p", "no:cacheprovider").ret == 0
+    assert module.PROC_DIR.exists()  # it was loaded before: left alone
+
+    module.unload()
+    try:
+        assert not module.PROC_DIR.exists()
+        assert pytester.runpytest_subprocess("-p", "no:cacheprovider").ret == 0
+        assert not module.PROC_DIR.exists()  # loaded by that session, and unloaded by it
+    finally:
+        module.load()
+
+
 def test_lab_nics_are_virtio_pairs(lab, lab_nic_pairs):
     assert len(lab_nic_pairs) == len(lab.pairs) >= 1
     for pair in lab_nic_pairs:

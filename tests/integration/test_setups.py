@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pktgen import PktgenRun
+from pytest_pktgen import DeviceConfig, PktgenRun
 from pytest_pktgen.check import mismatches
 from pytest_pktgen.links import dummy_link
 from pytest_pktgen.netdev import link_stats
@@ -82,3 +82,25 @@ def test_multi_device_stopped_at_once(pktgen, two_pairs, threads):
             assert link_stats(d).tx_packets - dummy_before[d] == sent
         assert len(run.samples) >= 4  # sampled pkts-sofar while it ran
         assert run.samples[-1].sofar[configs[0].device] > run.samples[0].sofar[configs[0].device]
+
+
+def test_stop_all_at_once_two_devices_two_threads(pktgen, two_pairs):
+    """The paper's Ctrl-C semantics: count 0 on two threads, one stop, one clean snapshot."""
+    # paced: at full rate on both vCPUs the receiving NICs' NAPI starves under TCG and drops
+    configs = [DeviceConfig(p.tx, {"count": 0, "pkt_size": 60, "dst": "198.18.0.2",
+                                   "dst_mac": p.rx_mac, "ratep": 20_000}, thread=cpu)
+               for cpu, p in enumerate(two_pairs)]
+    before = rx_counts(two_pairs)
+    result = PktgenRun(configs, pktgen=pktgen, duration=2.0).run()
+    after = rx_counts(two_pairs)
+    assert result.stopped_by_us and result.short_devices() == {}
+    started, stopped = [], []
+    for config in configs:
+        status = result.devices[config.device]
+        assert status.result.sofar > 0
+        assert after[config.device] - before[config.device] == status.result.sofar
+        started.append(int(status.current["started"].removesuffix("us")))
+        stopped.append(int(status.current["stopped"].removesuffix("us")))
+        assert status.result.elapsed_us == pytest.approx(2_000_000, rel=0.2)
+    assert max(started) - min(started) < 300_000
+    assert max(stopped) - min(stopped) < 300_000

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_pktgen import (
     DeviceConfig,
+    PktgenConfigError,
     PktgenResultError,
     PktgenRun,
     PktgenRunError,
@@ -85,15 +86,46 @@ def test_rate_zero_is_refused(pktgen, dummy, pktgen_module):
         assert info.value.errno == errno.EINVAL
 
 
-def test_clone_skb_on_veth_is_not_supported(pktgen, veth):
-    """veth lacks shared-skb support: ENOTSUPP (524) on 6.1, EOPNOTSUPP (95) on mainline."""
+def test_clone_skb_on_veth_is_not_supported(pktgen, veth, pktgen_module):
+    """veth lacks shared-skb support: the kernel says ENOTSUPP (524) on 6.1, EOPNOTSUPP (95) on
+    mainline; a run refuses it before writing anything."""
     name, _peer = veth
-    config = DeviceConfig(name, {"count": 10, "clone_skb": 10})
+    pktgen.add_device(0, name)
     with pytest.raises(PktgenWriteError) as info:
-        PktgenRun([config], pktgen=pktgen).run()
+        pktgen.device_command(name, "clone_skb 10")
     assert info.value.not_supported
-    assert "clone_skb" in str(info.value) and "shared-skb" in str(info.value)
-    assert pktgen.devices() == []  # nothing half-configured is left
+    assert info.value.errno == pktgen_module.features.not_supported_errno
+    assert "shared-skb" in str(info.value)
+    pktgen.remove_thread_devices([0])
+
+    for params in ({"clone_skb": 10}, {"burst": 4}):
+        with pytest.raises(PktgenConfigError, match="has no shared-skb support"):
+            PktgenRun([DeviceConfig(name, {"count": 10, **params})], pktgen=pktgen).run()
+        assert pktgen.devices() == []  # refused before the first write
+    # burst with netif_receive works on any device
+    config = DeviceConfig(name, {"count": 100, "burst": 4, "xmit_mode": "netif_receive",
+                                 "dst": "198.18.0.2"})
+    assert PktgenRun([config], pktgen=pktgen).run().devices[name].result.sofar == 100
+
+
+def test_missing_or_down_device_is_refused_before_any_write(pktgen):
+    with pytest.raises(PktgenConfigError, match="there is no 'pgnosuch0'"):
+        PktgenRun([DeviceConfig("pgnosuch0", {"count": 1})], pktgen=pktgen).run()
+    with dummy_link(up=False) as down:
+        with pytest.raises(PktgenConfigError, match=f"{down} is down"):
+            PktgenRun([DeviceConfig(down, {"count": 1})], pktgen=pktgen).run()
+    assert pktgen.devices() == []
+
+
+def test_flags_this_kernel_lacks_are_refused(pktgen, dummy, pktgen_module):
+    config = DeviceConfig(dummy, {"count": 100, "dst": "198.18.0.2"}, flags=["SHARED"])
+    if pktgen_module.features.shared_flag:
+        status = PktgenRun([config], pktgen=pktgen).run().devices[dummy]
+        assert "SHARED" in status.flags
+    else:
+        with pytest.raises(PktgenConfigError, match="SHARED exists from about Linux 6.7 on"):
+            PktgenRun([config], pktgen=pktgen).run()
+    assert pktgen.devices() == []
 
 
 def test_clone_skb_and_burst_work_on_dummy(pktgen, dummy):

@@ -123,6 +123,12 @@ def test_commands_are_rendered_in_a_safe_order():
     ]
 
 
+def test_xmit_mode_comes_before_burst_and_clone_skb():
+    """The kernel checks burst against the mode in force: burst first would be refused on veth."""
+    config = DeviceConfig("eth1", {"burst": 4, "count": 1, "xmit_mode": "netif_receive"})
+    assert config.commands() == ["xmit_mode netif_receive", "count 1", "burst 4"]
+
+
 def test_vlan_bits_follow_vlan_id():
     config = DeviceConfig("eth1", {"svlan_p": 2, "vlan_p": 1, "svlan_id": 7, "vlan_id": 5})
     assert config.commands() == ["vlan_id 5", "vlan_p 1", "svlan_id 7", "svlan_p 2"]

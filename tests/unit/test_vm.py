@@ -54,8 +54,11 @@ def test_guest_command_keeps_arguments_intact(tmp_path):
         f"os.environ[\"PATH\"].split(\":\")[0]]))' \"$@\"\n")
     fake_python.chmod(0o755)
     args = ["-k", "a and not b", "it's", "$HOME", "--x=\"y\""]
-    command = vm.guest_command(str(fake_python), args, "/lab dir/lab.json", str(tmp_path))
+    status = tmp_path / "exit status"
+    command = vm.guest_command(str(fake_python), args, "/lab dir/lab.json", str(tmp_path),
+                               str(status))
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert status.read_text() == "0\n"
     argv, cwd, lab_file, path0 = json.loads(out.stdout.strip().splitlines()[-1])
     assert argv == ["-m", "pytest", *args]
     assert cwd == str(tmp_path) and lab_file == "/lab dir/lab.json"
@@ -149,8 +152,6 @@ def test_lab_info_roundtrip(tmp_path, monkeypatch):
     (tmp_path / "lab.json").write_text(info.to_json())
     monkeypatch.setenv(vm.LAB_ENV, str(tmp_path / "lab.json"))
     assert vm.lab_info() == info
-    vm.write_exit_status(5)
-    assert (tmp_path / "st").read_text() == "5\n"
 
 
 @pytest.mark.parametrize("chunks", [
