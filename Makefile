@@ -42,7 +42,7 @@ integration: deps venv
 
 test: deps venv
 	$(VENV)/bin/ruff check pytest_pktgen tests examples
-	$(PYTEST) tests/unit
+	$(PYTEST) tests/unit tests/host
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
 
 sweep: deps venv

@@ -115,6 +115,16 @@ class Pktgen:
     def rem_device_all(self, thread: int) -> None:
         self.thread_command(thread, "rem_device_all")
 
+    def max_before_softirq(self, thread: int, value: int = 10000) -> str:
+        """The paper's thread command; today's kernels accept it and only say it is obsolete."""
+        if not isinstance(value, int) or value < 0:
+            raise ValueError(f"max_before_softirq takes a whole number, not {value!r}")
+        return self.thread_command(thread, f"max_before_softirq {value}")
+
+    def clear_counters(self, device: str) -> str:
+        """Reset a device's seq_num, pkts-sofar, errors and idle time."""
+        return self.device_command(device, "clear_counters")
+
     def device_command(self, device: str, command: str) -> str:
         name = command.split(" ", 1)[0]
         return write_command(self.device_path(device), command, check=name not in RESULT_UNCHANGED)

@@ -176,3 +176,17 @@ def test_device_going_down_ends_its_run(pktgen, dummy):
         assert run.wait()  # ended by itself
         status = run.collect()[dummy]
     assert status.result_ok and 0 < status.result.sofar < 10_000_000
+
+
+def test_thread_and_counter_commands(pktgen, dummy):
+    """The paper's Appendix A commands that configure nothing: both answered with OK."""
+    assert pktgen.max_before_softirq(0, 10000).startswith(
+        "OK: Note! max_before_softirq is obsoleted")
+    config = DeviceConfig(dummy, {"count": 500, "dst": "198.18.0.2"})
+    with PktgenRun([config], pktgen=pktgen) as run:
+        run.start()
+        assert run.wait()
+        assert run.collect()[dummy].result.sofar == 500
+        assert pktgen.clear_counters(dummy) == "OK: Clearing counters."
+        status = pktgen.device_status(dummy)
+        assert status.sofar == 0 and status.current["seq_num"] == "1"

@@ -1,0 +1,44 @@
+"""`pytest --pktgen-vm` end to end from the host: one boot, output streamed, exit code and
+results carried back, and a guest with no network but its own lab NICs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+INNER = '''
+import os
+
+def test_writes_results(request):
+    out = request.config.getoption("pktgen_out")
+    with open(os.path.join(out, "from-guest.txt"), "w") as f:
+        f.write("written in the guest\\n")
+    with open("beside-tests.txt", "w") as f:
+        f.write("cwd is writable\\n")
+
+def test_guest_has_no_host_network():
+    assert sorted(os.listdir("/sys/class/net")) == ["lo"]
+    assert os.environ["PYTEST_PKTGEN_LAB"]
+
+def test_fails_on_purpose():
+    assert 1 == 2, "a failing test inside the guest"
+'''
+
+
+def test_vm_session_round_trip(pytester):
+    pytester.makepyfile(test_inner=INNER)
+    out = pytester.path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pktgen-vm", "--pktgen-vm-nics", "0",
+         "--pktgen-vm-cpus", "1", "--pktgen-vm-memory", "1G", "--pktgen-vm-timeout", "500",
+         "--pktgen-out", str(out), "-p", "no:cacheprovider", "test_inner.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=600)
+    print(proc.stdout[-3000:], proc.stderr[-2000:])
+    assert proc.returncode == 1  # the guest's pytest exit code: a test failed
+    assert "pytest-pktgen VM lab: kernel" in proc.stdout
+    assert "pktgen VM lab: kernel" in proc.stdout  # the guest's own report header
+    assert "a failing test inside the guest" in proc.stdout
+    assert "1 failed, 2 passed" in proc.stdout
+    assert "is not connected to host network" not in proc.stdout + proc.stderr
+    assert (out / "from-guest.txt").read_text() == "written in the guest\n"
+    assert (pytester.path / "beside-tests.txt").read_text() == "cwd is writable\n"
