@@ -190,3 +190,13 @@ def test_thread_and_counter_commands(pktgen, dummy):
         assert pktgen.clear_counters(dummy) == "OK: Clearing counters."
         status = pktgen.device_status(dummy)
         assert status.sofar == 0 and status.current["seq_num"] == "1"
+
+
+def test_pgctrl_reset_removes_every_device(pktgen, dummy):
+    threads = pktgen.threads()
+    for thread in threads:
+        pktgen.add_device(thread, f"{dummy}@{thread}")
+    assert len(pktgen.devices()) == len(threads)
+    pktgen.reset()
+    assert pktgen.devices() == []
+    assert all(pktgen.thread_status(t).devices == [] for t in threads)
