@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,16 @@ def _astuple(stats: LinkStats) -> tuple:
             stats.rx_dropped, stats.tx_dropped)
 
 
+@contextmanager
+def route(ipr: IPRoute | None = None, netns: str | None = None) -> Iterator[IPRoute]:
+    """The given IPRoute, or a new one in ``netns`` (never creating it) closed afterwards."""
+    if ipr is not None:
+        yield ipr
+        return
+    with (IPRoute(netns=netns, flags=0) if netns else IPRoute()) as own:
+        yield own
+
+
 def _one_link(ipr: IPRoute, ifname: str):
     links = ipr.get_links(ifname=ifname)
     if not links:
@@ -34,59 +46,59 @@ def _one_link(ipr: IPRoute, ifname: str):
     return links[0]
 
 
-def link_stats(ifname: str, ipr: IPRoute | None = None) -> LinkStats:
+def link_stats(ifname: str, ipr: IPRoute | None = None, netns: str | None = None) -> LinkStats:
     """The kernel's 64-bit interface counters of ``ifname``."""
-    own = ipr is None
-    ipr = ipr or IPRoute()
-    try:
+    with route(ipr, netns) as ipr:
         stats = _one_link(ipr, ifname).get_attr("IFLA_STATS64")
-    finally:
-        if own:
-            ipr.close()
     return LinkStats(stats["rx_packets"], stats["tx_packets"], stats["rx_bytes"],
                      stats["tx_bytes"], stats["rx_dropped"], stats["tx_dropped"])
 
 
-def ifname_by_mac(mac: str, ipr: IPRoute | None = None) -> str:
-    own = ipr is None
-    ipr = ipr or IPRoute()
-    try:
+def ifname_by_mac(mac: str, ipr: IPRoute | None = None, netns: str | None = None) -> str:
+    with route(ipr, netns) as ipr:
         for link in ipr.get_links():
             if (link.get_attr("IFLA_ADDRESS") or "").lower() == mac.lower():
                 return link.get_attr("IFLA_IFNAME")
-    finally:
-        if own:
-            ipr.close()
     raise LookupError(f"no network device with MAC {mac}")
 
 
-def set_state(ifname: str, state: str, ipr: IPRoute | None = None) -> bool:
+def set_state(ifname: str, state: str, ipr: IPRoute | None = None,
+              netns: str | None = None) -> bool:
     """Set a link administratively up or down; True if that changed anything."""
-    own = ipr is None
-    ipr = ipr or IPRoute()
-    try:
+    with route(ipr, netns) as ipr:
         link = _one_link(ipr, ifname)
         was_up = bool(link["flags"] & 1)  # IFF_UP
         if was_up == (state == "up"):
             return False
         ipr.link("set", index=link["index"], state=state)
         return True
-    finally:
-        if own:
-            ipr.close()
 
 
-def quiet(ifname: str) -> None:
+def sysctl(key: str, value: str | int, netns: str | None = None) -> str:
+    """Write a sysctl (``net/ipv4/ip_forward``) in ``netns``; return the value it had."""
+    path = Path("/proc/sys") / key
+
+    def swap() -> str:
+        old = path.read_text().strip()
+        path.write_text(f"{value}\n")
+        return old
+
+    if netns is None:
+        return swap()
+    from .netns import call_in
+
+    return call_in(netns, swap)
+
+
+def quiet(ifname: str, netns: str | None = None) -> None:
     """Keep the kernel from sending its own frames on a test link (IPv6 DAD, RS, MLD), so
     that interface counters count pktgen's frames only."""
-    Path(f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").write_text("1\n")
+    sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", 1, netns)
 
 
-def link_info(ifname: str, ipr: IPRoute | None = None) -> dict:
-    """MAC, operational state, carrier, MTU and driver kind of a link."""
-    own = ipr is None
-    ipr = ipr or IPRoute()
-    try:
+def link_info(ifname: str, ipr: IPRoute | None = None, netns: str | None = None) -> dict:
+    """MAC, operational state, carrier, MTU, driver kind, IFF_UP and link type of a link."""
+    with route(ipr, netns) as ipr:
         link = _one_link(ipr, ifname)
         info = link.get_attr("IFLA_LINKINFO")
         return {
@@ -99,10 +111,8 @@ def link_info(ifname: str, ipr: IPRoute | None = None) -> dict:
             "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
             "up": bool(link["flags"] & 1),  # IFF_UP
             "type": link["ifi_type"],  # ARPHRD_*
+            "tx_queues": link.get_attr("IFLA_NUM_TX_QUEUES"),
         }
-    finally:
-        if own:
-            ipr.close()
 
 
 # --- interrupts -------------------------------------------------------------------------
@@ -122,9 +132,15 @@ def read_interrupts(path: str = "/proc/interrupts") -> dict[int, tuple[list[int]
     return out
 
 
-def nic_irqs(ifname: str) -> list[int]:
+def nic_device(ifname: str) -> Path:
+    """The NIC's device in sysfs: stable while the link moves between namespaces (unlike
+    /sys/class/net, which shows only the reader's namespace)."""
+    return Path("/sys/class/net", ifname, "device").resolve()
+
+
+def nic_irqs(ifname: str | None = None, device: Path | None = None) -> list[int]:
     """IRQ numbers of a NIC's MSI/MSI-X vectors, from sysfs (virtio NICs: their virtioN queues)."""
-    device = Path("/sys/class/net", ifname, "device").resolve()
+    device = device or nic_device(ifname)
     for candidate in (device, device.parent):
         msi = candidate / "msi_irqs"
         if msi.is_dir():

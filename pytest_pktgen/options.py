@@ -85,6 +85,10 @@ OPTIONS = (
            choice("auto", "on", "off"), "auto|on|off"),
     Option("pktgen_vm_timeout", "seconds the whole guest run may take; 0 means no limit", 0.0,
            seconds, "SECONDS"),
+    Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host", None, str,
+           "IFNAME"),
+    Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover)",
+           None, str, "IFNAME"),
     Option("pktgen_out", "directory for results and reports (writable from the VM lab too)",
            None, str, "DIR"),
 )

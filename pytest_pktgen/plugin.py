@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from . import module, options, vm
+from . import module, options, topology, vm
 from .errors import PktgenNotAvailable, VmLabError
 from .proc import Pktgen
 
@@ -158,19 +158,81 @@ def lab_nic_pairs(lab) -> list[NicPair]:
             netdev.set_state(ifname, "down")
 
 
+def _topology(request, build, **kwargs):
+    """Build a topology with the test's indirect parameters (a dict of keyword arguments)."""
+    kwargs.update(getattr(request, "param", None) or {})
+    topo = build(**kwargs)
+    request.addfinalizer(topo.close)
+    return topo
+
+
 @pytest.fixture
-def dummy(pktgen_module) -> str:
-    """A fresh dummy device, up, with a unique name; deleted afterwards."""
-    from .links import dummy_link
+def veth(pktgen_module, request):
+    """A veth pair: the generator end in a namespace of its own, the sink end in another.
 
-    with dummy_link() as name:
-        yield name
+    A :class:`~pytest_pktgen.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
+    addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
+    ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
+    Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too.
+    """
+    return _topology(request, topology.veth)
 
 
 @pytest.fixture
-def veth(pktgen_module) -> tuple[str, str]:
-    """A fresh veth pair (name, peer), both up, in this namespace; deleted afterwards."""
-    from .links import veth_link
+def dummy(pktgen_module, request):
+    """A dummy device in a namespace of its own: the paper's reproducible TX-only output."""
+    return _topology(request, topology.dummy)
 
-    with veth_link() as names:
-        yield names
+
+@pytest.fixture
+def crossover(pktgen_module, request, pytestconfig):
+    """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4).
+
+    The NICs are ``--pktgen-dev``/``--pktgen-rx-dev`` on a real host, else the VM lab's first
+    pair. They come back to this namespace as they were found afterwards.
+    """
+    tx, rx = options.get(pytestconfig, "pktgen_dev"), options.get(pytestconfig, "pktgen_rx_dev")
+    if bool(tx) != bool(rx):
+        raise pytest.UsageError("a crossover needs both --pktgen-dev and --pktgen-rx-dev")
+    if not tx:
+        pairs = request.getfixturevalue("lab_nic_pairs")
+        tx, rx = pairs[0].tx, pairs[0].rx
+    return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx),
+                     rx_nic=topology.Nic.named(rx))
+
+
+@pytest.fixture
+def forwarding(pktgen_module, request):
+    """Generator -> router namespace (forwarding on) -> sink namespace (Figure 6). The frames
+    are addressed to the router (``.next_hops``); ``.hops`` are its in/out ends."""
+    return _topology(request, topology.forwarding)
+
+
+@pytest.fixture
+def forwarding_parallel(pktgen_module, request):
+    """Forwarding with two generator links into the router, for two threads (Figure 7)."""
+    return _topology(request, topology.forwarding, parallel=True)
+
+
+@pytest.fixture
+def irq_pin():
+    """``irq_pin(irqs, cpu)`` pins IRQs to one CPU and returns the
+    :class:`~pytest_pktgen.irq.IrqPinning`; every mask is restored (and read back) afterwards."""
+    from .irq import IrqPinning
+
+    pinned = []
+
+    def pin(irqs, cpu: int):
+        pinning = IrqPinning(list(irqs), cpu)
+        pinned.append(pinning)
+        return pinning
+
+    yield pin
+    errors = []
+    for pinning in reversed(pinned):
+        try:
+            pinning.restore()
+        except Exception as err:  # noqa: BLE001 - all restored, then reported
+            errors.append(err)
+    if errors:
+        raise errors[0]

@@ -61,12 +61,31 @@ def _read_result(path: str) -> str:
 class Pktgen:
     """pktgen in one network namespace: its pgctrl, its threads and its devices.
 
-    The thread and device files may be reached through ``/proc/<pid>/net/pktgen`` of a process
-    in another namespace, but pgctrl commands act on the namespace of the writing process.
+    ``netns`` names another namespace than this process's: its files are then read through a
+    thread parked in it, and pgctrl is written from a thread inside it (pgctrl acts on the
+    writer's namespace, whichever file it opened). Call :meth:`close` when done with it.
     """
 
-    def __init__(self, proc_dir: Path | str = PROC_DIR):
+    def __init__(self, proc_dir: Path | str = PROC_DIR, netns: str | None = None):
+        self.netns = netns
+        self._resident = None
+        if netns is not None:
+            from .netns import Resident
+
+            self._resident = Resident(netns)
+            proc_dir = self._resident.proc_net / "pktgen"
         self.dir = Path(proc_dir)
+
+    def close(self) -> None:
+        if self._resident is not None:
+            self._resident.close()
+            self._resident = None
+
+    def __enter__(self) -> Pktgen:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- reading -----------------------------------------------------------------------
     @property
@@ -101,7 +120,14 @@ class Pktgen:
         """start (blocks until every device is done), stop (returns at once) or reset."""
         if command not in ("start", "stop", "reset"):
             raise ValueError(f"pgctrl takes start, stop or reset, not {command!r}")
-        write_command(self.dir / "pgctrl", command, check=False, max_len=MAX_PGCTRL)
+        args = (self.dir / "pgctrl", command)
+        kwargs = {"check": False, "max_len": MAX_PGCTRL}
+        if self.netns is None:
+            write_command(*args, **kwargs)
+        else:
+            from .netns import call_in
+
+            call_in(self.netns, lambda: write_command(*args, **kwargs))
 
     def thread_command(self, thread: int, command: str) -> str:
         return write_command(self.thread_path(thread), command)

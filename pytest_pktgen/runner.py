@@ -151,7 +151,7 @@ class PktgenRun:
         support, flags this kernel does not have."""
         features = features or module.features()
         for config in self.configs.values():
-            check_against_kernel(config, features)
+            check_against_kernel(config, features, self.pktgen.netns)
 
     def setup(self) -> None:
         """Add every device to its thread and write its config; on any error remove them all."""
@@ -283,11 +283,12 @@ class PktgenRun:
         self.cleanup()
 
 
-def check_against_kernel(config: DeviceConfig, features: Features) -> None:
+def check_against_kernel(config: DeviceConfig, features: Features,
+                         netns: str | None = None) -> None:
     """Raise PktgenConfigError for what this kernel and this link would refuse."""
     dev = config.device
     try:
-        link = netdev.link_info(config.netdev)
+        link = netdev.link_info(config.netdev, netns=netns)
     except LookupError:
         raise PktgenConfigError("device", dev, "an existing network device in this network "
                                 f"namespace: there is no {config.netdev!r}") from None

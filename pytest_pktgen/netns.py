@@ -1,0 +1,93 @@
+"""Network namespaces: made with unique names, removed after, and code run inside one.
+
+pktgen is per namespace: its thread and device files belong to a namespace, and ``pgctrl``
+acts on the namespace of the writing *thread*. So a :class:`Resident` thread parked inside a
+namespace gives a stable ``/proc/<pid>/task/<tid>/net/pktgen`` path to it, and :func:`call_in`
+runs one call (a pgctrl write) on a fresh thread that has joined the namespace. The rest of the
+process stays where it is.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from pyroute2 import netns as _netns
+
+from .links import unique_name
+
+NETNS_DIR = Path("/var/run/netns")
+T = TypeVar("T")
+
+
+def create(prefix: str = "pgns") -> str:
+    """A new named namespace (``ip netns`` style) with a name unique to this process."""
+    name = unique_name(prefix)
+    _netns.create(name)
+    return name
+
+
+def remove(name: str) -> None:
+    """Remove a namespace; its virtual links go with it, physical NICs return to init_net."""
+    if (NETNS_DIR / name).exists():
+        _netns.remove(name)
+
+
+def enter(name: str) -> None:
+    """Move the calling thread into namespace ``name``; never creates one (a typo fails)."""
+    _netns.setns(name, flags=0)
+
+
+def call_in(name: str, fn: Callable[..., T], *args) -> T:
+    """Run ``fn(*args)`` on a new thread inside namespace ``name`` and return its result."""
+    outcome: dict[str, object] = {}
+
+    def target():
+        try:
+            enter(name)
+            outcome["value"] = fn(*args)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name=f"netns-{name}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class Resident:
+    """A thread parked inside a namespace, so its ``/proc`` view of that namespace stays open."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self.tid = 0
+        self._thread = threading.Thread(target=self._park, name=f"netns-{name}", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error:
+            raise self._error
+
+    def _park(self):
+        try:
+            enter(self.name)
+            self.tid = threading.get_native_id()
+        except BaseException as err:  # noqa: BLE001 - re-raised in __init__
+            self._error = err
+        self._ready.set()
+        self._stop.wait()
+
+    @property
+    def proc_net(self) -> Path:
+        return Path(f"/proc/{os.getpid()}/task/{self.tid}/net")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,371 @@
+"""Lab topologies (the paper's Section 6): built in private namespaces, undone on close.
+
+Every topology puts pktgen's transmitting link in a *generator* namespace of its own, so the
+namespace the tests run in is never touched, and what it sends cannot arrive locally: it must
+cross a veth, a cable or a router to reach the sink. Addresses come from 198.18.0.0/15 and
+2001:2::/48; neighbours are static, so no ARP or ND is sent. Each step registers its undo on an
+ExitStack right where it is made; :meth:`Topology.close` runs them in reverse, also after errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from . import netdev, netns
+from .links import unique_name
+from .params import DeviceConfig
+from .proc import Pktgen
+from .runner import PktgenRun, RunResult
+
+NUD_PERMANENT = 0x80
+MLD_SETTLE_S = 0.2  # the last MLD report of a new IPv6 address leaves within a few ms
+IFA_F_NODAD = 0x02
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a link: where it is and how pktgen addresses it."""
+
+    ifname: str
+    netns: str
+    mac: str
+    ip4: str
+    ip6: str
+    prefix4: int = 24
+    prefix6: int = 64
+
+    def stats(self) -> netdev.LinkStats:
+        return netdev.link_stats(self.ifname, netns=self.netns)
+
+    def info(self) -> dict:
+        return netdev.link_info(self.ifname, netns=self.netns)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What pktgen can do on a link, as the kernel answered on a scratch pktgen device."""
+
+    shared_skb: bool  # clone_skb > 0 and start_xmit burst > 1
+    xmit_modes: tuple[str, ...]
+    tx_queues: int
+
+    def unsupported(self, config: DeviceConfig) -> str | None:
+        """Why this device cannot run ``config``, or None if it can."""
+        mode = config.get("xmit_mode", "start_xmit")
+        if mode not in self.xmit_modes:
+            return f"{config.netdev} does not take xmit_mode {mode}"
+        if int(config.get("clone_skb", 0)) > 0 and not self.shared_skb:
+            return f"{config.netdev} has no shared-skb support: clone_skb must be 0"
+        if int(config.get("burst", 1)) > 1 and not self.shared_skb and mode != "netif_receive":
+            return f"{config.netdev} has no shared-skb support: burst must be 1"
+        if int(config.get("queue_map_max", 0)) >= self.tx_queues:
+            return f"{config.netdev} has {self.tx_queues} TX queue(s)"
+        return None
+
+
+@dataclass
+class Topology:
+    """A built topology: ``tx`` links pktgen sends on, ``sink`` where frames must arrive, and
+    ``pktgen`` bound to the generator namespace. ``hops`` are the router's ends, if any."""
+
+    name: str
+    generator_ns: str
+    tx: list[Endpoint]
+    sink: Endpoint | None
+    next_hops: list[Endpoint]  # per tx link: whose MAC the frames are addressed to
+    hops: dict[str, Endpoint] = field(default_factory=dict)
+    nics: dict[str, Nic] = field(default_factory=dict)  # crossover: "tx" and "rx", with IRQs
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
+    _pktgen: Pktgen | None = field(default=None, repr=False)
+    _caps: dict[str, Caps] = field(default_factory=dict, repr=False)
+
+    @property
+    def pktgen(self) -> Pktgen:
+        if self._pktgen is None:
+            self._pktgen = Pktgen(netns=self.generator_ns)
+            self._stack.callback(self._close_pktgen)
+        return self._pktgen
+
+    def _close_pktgen(self):
+        if self._pktgen is not None:
+            self._pktgen.close()
+            self._pktgen = None
+
+    def config(self, index: int = 0, *, thread: int = 0, suffix: str = "", ipv6: bool = False,
+               flags: Sequence[str] = (), **params) -> DeviceConfig:
+        """A device config for tx link ``index`` with dst/dst_mac (or dst6/src6) filled in."""
+        tx, hop = self.tx[index], self.next_hops[index]
+        target = self.sink or hop
+        base: dict = {"dst_mac": hop.mac}
+        if ipv6:
+            base.update(dst6=target.ip6, src6=tx.ip6)
+        else:
+            base.update(dst=target.ip4)
+        return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
+
+    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> RunResult:
+        if isinstance(configs, DeviceConfig):
+            configs = [configs]
+        return PktgenRun(configs, pktgen=self.pktgen, **kwargs).run()
+
+    def caps(self, index: int = 0) -> Caps:
+        """Probe (once) what pktgen can do on tx link ``index``: the topology owns the
+        generator namespace, so a scratch device there disturbs nobody."""
+        tx = self.tx[index]
+        if tx.ifname not in self._caps:
+            self._caps[tx.ifname] = probe_caps(self.pktgen, tx)
+        return self._caps[tx.ifname]
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Topology:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def probe_caps(pktgen: Pktgen, tx: Endpoint) -> Caps:
+    from .errors import PktgenResultError, PktgenWriteError
+
+    device = f"{tx.ifname}@caps"
+    pktgen.add_device(0, device)
+    try:
+        def accepted(command: str) -> bool:
+            try:
+                pktgen.device_command(device, command)
+                return True
+            except (PktgenWriteError, PktgenResultError):
+                return False
+
+        shared = accepted("clone_skb 1")
+        accepted("clone_skb 0")
+        modes = tuple(m for m in ("start_xmit", "netif_receive", "queue_xmit")
+                      if accepted(f"xmit_mode {m}"))
+    finally:
+        pktgen.remove_thread_devices([0])
+    return Caps(shared, modes, int(tx.info()["tx_queues"] or 1))
+
+
+# --- building blocks --------------------------------------------------------------------
+
+def _new_ns(stack: contextlib.ExitStack, prefix: str) -> str:
+    name = netns.create(prefix)
+    stack.callback(netns.remove, name)
+    return name
+
+
+def _configure(ifname: str, ns: str, ip4: str, prefix4: int, ip6: str | None,
+               up: bool = True) -> str:
+    """Addresses on a link inside ``ns``, IPv6 quiet unless asked for; returns its MAC."""
+    if ip6 is None:
+        netdev.quiet(ifname, ns)
+    else:
+        # No link-local address, no DAD, and the MLD reports of joining the solicited-node
+        # group sent at once rather than over the next second: once set up, the link is quiet.
+        for key, value in (("addr_gen_mode", 1), ("accept_dad", 0),
+                           ("mldv1_unsolicited_report_interval", 1),
+                           ("mldv2_unsolicited_report_interval", 1)):
+            netdev.sysctl(f"net/ipv6/conf/{ifname}/{key}", value, ns)
+    with IPRoute(netns=ns, flags=0) as ipr:
+        index = ipr.link_lookup(ifname=ifname)[0]
+        ipr.addr("add", index=index, address=ip4, prefixlen=prefix4)
+        if ip6 is not None:
+            ipr.addr("add", index=index, address=ip6, prefixlen=64, flags=IFA_F_NODAD)
+        if up:
+            ipr.link("set", index=index, state="up")
+        return ipr.get_links(index)[0].get_attr("IFLA_ADDRESS")
+
+
+def _neighbour(local: Endpoint, remote: Endpoint, ipv6: bool) -> None:
+    """A permanent neighbour entry: ``local`` reaches ``remote`` without ARP/ND."""
+    with IPRoute(netns=local.netns, flags=0) as ipr:
+        index = ipr.link_lookup(ifname=local.ifname)[0]
+        ipr.neigh("add", dst=remote.ip4, lladdr=remote.mac, ifindex=index, state=NUD_PERMANENT)
+        if ipv6:
+            ipr.neigh("add", dst=remote.ip6, lladdr=remote.mac, ifindex=index,
+                      state=NUD_PERMANENT, family=10)
+
+
+def _veth_between(stack, ns_a: str, ns_b: str, addr_a: tuple[str, str],
+                  addr_b: tuple[str, str], ipv6: bool, prefix: str) -> tuple[Endpoint, Endpoint]:
+    """A veth pair with one end in each namespace (deleting the namespaces deletes it)."""
+    name_a, name_b = unique_name(prefix + "a"), unique_name(prefix + "b")
+    with IPRoute(netns=ns_a, flags=0) as ipr:
+        ipr.link("add", ifname=name_a, kind="veth", peer={"ifname": name_b, "net_ns_fd": ns_b})
+    stack.callback(_delete_link, name_a, ns_a)
+    mac_a = _configure(name_a, ns_a, addr_a[0], 24, addr_a[1] if ipv6 else None)
+    mac_b = _configure(name_b, ns_b, addr_b[0], 24, addr_b[1] if ipv6 else None)
+    a = Endpoint(name_a, ns_a, mac_a, addr_a[0], addr_a[1])
+    b = Endpoint(name_b, ns_b, mac_b, addr_b[0], addr_b[1])
+    _neighbour(a, b, ipv6)
+    _neighbour(b, a, ipv6)
+    return a, b
+
+
+def _delete_link(ifname: str, ns: str) -> None:
+    if (netns.NETNS_DIR / ns).exists():
+        with IPRoute(netns=ns, flags=0) as ipr:
+            if ipr.link_lookup(ifname=ifname):
+                ipr.link("del", ifname=ifname)
+
+
+# --- the topologies ---------------------------------------------------------------------
+
+def veth(ipv6: bool = False) -> Topology:
+    """Generator end of a veth pair in its own namespace, the sink end in another."""
+    stack = contextlib.ExitStack()
+    with _undo_on_error(stack):
+        gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
+        gen, sink = _veth_between(stack, gen_ns, sink_ns, ("198.18.0.1", "2001:2::1"),
+                                  ("198.18.0.2", "2001:2::2"), ipv6, "pv")
+        return Topology("veth", gen_ns, [gen], sink, [sink], _stack=stack)
+
+
+def dummy() -> Topology:
+    """The paper's dummy interface as output device: TX only, no receiver, reproducible."""
+    stack = contextlib.ExitStack()
+    with _undo_on_error(stack):
+        gen_ns = _new_ns(stack, "pgg")
+        name = unique_name("pgd")
+        with IPRoute(netns=gen_ns, flags=0) as ipr:
+            ipr.link("add", ifname=name, kind="dummy")
+        stack.callback(_delete_link, name, gen_ns)
+        mac = _configure(name, gen_ns, "198.18.0.1", 24, None)
+        tx = Endpoint(name, gen_ns, mac, "198.18.0.1", "2001:2::1")
+        # nothing answers on a dummy: frames go to a made-up receiver
+        phantom = Endpoint("-", gen_ns, "02:50:47:ff:ff:ff", "198.18.0.2", "2001:2::2")
+        return Topology("dummy", gen_ns, [tx], None, [phantom], _stack=stack)
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A physical (or virtio) NIC of the host or the lab, by name and by sysfs device."""
+
+    ifname: str
+    mac: str
+    device: Path
+
+    @classmethod
+    def named(cls, ifname: str) -> Nic:
+        info = netdev.link_info(ifname)
+        return cls(ifname, info["mac"], netdev.nic_device(ifname))
+
+    @property
+    def irqs(self) -> list[int]:
+        return netdev.nic_irqs(device=self.device)
+
+
+def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0) -> Topology:
+    """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
+    one host). On close both NICs come back to this namespace as they were found."""
+    stack = contextlib.ExitStack()
+    with _undo_on_error(stack):
+        gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
+        ends = []
+        for nic, ns, host in ((tx_nic, gen_ns, 1), (rx_nic, sink_ns, 2)):
+            _move_nic(stack, nic, ns)
+            ip4, ip6 = f"198.18.{10 + pair}.{host}", f"2001:2:0:{10 + pair}::{host}"
+            mac = _configure(nic.ifname, ns, ip4, 24, ip6 if ipv6 else None)
+            ends.append(Endpoint(nic.ifname, ns, mac, ip4, ip6))
+        if ipv6:
+            time.sleep(MLD_SETTLE_S)
+        gen, sink = ends
+        _wait_carrier(gen)
+        _wait_carrier(sink)
+        _neighbour(gen, sink, ipv6)
+        _neighbour(sink, gen, ipv6)
+        return Topology("crossover", gen_ns, [gen], sink, [sink],
+                        nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack)
+
+
+def _move_nic(stack: contextlib.ExitStack, nic: Nic, ns: str) -> None:
+    """Move a NIC into ``ns``; register its return (state and IPv6 quiet as found)."""
+    with IPRoute() as ipr:
+        link = ipr.get_links(ifname=nic.ifname)[0]
+        was_up = bool(link["flags"] & 1)
+        ipv6_off = Path(f"/proc/sys/net/ipv6/conf/{nic.ifname}/disable_ipv6").read_text().strip()
+        ipr.link("set", index=link["index"], net_ns_fd=ns)
+
+    def back():
+        if (netns.NETNS_DIR / ns).exists():
+            with IPRoute(netns=ns, flags=0) as ipr:
+                found = ipr.link_lookup(ifname=nic.ifname)
+                if found:
+                    ipr.link("set", index=found[0], state="down")
+                    ipr.flush_addr(index=found[0])
+                    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+                    try:
+                        ipr.link("set", index=found[0], net_ns_fd=home)
+                    finally:
+                        os.close(home)
+        netdev.sysctl(f"net/ipv6/conf/{nic.ifname}/disable_ipv6", ipv6_off)
+        if was_up:
+            netdev.set_state(nic.ifname, "up")
+
+    stack.callback(back)
+
+
+def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not end.info()["carrier"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{end.ifname} in {end.netns} has no carrier after {timeout}s")
+        time.sleep(0.05)
+
+
+def forwarding(parallel: bool = False, ipv6: bool = False) -> Topology:
+    """Generator -> router (forwarding on) -> sink (Figure 6); ``parallel`` adds a second
+    generator link into the router for two devices on two threads (Figure 7)."""
+    stack = contextlib.ExitStack()
+    with _undo_on_error(stack):
+        gen_ns, router_ns, sink_ns = (_new_ns(stack, p) for p in ("pgg", "pgr", "pgs"))
+        netdev.sysctl("net/ipv4/ip_forward", 1, router_ns)
+        if ipv6:
+            netdev.sysctl("net/ipv6/conf/all/forwarding", 1, router_ns)
+        tx, hops_in = [], []
+        for n in range(2 if parallel else 1):
+            net = 20 + 2 * n
+            gen, hop = _veth_between(stack, gen_ns, router_ns,
+                                     (f"198.18.{net}.1", f"2001:2:0:{net}::1"),
+                                     (f"198.18.{net}.254", f"2001:2:0:{net}::254"), ipv6, "pf")
+            tx.append(gen)
+            hops_in.append(hop)
+        out, sink = _veth_between(stack, router_ns, sink_ns, ("198.18.21.254", "2001:2:0:21::254"),
+                                  ("198.18.21.2", "2001:2:0:21::2"), ipv6, "pk")
+        # pktgen builds its frames itself; routes only carry the sink's replies (ICMP) back
+        _route(tx[0], "198.18.21.0", hops_in[0].ip4)
+        if ipv6:
+            _route(tx[0], "2001:2:0:21::", hops_in[0].ip6, family=10)
+        for gen in tx:
+            _route(sink, gen.ip4.rsplit(".", 1)[0] + ".0", out.ip4)
+            if ipv6:
+                _route(sink, gen.ip6.rsplit(":", 2)[0] + "::", out.ip6, family=10)
+        hops = {f"in{n}": hop for n, hop in enumerate(hops_in)}
+        hops["out"] = out
+        return Topology("forwarding-parallel" if parallel else "forwarding", gen_ns, tx, sink,
+                        hops_in, hops=hops, _stack=stack)
+
+
+def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:
+    with IPRoute(netns=end.netns, flags=0) as ipr:
+        ipr.route("add", dst=dst, dst_len=24 if family == 2 else 64, gateway=gateway,
+                  family=family)
+
+
+@contextlib.contextmanager
+def _undo_on_error(stack: contextlib.ExitStack):
+    """While building: any error undoes what was made so far, then propagates."""
+    try:
+        yield
+    except BaseException:
+        stack.close()
+        raise
