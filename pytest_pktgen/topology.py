@@ -226,7 +226,7 @@ def veth(ipv6: bool = False) -> Topology:
     with _undo_on_error(stack):
         gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
         gen, sink = _veth_between(stack, gen_ns, sink_ns, ("198.18.0.1", "2001:2::1"),
-                                  ("198.18.0.2", "2001:2::2"), ipv6, "pv")
+                                  ("198.18.0.2", "2001:2::2"), ipv6, "pgv")
         return Topology("veth", gen_ns, [gen], sink, [sink], _stack=stack)
 
 
@@ -336,11 +336,11 @@ def forwarding(parallel: bool = False, ipv6: bool = False) -> Topology:
             net = 20 + 2 * n
             gen, hop = _veth_between(stack, gen_ns, router_ns,
                                      (f"198.18.{net}.1", f"2001:2:0:{net}::1"),
-                                     (f"198.18.{net}.254", f"2001:2:0:{net}::254"), ipv6, "pf")
+                                     (f"198.18.{net}.254", f"2001:2:0:{net}::254"), ipv6, "pgf")
             tx.append(gen)
             hops_in.append(hop)
         out, sink = _veth_between(stack, router_ns, sink_ns, ("198.18.21.254", "2001:2:0:21::254"),
-                                  ("198.18.21.2", "2001:2:0:21::2"), ipv6, "pk")
+                                  ("198.18.21.2", "2001:2:0:21::2"), ipv6, "pgk")
         # pktgen builds its frames itself; routes only carry the sink's replies (ICMP) back
         _route(tx[0], "198.18.21.0", hops_in[0].ip4)
         if ipv6:
