@@ -73,6 +73,11 @@ class PktgenRunError(PktgenError):
         super().__init__(message)
 
 
+class DeviceUnsupported(PktgenError):
+    """The device cannot do what the config asks (e.g. clone_skb on veth): under pytest the
+    test is reported as xfail with this reason, not as a failure."""
+
+
 class VmLabError(PktgenError):
     """The VM lab cannot boot: something it needs is missing. Raised before anything boots."""
 

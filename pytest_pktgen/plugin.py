@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from . import module, options, topology, vm
-from .errors import PktgenNotAvailable, VmLabError
+from .errors import DeviceUnsupported, PktgenNotAvailable, VmLabError
 from .proc import Pktgen
 
 
@@ -54,6 +54,15 @@ def _run_in_vm(config: pytest.Config):
     )
     args = options.strip_vm_args(list(invocation.args))
     return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """A sweep point the device cannot do is an xfail with the reason, never an errno."""
+    try:
+        return (yield)
+    except DeviceUnsupported as err:
+        pytest.xfail(f"not applicable to this device: {err}")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from . import netdev, netns
+from .errors import DeviceUnsupported
 from .links import unique_name
 from .params import DeviceConfig
 from .proc import Pktgen
@@ -111,8 +112,16 @@ class Topology:
         return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> RunResult:
+        """Run pktgen in the generator namespace. A config a tx link cannot do (by its probed
+        :meth:`caps`) raises DeviceUnsupported first: the plugin reports that as xfail."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
+        by_name = {tx.ifname: i for i, tx in enumerate(self.tx)}
+        for config in configs:
+            if config.netdev in by_name:
+                reason = self.caps(by_name[config.netdev]).unsupported(config)
+                if reason:
+                    raise DeviceUnsupported(reason)
         return PktgenRun(configs, pktgen=self.pktgen, **kwargs).run()
 
     def caps(self, index: int = 0) -> Caps:

@@ -183,14 +183,24 @@ def check_busybox() -> None:
                          "initramfs): apt-get install busybox-static")
 
 
-def tool_env(vng: Path) -> dict[str, str]:
+def tool_env(vng: Path, kernel: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{vng.parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("KBUILD_OUTPUT", None)
+    if kernel is not None and kernel.is_dir():
+        env["KBUILD_OUTPUT"] = str(kernel)
     return env
 
 
+def kernel_args(kernel: Path) -> list[str]:
+    """vng arguments naming the kernel: an image by path; a built tree by no ``--run`` at all
+    and KBUILD_OUTPUT (see :func:`tool_env`): vng then boots the tree's bzImage with its own
+    modules (a bare ``--run`` would mean the host's running kernel)."""
+    return [] if kernel.is_dir() else ["--run", str(kernel)]
+
+
 def vng_command(vng: Path, kernel: Path, opts: VmOptions, accel: str, command: str) -> list[str]:
-    cmd = [str(vng), "--run", str(kernel), "--disable-microvm", "--cpus", str(opts.cpus),
+    cmd = [str(vng), *kernel_args(kernel), "--disable-microvm", "--cpus", str(opts.cpus),
            "--memory", opts.memory, "--cwd", opts.cwd]
     if accel == "tcg":
         cmd.append("--disable-kvm")
@@ -205,10 +215,10 @@ def probe_kvm(vng: Path, kernel: Path) -> tuple[bool, str]:
     """Can this host boot the kernel under KVM? (Some hosts offer /dev/kvm but abort on MSRs.)"""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "no usable /dev/kvm"
-    cmd = [str(vng), "--run", str(kernel), "--cpus", "1", "--memory", "512M", "--exec", "true"]
+    cmd = [str(vng), *kernel_args(kernel), "--cpus", "1", "--memory", "512M", "--exec", "true"]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=KVM_PROBE_TIMEOUT_S,
-                              env=tool_env(vng), stdin=subprocess.DEVNULL)
+                              env=tool_env(vng, kernel), stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return False, f"a KVM boot took over {KVM_PROBE_TIMEOUT_S}s"
     if proc.returncode == 0:
@@ -263,7 +273,7 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
              f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s)")
         started = time.monotonic()
-        code = _run_streaming(cmd, tool_env(vng), opts.timeout)
+        code = _run_streaming(cmd, tool_env(vng, kernel), opts.timeout)
         status = Path(lab.status_file)
         elapsed = time.monotonic() - started
         if code == -signal.SIGALRM:

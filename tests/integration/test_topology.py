@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_pktgen.check import mismatches
+from pytest_pktgen.errors import DeviceUnsupported
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +88,9 @@ def test_veth_clone_skb_is_a_capability_not_an_errno(veth):
     reason = caps.unsupported(veth.config(count=10, clone_skb=10))
     assert reason == f"{veth.tx[0].ifname} has no shared-skb support: clone_skb must be 0"
     assert caps.unsupported(veth.config(count=10)) is None
+    with pytest.raises(DeviceUnsupported, match="clone_skb must be 0"):
+        veth.run(veth.config(count=10, clone_skb=10))
+    assert veth.pktgen.devices() == []
 
 
 def test_forwarding(forwarding):

@@ -170,3 +170,14 @@ def test_output_filter_holds_back_nothing_else():
     quiet = vm._OutputFilter()
     assert quiet.feed(b"tests/x.py ..") == b"tests/x.py .."  # progress dots stream at once
     assert quiet.feed(b"qemu-system-x86_64: error: x\n") == b"qemu-system-x86_64: error: x\n"
+
+
+def test_kernel_tree_is_booted_through_kbuild_output(tmp_path):
+    image = tmp_path / "vmlinuz"
+    image.write_bytes(b"")
+    assert vm.kernel_args(image) == ["--run", str(image)]
+    assert vm.kernel_args(tmp_path) == []  # not a bare --run: that is the host's kernel
+    env = vm.tool_env(Path("/venv/bin/vng"), tmp_path)
+    assert env["KBUILD_OUTPUT"] == str(tmp_path)
+    assert env["PATH"].startswith("/venv/bin:")
+    assert "KBUILD_OUTPUT" not in vm.tool_env(Path("/venv/bin/vng"), image)
