@@ -14,7 +14,7 @@ APT_PACKAGES := qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-st
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VM_ARGS ?=
 
-.PHONY: deps venv test unit integration sweep lint capture clean
+.PHONY: deps venv kmod test unit integration sweep lint capture clean
 
 deps: .stamp-apt
 .stamp-apt: Makefile
@@ -34,13 +34,17 @@ venv: .stamp-venv
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $@
 
+# The receive counter module, built on the host for the VM lab's kernel (seconds, not minutes).
+kmod: deps
+	$(MAKE) -C kmod
+
 unit: venv
 	$(PYTEST) tests/unit
 
-integration: deps venv
+integration: deps venv kmod
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
 
-test: deps venv
+test: deps venv kmod
 	$(VENV)/bin/ruff check pytest_pktgen tests examples
 	$(PYTEST) tests/unit tests/host
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
@@ -57,3 +61,4 @@ capture: deps venv
 
 clean:
 	rm -rf $(VENV) .stamp-* .pytest_cache
+	$(MAKE) -C kmod clean

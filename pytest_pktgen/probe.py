@@ -20,7 +20,7 @@ CLONE_NEWNET = 0x40000000
 def probe() -> dict:
     from pyroute2 import IPRoute
 
-    from .errors import PktgenResultError, PktgenWriteError
+    from .errors import PktgenWriteError
     from .proc import Pktgen, write_command
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -38,17 +38,10 @@ def probe() -> dict:
     pg.add_device(0, device)
     path = pg.device_path(device)
 
-    def accepted(command: str) -> bool:
-        try:
-            pg.device_command(device, command)
-            return True
-        except (PktgenResultError, PktgenWriteError):
-            return False
-
     features = {
-        "shared_flag": accepted("flag SHARED"),
-        "ipsec": accepted("flag IPSEC"),
-        "name_equals_value": accepted("count=7"),
+        "shared_flag": pg.accepts(device, "flag SHARED"),
+        "ipsec": pg.accepts(device, "flag IPSEC"),
+        "name_equals_value": pg.accepts(device, "count=7"),
     }
     try:
         write_command(path, "clone_skb 1")  # lo never has shared-skb support

@@ -155,6 +155,15 @@ class Pktgen:
         name = command.split(" ", 1)[0]
         return write_command(self.device_path(device), command, check=name not in RESULT_UNCHANGED)
 
+    def accepts(self, device: str, command: str) -> bool:
+        """Write a command and say whether pktgen took it (errno and Result both checked).
+        For probing what a kernel or a link can do, on a device made for that."""
+        try:
+            self.device_command(device, command)
+            return True
+        except (PktgenWriteError, PktgenResultError):
+            return False
+
     def configure(self, config: DeviceConfig) -> None:
         """Write every command of a validated config to its device file."""
         for command in config.commands():

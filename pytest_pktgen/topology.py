@@ -143,22 +143,13 @@ class Topology:
 
 
 def probe_caps(pktgen: Pktgen, tx: Endpoint) -> Caps:
-    from .errors import PktgenResultError, PktgenWriteError
-
     device = f"{tx.ifname}@caps"
     pktgen.add_device(0, device)
     try:
-        def accepted(command: str) -> bool:
-            try:
-                pktgen.device_command(device, command)
-                return True
-            except (PktgenWriteError, PktgenResultError):
-                return False
-
-        shared = accepted("clone_skb 1")
-        accepted("clone_skb 0")
+        shared = pktgen.accepts(device, "clone_skb 1")
+        pktgen.accepts(device, "clone_skb 0")
         modes = tuple(m for m in ("start_xmit", "netif_receive", "queue_xmit")
-                      if accepted(f"xmit_mode {m}"))
+                      if pktgen.accepts(device, f"xmit_mode {m}"))
     finally:
         pktgen.remove_thread_devices([0])
     return Caps(shared, modes, int(tx.info()["tx_queues"] or 1))

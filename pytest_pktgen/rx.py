@@ -1,0 +1,211 @@
+"""Receive-side counting: what arrived, by interchangeable backends.
+
+pktgen only transmits; "sent 10 million" says nothing about what the driver, bridge or router
+delivered. A :class:`RxCounter` counts at the sink over a run: ``ifstats`` (interface counters,
+everything that arrived) or ``kmod`` (the pgrx module of ``kmod/``: pktgen's port-9 packets at
+the IP layer, optionally dropped, with loss, duplicates, reordering and latency from pktgen's
+header).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import netdev
+from .netns import call_in
+
+KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
+KMOD_NAME = "pgrx"
+KMOD_KO = KMOD_DIR / f"{KMOD_NAME}.ko"
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One sender's sequence numbers as pgrx saw them (per ingress device and source MAC)."""
+
+    ifindex: int
+    mac: str
+    first: int
+    highest: int
+    received: int
+    unique: int
+    duplicates: int
+    late: int
+    beyond_window: int
+
+    def lost(self, repeat: int = 1) -> int:
+        """Sequence numbers never seen. ``repeat`` is pktgen's clone_skb or burst: each header
+        goes out that many times and the sequence number then jumps by it."""
+        expected = (self.highest - self.first) // max(repeat, 1) + 1
+        return expected - self.unique
+
+
+@dataclass(frozen=True)
+class RxCount:
+    """What a backend saw over a run."""
+
+    backend: str
+    packets: int
+    bytes: int
+    dropped: int = 0
+    pktgen: int | None = None  # packets with pktgen's magic (kmod)
+    streams: list[Stream] = field(default_factory=list)
+    latency_us: dict | None = None  # min/avg/max/samples/hist (kmod)
+
+
+class RxCounter:
+    """Counts what arrives at ``endpoint`` between :meth:`reset` and :meth:`read`."""
+
+    backend = "base"
+
+    def __init__(self, ifname: str, netns: str | None):
+        self.ifname = ifname
+        self.netns = netns
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def read(self) -> RxCount:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Undo whatever the backend installed (idempotent)."""
+
+
+class IfStatsCounter(RxCounter):
+    """The sink interface's own counters: every frame the driver took in."""
+
+    backend = "ifstats"
+
+    def reset(self) -> None:
+        self._base = netdev.link_stats(self.ifname, netns=self.netns)
+
+    def read(self) -> RxCount:
+        delta = netdev.link_stats(self.ifname, netns=self.netns) - self._base
+        return RxCount(self.backend, delta.rx_packets, delta.rx_bytes, delta.rx_dropped)
+
+
+class KmodCounter(RxCounter):
+    """The pgrx module's per-namespace counters of pktgen packets (UDP ``port``)."""
+
+    backend = "kmod"
+
+    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
+        super().__init__(ifname, netns)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r}: allowed 1..65535")
+        self.port, self.drop = port, drop
+        self._command(f"port {port}")
+        self._command(f"drop {int(drop)}")
+
+    def _in_ns(self, fn):
+        return fn() if self.netns is None else call_in(self.netns, fn)
+
+    def _command(self, text: str) -> None:
+        from .proc import write_command
+
+        self._in_ns(lambda: write_command("/proc/thread-self/net/pgrx", text, check=False))
+
+    def reset(self) -> None:
+        self._command("reset")
+
+    def raw(self) -> str:
+        return self._in_ns(lambda: Path("/proc/thread-self/net/pgrx").read_text())
+
+    def read(self) -> RxCount:
+        return parse_pgrx(self.raw())
+
+    def close(self) -> None:
+        if self.netns is None or (Path("/var/run/netns") / self.netns).exists():
+            self._command("drop 0")
+
+
+def parse_pgrx(text: str) -> RxCount:
+    """Parse /proc/net/pgrx."""
+    values: dict[str, int] = {}
+    streams = []
+    hist: list[int] = []
+    for line in text.splitlines():
+        key, _, rest = line.partition(" ")
+        if key == "stream":
+            fields = dict(item.split("=", 1) for item in rest.split())
+            streams.append(Stream(int(fields["ifindex"]), fields["mac"],
+                                  *(int(fields[k]) for k in ("first", "highest", "received",
+                                                             "unique", "duplicates", "late",
+                                                             "beyond_window"))))
+        elif key == "latency_hist_log2_us":
+            hist = [int(n) for n in rest.split()]
+        elif re.fullmatch(r"\d+", rest.strip()):
+            values[key] = int(rest)
+    samples = values.get("latency_samples", 0)
+    latency = {
+        "samples": samples,
+        "min": values.get("latency_min_us", 0),
+        "max": values.get("latency_max_us", 0),
+        "avg": values.get("latency_sum_us", 0) / samples if samples else 0.0,
+        "future": values.get("latency_future", 0),
+        "hist_log2": hist,
+    }
+    return RxCount("kmod", values["packets"], values["bytes"], values.get("dropped", 0),
+                   values.get("pktgen"), streams, latency)
+
+
+# --- the module ---------------------------------------------------------------------------
+
+def _vermagic(ko: Path) -> str:
+    modinfo = shutil.which("modinfo") or "/sbin/modinfo"
+    out = subprocess.run([modinfo, "-F", "vermagic", str(ko)], capture_output=True, text=True)
+    return out.stdout.split()[0] if out.stdout.strip() else ""
+
+
+def build_kmod(release: str) -> Path:
+    """Build kmod/pgrx.ko with kbuild for ``release`` unless an up-to-date one is there."""
+    ko = KMOD_KO
+    source = KMOD_DIR / f"{KMOD_NAME}.c"
+    if ko.exists() and ko.stat().st_mtime >= source.stat().st_mtime and _vermagic(ko) == release:
+        return ko
+    build = Path("/lib/modules") / release / "build"
+    if not build.exists():
+        raise RuntimeError(f"no kernel headers for {release} (apt-get install "
+                           f"linux-headers-{release}) to build {source}")
+    proc = subprocess.run(["make", "-C", str(KMOD_DIR), f"KVER={release}"], capture_output=True,
+                          text=True)
+    if proc.returncode != 0 or _vermagic(ko) != release:
+        raise RuntimeError(f"building {ko} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return ko
+
+
+def kmod_loaded() -> bool:
+    return Path("/sys/module", KMOD_NAME).exists()
+
+
+def load_kmod(release: str) -> bool:
+    """insmod pgrx (built if needed); True if this call loaded it."""
+    if kmod_loaded():
+        return False
+    ko = build_kmod(release)
+    insmod = shutil.which("insmod") or "/sbin/insmod"
+    proc = subprocess.run([insmod, str(ko)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"insmod {ko} failed: {proc.stderr.strip()}")
+    return True
+
+
+def unload_kmod(timeout: float = 10.0) -> None:
+    rmmod = shutil.which("rmmod") or "/sbin/rmmod"
+    deadline = time.monotonic() + timeout
+    while True:
+        proc = subprocess.run([rmmod, KMOD_NAME], capture_output=True, text=True)
+        if proc.returncode == 0 or not kmod_loaded():
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"rmmod {KMOD_NAME} failed: {proc.stderr.strip()}")
+        time.sleep(0.1)
+
+
+BACKENDS = {"ifstats": IfStatsCounter, "kmod": KmodCounter}
