@@ -33,7 +33,7 @@
 
 #define PGRX_MAGIC 0xbe9be955
 #define PGRX_STREAMS 16
-#define PGRX_WINDOW 4096		/* sequence numbers remembered per stream */
+#define PGRX_WINDOW 16384		/* sequence numbers remembered per stream */
 #define PGRX_HIST 24			/* log2 buckets: <1us, 1-2us, ... >=2^22us */
 
 static unsigned int port = 9;

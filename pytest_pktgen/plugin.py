@@ -245,3 +245,40 @@ def irq_pin():
             errors.append(err)
     if errors:
         raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def pgrx(pktgen_module):
+    """The pgrx receive-counter module of kmod/: built with kbuild if needed and loaded; unloaded
+    afterwards if this session loaded it."""
+    from . import rx
+
+    loaded = rx.load_kmod(pktgen_module.kernel_release)
+    yield rx.KMOD_KO
+    if loaded:
+        rx.unload_kmod()
+
+
+@pytest.fixture
+def rx_counter(request):
+    """``rx_counter(topology, backend="ifstats"|"kmod", **options)``: a receive counter at the
+    topology's sink, reset and ready; the kmod backend takes ``port`` and ``drop``. Counters
+    are closed (drop switched off) afterwards."""
+    from . import rx
+
+    made = []
+
+    def make(topo, backend: str = "ifstats", **kwargs):
+        if backend not in rx.BACKENDS:
+            raise pytest.UsageError(f"rx_counter backend {backend!r}: one of "
+                                    f"{', '.join(rx.BACKENDS)}")
+        if backend == "kmod":
+            request.getfixturevalue("pgrx")
+        counter = rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs)
+        made.append(counter)
+        counter.reset()
+        return counter
+
+    yield make
+    for counter in made:
+        counter.close()

@@ -38,10 +38,12 @@ class Stream:
     late: int
     beyond_window: int
 
-    def lost(self, repeat: int = 1) -> int:
-        """Sequence numbers never seen. ``repeat`` is pktgen's clone_skb or burst: each header
-        goes out that many times and the sequence number then jumps by it."""
-        expected = (self.highest - self.first) // max(repeat, 1) + 1
+    def lost(self, repeat: int = 1, sent: int | None = None) -> int:
+        """Sequence numbers never seen. pktgen numbers from 1 at each start; ``repeat`` is its
+        clone_skb or burst (each header goes out that many times and the number then jumps by
+        it); with ``sent`` (pktgen's count) a loss at the very end counts too."""
+        repeat = max(repeat, 1)
+        expected = -(-sent // repeat) if sent is not None else (self.highest - 1) // repeat + 1
         return expected - self.unique
 
 

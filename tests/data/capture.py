@@ -102,3 +102,24 @@ def test_capture_dummy(pktgen, pktgen_module, dummy):
             with pytest.raises((PktgenWriteError, PktgenResultError)):
                 pktgen.device_command(dummy, command)
             save(name, pktgen.device_path(dummy).read_text(), kernel)
+
+
+def test_capture_pgrx(veth, rx_counter, pktgen_module):
+    """/proc/net/pgrx after 10000 frames with every 7th dropped by nftables at ingress."""
+    import subprocess
+
+    from pytest_pktgen.netns import call_in
+
+    sink = veth.sink
+    script = f"""
+        table netdev pgloss {{
+            chain ingress {{
+                type filter hook ingress device {sink.ifname} priority 0;
+                udp dport 9 numgen inc mod 7 == 0 drop
+            }}
+        }}"""
+    call_in(sink.netns, lambda: subprocess.run(["nft", "-f", "-"], input=script, text=True,
+                                               check=True))
+    kmod = rx_counter(veth, "kmod")
+    veth.run(veth.config(count=10_000, pkt_size=60))
+    save("pgrx-veth-every7th-dropped.txt", kmod.raw(), pktgen_module.kernel_release)

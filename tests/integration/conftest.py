@@ -35,7 +35,8 @@ def pytest_sessionfinish(session, exitstatus):
         return
     after = state()
     problems = [f"{key}: before {before[key]!r}, after {after[key]!r}"
-                for key in ("netns", "our_links", "irq_masks") if before[key] != after[key]]
+                for key in ("netns", "our_links", "irq_masks", "modules")
+                if before[key] != after[key]]
     lab_links = {n: up for n, up in after["links"].items() if not n.startswith("pg")}
     if lab_links != {n: up for n, up in before["links"].items() if not n.startswith("pg")}:
         problems.append(f"links: before {before['links']}, after {after['links']}")

@@ -17,7 +17,10 @@ def state() -> dict:
     masks = {}
     for path in PROC_IRQ.glob("*/smp_affinity"):
         masks[path.parent.name] = path.read_text().strip()
+    from pathlib import Path
+
     return {
+        "modules": sorted(m for m in ("pktgen", "pgrx") if Path("/sys/module", m).exists()),
         "netns": sorted(n for n in pr_netns.listnetns() if n.startswith(NAME_PREFIX)),
         "our_links": sorted(n for n in links if n.startswith(NAME_PREFIX)),
         "links": links,

@@ -1,0 +1,33 @@
+"""pgrx's /proc/net/pgrx, as captured from a real run (10000 frames, every 7th dropped)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pytest_pktgen.rx import parse_pgrx
+
+CAPTURED = Path(__file__).parents[1] / "data" / "captured"
+
+
+def test_parse_pgrx_capture():
+    count = parse_pgrx((CAPTURED / "pgrx-veth-every7th-dropped.txt").read_text())
+    dropped_by_nft = -(-10_000 // 7)  # numgen 0, 7, 14, ...: the first frame is dropped too
+    assert count.backend == "kmod"
+    assert count.packets == count.pktgen == 10_000 - dropped_by_nft
+    assert count.bytes == count.packets * 60 and count.dropped == 0
+    (stream,) = count.streams
+    assert (stream.first, stream.highest) == (2, 10_000)  # seq 1 was the first dropped
+    assert stream.lost() == stream.lost(sent=10_000) == dropped_by_nft
+    assert stream.duplicates == stream.late == stream.beyond_window == 0
+    latency = count.latency_us
+    assert latency["samples"] == count.packets == sum(latency["hist_log2"])
+    assert latency["min"] <= latency["avg"] <= latency["max"]
+    assert len(latency["hist_log2"]) == 24
+
+
+def test_lost_with_clones():
+    from pytest_pktgen.rx import Stream
+
+    # clone_skb 10, 20000 packets: headers 1, 11, ... 19991; one header (10 packets) missing
+    stream = Stream(3, "02:50:47:00:00:01", 1, 19991, 19990, 1999, 17991, 0, 0)
+    assert stream.lost(repeat=10) == 1 and stream.lost(repeat=10, sent=20_000) == 1
