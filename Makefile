@@ -10,11 +10,16 @@ PYTEST := $(VENV)/bin/pytest
 # qemu and a stock kernel with pktgen.ko for the VM lab; busybox for virtme-ng's initramfs;
 # headers and a compiler for kmod/; python3-venv for the venv.
 APT_PACKAGES := qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static \
-	iproute2 kmod nftables make gcc python3-venv python3-pip
+	iproute2 kmod nftables make gcc python3-venv python3-pip \
+	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VM_ARGS ?=
 
-.PHONY: deps venv kmod test unit integration sweep lint capture clean
+.PHONY: deps venv kmod patched-kernel patched test unit integration sweep lint capture clean
+
+# The paper's ip_input.c patch applied to Debian's linux-source-6.1 and built for the VM lab,
+# cached (and rebuilt incrementally) in $(PATCHED_TREE).
+PATCHED_TREE ?= $(HOME)/.cache/pytest-pktgen/linux-6.1-pktgen
 
 deps: .stamp-apt
 .stamp-apt: Makefile
@@ -38,6 +43,12 @@ venv: .stamp-venv
 kmod: deps
 	$(MAKE) -C kmod
 
+patched-kernel: deps venv
+	scripts/build-patched-kernel.sh $(PATCHED_TREE)
+
+patched: patched-kernel
+	$(PYTEST) --pktgen-vm --pktgen-vm-kernel $(PATCHED_TREE) --pktgen-vm-nics 0 tests/patched
+
 unit: venv
 	$(PYTEST) tests/unit
 
@@ -48,6 +59,8 @@ test: deps venv kmod
 	$(VENV)/bin/ruff check pytest_pktgen tests examples
 	$(PYTEST) tests/unit tests/host
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
+	scripts/build-patched-kernel.sh $(PATCHED_TREE)
+	$(PYTEST) --pktgen-vm --pktgen-vm-kernel $(PATCHED_TREE) --pktgen-vm-nics 0 tests/patched
 
 sweep: deps venv
 	$(PYTEST) --pktgen-vm $(VM_ARGS) examples/ -s

@@ -282,3 +282,23 @@ def rx_counter(request):
     yield make
     for counter in made:
         counter.close()
+
+
+@pytest.fixture
+def sniffer(request):
+    """``sniffer(topology, limit=5000)``: a scapy capture of port-9 frames inside the sink's
+    namespace, started; ``.stop()`` returns the frames and
+    :func:`pytest_pktgen.sniff.check` compares them with a config. A sample, not a count."""
+    from .sniff import Sniffer
+
+    made = []
+
+    def make(topo, limit: int = 5000):
+        sniff = Sniffer(topo.sink.ifname, topo.sink.netns, limit)
+        made.append(sniff)
+        sniff.start()
+        return sniff
+
+    yield make
+    for sniff in made:
+        sniff.close()

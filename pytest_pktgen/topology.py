@@ -106,8 +106,10 @@ class Topology:
         target = self.sink or hop
         base: dict = {"dst_mac": hop.mac}
         if ipv6:
-            base.update(dst6=target.ip6, src6=tx.ip6)
-        else:
+            base.update(src6=tx.ip6)
+            if not {"dst6", "dst6_min", "dst6_max"} & params.keys():
+                base.update(dst6=target.ip6)
+        elif not {"dst", "dst_min", "dst_max"} & params.keys():
             base.update(dst=target.ip4)
         return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
 

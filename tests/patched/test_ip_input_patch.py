@@ -1,0 +1,68 @@
+"""The paper's ip_input.c patchlet, brought to 6.1 (patches/), in the kernel built from it.
+
+Run by `make test` as `pytest --pktgen-vm --pktgen-vm-kernel <patched tree> tests/patched`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_pktgen.netdev import sysctl
+from pytest_pktgen.netns import call_in
+
+pytestmark = pytest.mark.integration
+
+
+def netstat(netns: str) -> dict[str, int]:
+    """/proc/net/netstat of a namespace as {column: value} (TcpExt, IpExt, ... merged)."""
+    lines = call_in(netns, lambda: Path("/proc/thread-self/net/netstat").read_text().splitlines())
+    out = {}
+    for header, values in zip(lines[::2], lines[1::2], strict=True):
+        out.update(zip(header.split()[1:], map(int, values.split()[1:]), strict=True))
+    return out
+
+
+@pytest.fixture
+def patched(lab, veth):
+    """The sink's netstat reader; skip on a stock kernel, fail on a tree that lacks the patch."""
+    columns = netstat(veth.sink.netns)
+    if "PktgenRcv" not in columns:
+        message = (f"kernel {lab.kernel_release} ({lab.kernel}) has no PktgenRcv counter: boot "
+                   "the patched kernel (make patched-kernel; --pktgen-vm-kernel <tree>)")
+        if Path(lab.kernel).is_dir():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return netstat
+
+
+def test_counts_and_drops_exactly_what_pktgen_sent(veth, patched):
+    sink = veth.sink
+    assert patched(sink.netns)["PktgenRcv"] == 0
+    veth.run(veth.config(count=10_000, pkt_size=60))
+    assert patched(sink.netns)["PktgenRcv"] == 0  # off by default
+
+    assert sysctl("net/ipv4/pktgen_rcv", 2, sink.netns) == "0"
+    replies_before = sink.stats().tx_packets
+    result = veth.run(veth.config(count=100_000, pkt_size=60))
+    counts = patched(sink.netns)
+    assert counts["PktgenRcv"] == counts["PktgenDrop"] == result.sent == 100_000
+    assert sink.stats().tx_packets == replies_before  # dropped before UDP: no ICMP replies
+
+    sysctl("net/ipv4/pktgen_rcv", 1, sink.netns)
+    result = veth.run(veth.config(count=10_000, pkt_size=60))
+    counts = patched(sink.netns)
+    assert counts["PktgenRcv"] == 110_000 and counts["PktgenDrop"] == 100_000
+    assert sink.stats().tx_packets > replies_before  # counted only: the stack answers again
+
+    # per namespace: the generator's own counter never moved
+    assert patched(veth.generator_ns)["PktgenRcv"] == 0
+
+
+def test_only_pktgen_packets_are_counted(veth, patched):
+    """Port 9 without pktgen's magic is not pktgen: pktgen to port 10 is not counted either."""
+    sink = veth.sink
+    sysctl("net/ipv4/pktgen_rcv", 2, sink.netns)
+    veth.run(veth.config(count=1_000, pkt_size=60, udp_dst_min=10, udp_dst_max=10))
+    assert patched(sink.netns)["PktgenRcv"] == 0
