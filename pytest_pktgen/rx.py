@@ -1,10 +1,17 @@
 """Receive-side counting: what arrived, by interchangeable backends.
 
 pktgen only transmits; "sent 10 million" says nothing about what the driver, bridge or router
-delivered. A :class:`RxCounter` counts at the sink over a run: ``ifstats`` (interface counters,
-everything that arrived) or ``kmod`` (the pgrx module of ``kmod/``: pktgen's port-9 packets at
-the IP layer, optionally dropped, with loss, duplicates, reordering and latency from pktgen's
-header).
+delivered. A :class:`RxCounter` counts at the sink over a run:
+
+- ``ifstats``: the interface's counters, every frame the driver took in;
+- ``nft``: an nftables netdev-ingress counter on UDP ``port`` (optionally dropping);
+- ``kmod``: the pgrx module of ``kmod/``, pktgen's port-9 packets at PRE_ROUTING, optionally
+  dropped, with loss, duplicates, reordering and latency from pktgen's header;
+- ``patched``: the counter of the paper's ip_input.c patch (``patches/``), in the kernel built
+  from it (``net.ipv4.pktgen_rcv``, ``PktgenRcv``/``PktgenDrop`` in /proc/net/netstat).
+
+Bytes are counted from the Ethernet header on (``ifstats``, ``kmod``) or from the IP header on
+(``nft``); ``patched`` counts packets only. :attr:`RxCount.bytes_from` says which.
 """
 
 from __future__ import annotations
@@ -53,11 +60,12 @@ class RxCount:
 
     backend: str
     packets: int
-    bytes: int
+    bytes: int | None
     dropped: int = 0
     pktgen: int | None = None  # packets with pktgen's magic (kmod)
     streams: list[Stream] = field(default_factory=list)
     latency_us: dict | None = None  # min/avg/max/samples/hist (kmod)
+    bytes_from: str = "ethernet"  # "ethernet", "ip" or "" (no bytes)
 
 
 class RxCounter:
@@ -210,4 +218,99 @@ def unload_kmod(timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-BACKENDS = {"ifstats": IfStatsCounter, "kmod": KmodCounter}
+class NftCounter(RxCounter):
+    """An nftables table of its own at the sink's netdev ingress: counts UDP ``port`` (IPv4 and
+    IPv6), optionally drops; deleted on close. Uses the ``nft`` command (Debian: nftables)."""
+
+    backend = "nft"
+
+    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
+        super().__init__(ifname, netns)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r}: allowed 1..65535")
+        if not shutil.which("nft"):
+            raise RuntimeError("nft not found: apt-get install nftables")
+        self.table = f"pgrx_{ifname}".replace("-", "_")
+        verdict = "drop" if drop else "accept"
+        self._nft(f"""
+            table netdev {self.table} {{
+                chain ingress {{
+                    type filter hook ingress device "{ifname}" priority -500;
+                    udp dport {port} counter name pktgen {verdict}
+                }}
+                counter pktgen {{ }}
+            }}""")
+        self._drop = drop
+        self._open = True
+
+    def _nft(self, script: str, *args: str) -> str:
+        def run():
+            return subprocess.run(["nft", *args, "-f", "-"] if script else ["nft", *args],
+                                  input=script or None, text=True, capture_output=True)
+
+        proc = run() if self.netns is None else call_in(self.netns, run)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nft failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def reset(self) -> None:
+        self._nft("", "reset", "counter", "netdev", self.table, "pktgen")
+
+    def read(self) -> RxCount:
+        out = self._nft("", "list", "counter", "netdev", self.table, "pktgen")
+        packets, nbytes = (int(n) for n in re.search(r"packets (\d+) bytes (\d+)", out).groups())
+        return RxCount(self.backend, packets, nbytes, packets if self._drop else 0,
+                       bytes_from="ip")
+
+    def close(self) -> None:
+        if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
+            self._nft("", "delete", "table", "netdev", self.table)
+        self._open = False
+
+
+def netstat(netns: str | None = None) -> dict[str, int]:
+    """/proc/net/netstat of a namespace as {column: value}, all its sections merged."""
+    def read():
+        return Path("/proc/thread-self/net/netstat").read_text().splitlines()
+
+    lines = read() if netns is None else call_in(netns, read)
+    out: dict[str, int] = {}
+    for header, values in zip(lines[::2], lines[1::2], strict=True):
+        out.update(zip(header.split()[1:], map(int, values.split()[1:]), strict=True))
+    return out
+
+
+class PatchedCounter(RxCounter):
+    """The patched kernel's per-namespace counter: switched on (count, or count and drop) for
+    the sink's namespace, and back to what it was on close."""
+
+    backend = "patched"
+    SYSCTL = "net/ipv4/pktgen_rcv"
+
+    def __init__(self, ifname: str, netns: str | None, drop: bool = False):
+        super().__init__(ifname, netns)
+        if "PktgenRcv" not in self._netstat():
+            raise RuntimeError("this kernel has no PktgenRcv counter: boot the kernel built "
+                               "from patches/ (make patched-kernel; --pktgen-vm-kernel <tree>)")
+        self._old = netdev.sysctl(self.SYSCTL, 2 if drop else 1, netns)
+
+    def _netstat(self) -> dict[str, int]:
+        return netstat(self.netns)
+
+    def reset(self) -> None:
+        self._base = self._netstat()
+
+    def read(self) -> RxCount:
+        now = self._netstat()
+        return RxCount(self.backend, now["PktgenRcv"] - self._base["PktgenRcv"], None,
+                       now["PktgenDrop"] - self._base["PktgenDrop"], bytes_from="")
+
+    def close(self) -> None:
+        if self._old is not None and (self.netns is None
+                                      or (Path("/var/run/netns") / self.netns).exists()):
+            netdev.sysctl(self.SYSCTL, self._old, self.netns)
+        self._old = None
+
+
+BACKENDS = {"ifstats": IfStatsCounter, "nft": NftCounter, "kmod": KmodCounter,
+            "patched": PatchedCounter}

@@ -32,12 +32,13 @@ PACE = {"veth": {}, "crossover": {"ratep": 40_000}}
 @pytest.mark.parametrize("topology", ["veth", "crossover"])
 def test_a_million_frames_counted_exactly(topology, request, rx_counter):
     topo = request.getfixturevalue(topology)
-    counters = [rx_counter(topo, "ifstats"), rx_counter(topo, "kmod")]
+    counters = [rx_counter(topo, "ifstats"), rx_counter(topo, "nft"), rx_counter(topo, "kmod")]
     result = topo.run(topo.config(count=MILLION, pkt_size=60, **PACE[topology]))
     sent = result.sent
     assert sent == MILLION and result.errors == 0
-    ifstats, kmod = (c.read() for c in counters)
+    ifstats, nft, kmod = (c.read() for c in counters)
     assert ifstats.packets == sent and ifstats.bytes == sent * 60
+    assert nft.packets == sent and nft.bytes == sent * 46  # nft counts from the IP header
     assert kmod.packets == kmod.pktgen == sent and kmod.bytes == sent * 60
     (stream,) = kmod.streams
     assert stream.mac == topo.tx[0].mac
@@ -60,7 +61,9 @@ def test_known_loss_is_measured(veth, rx_counter):
             }}
         }}""")
     ifstats, kmod = rx_counter(veth, "ifstats"), rx_counter(veth, "kmod")
+    nft = rx_counter(veth, "nft")  # priority -500: before the dropping table (priority 0)
     result = veth.run(veth.config(count=100_000, pkt_size=60))
+    assert nft.read().packets == result.sent
     dropped = int(_nft(sink.netns, "list table netdev pgloss").split("packets ")[1].split()[0])
     assert dropped == 10_000
     assert ifstats.read().packets == result.sent == 100_000  # the driver saw every frame

@@ -10,18 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_pktgen.netdev import sysctl
-from pytest_pktgen.netns import call_in
+from pytest_pktgen.rx import netstat
 
 pytestmark = pytest.mark.integration
-
-
-def netstat(netns: str) -> dict[str, int]:
-    """/proc/net/netstat of a namespace as {column: value} (TcpExt, IpExt, ... merged)."""
-    lines = call_in(netns, lambda: Path("/proc/thread-self/net/netstat").read_text().splitlines())
-    out = {}
-    for header, values in zip(lines[::2], lines[1::2], strict=True):
-        out.update(zip(header.split()[1:], map(int, values.split()[1:]), strict=True))
-    return out
 
 
 @pytest.fixture
@@ -66,3 +57,13 @@ def test_only_pktgen_packets_are_counted(veth, patched):
     sysctl("net/ipv4/pktgen_rcv", 2, sink.netns)
     veth.run(veth.config(count=1_000, pkt_size=60, udp_dst_min=10, udp_dst_max=10))
     assert patched(sink.netns)["PktgenRcv"] == 0
+
+
+def test_patched_backend_of_the_rx_counter(veth, patched, rx_counter):
+    """The same counter through the rx_counter fixture, beside interface statistics."""
+    counters = [rx_counter(veth, "patched", drop=True), rx_counter(veth, "ifstats")]
+    result = veth.run(veth.config(count=50_000, pkt_size=60))
+    patched_count, ifstats = (c.read() for c in counters)
+    assert patched_count.packets == patched_count.dropped == ifstats.packets == result.sent
+    counters[0].close()
+    assert sysctl("net/ipv4/pktgen_rcv", 0, veth.sink.netns) == "0"  # restored on close
