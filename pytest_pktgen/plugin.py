@@ -21,6 +21,33 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: needs the real pktgen module (the VM lab: --pktgen-vm)")
+    _cleanup_on_sigterm()
+
+
+def _cleanup_on_sigterm() -> None:
+    """SIGTERM ends the session like Ctrl-C does: pytest then tears every fixture down, so
+    namespaces, links, pktgen devices, IRQ masks and modules are undone (the default action
+    would kill the process with all of them left behind)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # someone else handles it
+
+    session_pid = os.getpid()
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills for real
+        if os.getpid() != session_pid:
+            # A forked child (pyroute2 makes namespace sockets in some) must die as it would
+            # have, not unwind the copy of pytest's stack it carries and run tests itself.
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 @pytest.hookimpl(tryfirst=True)

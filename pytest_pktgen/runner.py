@@ -50,6 +50,17 @@ class RunResult:
     wall_s: float
     stopped_by_us: bool
     samples: list[Sample] = field(default_factory=list)
+    received: dict = field(default_factory=dict)  # backend -> RxCount, when counted at a sink
+
+    def loss(self, backend: str | None = None) -> int:
+        """Packets sent but not counted by a receive backend (the only one, if not named)."""
+        if not self.received:
+            raise ValueError("nothing was counted at a receiver: run with rx counters")
+        if backend is None:
+            if len(self.received) != 1:
+                raise ValueError(f"name one of the backends {sorted(self.received)}")
+            backend = next(iter(self.received))
+        return self.sent - self.received[backend].packets
 
     @property
     def sent(self) -> int:

@@ -4,6 +4,8 @@ pktgen only transmits; "sent 10 million" says nothing about what the driver, bri
 delivered. A :class:`RxCounter` counts at the sink over a run:
 
 - ``ifstats``: the interface's counters, every frame the driver took in;
+- ``tc``: an ingress qdisc with u32 filters on UDP ``port`` (the paper's suggested
+  alternative), optionally dropping;
 - ``nft``: an nftables netdev-ingress counter on UDP ``port`` (optionally dropping);
 - ``kmod``: the pgrx module of ``kmod/``, pktgen's port-9 packets at PRE_ROUTING, optionally
   dropped, with loss, duplicates, reordering and latency from pktgen's header;
@@ -11,7 +13,7 @@ delivered. A :class:`RxCounter` counts at the sink over a run:
   from it (``net.ipv4.pktgen_rcv``, ``PktgenRcv``/``PktgenDrop`` in /proc/net/netstat).
 
 Bytes are counted from the Ethernet header on (``ifstats``, ``kmod``) or from the IP header on
-(``nft``); ``patched`` counts packets only. :attr:`RxCount.bytes_from` says which.
+(``tc``, ``nft``); ``patched`` counts packets only. :attr:`RxCount.bytes_from` says which.
 """
 
 from __future__ import annotations
@@ -280,6 +282,64 @@ def netstat(netns: str | None = None) -> dict[str, int]:
     return out
 
 
+class TcCounter(RxCounter):
+    """An ingress qdisc with u32 filters on UDP ``port`` (IPv4 without options, and IPv6), each
+    with a gact action (ok, or drop) whose statistics count; removed on close (pyroute2)."""
+
+    backend = "tc"
+    INGRESS = 0xFFFF0000
+    ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
+
+    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
+        super().__init__(ifname, netns)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port!r}: allowed 1..65535")
+        self._drop = drop
+        with netdev.route(netns=netns) as ipr:
+            self._index = ipr.link_lookup(ifname=ifname)[0]
+            ipr.tc("add", "ingress", self._index, "ffff:")
+            self._open = True
+            # u32 keys: value/mask at a byte offset from the network header
+            for prio, protocol, keys in (
+                (1, self.ETH_P_IP, ["0x00110000/0x00ff0000+8", f"0x{port:08x}/0x0000ffff+20"]),
+                (2, self.ETH_P_IPV6, ["0x00001100/0x0000ff00+4", f"0x{port:08x}/0x0000ffff+40"]),
+            ):
+                ipr.tc("add-filter", "u32", self._index, parent=self.INGRESS, prio=prio,
+                       protocol=protocol, keys=keys, target=0x10001,  # classid 1:1, unused
+                       action="drop" if drop else "ok")
+
+    def _totals(self) -> tuple[int, int]:
+        packets = nbytes = 0
+        with netdev.route(netns=self.netns) as ipr:
+            for msg in ipr.get_filters(index=self._index, parent=self.INGRESS):
+                options = msg.get_attr("TCA_OPTIONS")
+                actions = options.get_attr("TCA_U32_ACT") if options else None
+                if not actions:
+                    continue
+                for name, action in actions["attrs"]:
+                    stats = action.get_attr("TCA_ACT_STATS") if name.startswith(
+                        "TCA_ACT_PRIO") else None
+                    basic = stats.get_attr("TCA_STATS_BASIC") if stats else None
+                    if basic:
+                        packets += basic["packets"]
+                        nbytes += basic["bytes"]
+        return packets, nbytes
+
+    def reset(self) -> None:
+        self._base = self._totals()
+
+    def read(self) -> RxCount:
+        packets, nbytes = (a - b for a, b in zip(self._totals(), self._base, strict=True))
+        return RxCount(self.backend, packets, nbytes, packets if self._drop else 0,
+                       bytes_from="ip")
+
+    def close(self) -> None:
+        if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
+            with netdev.route(netns=self.netns) as ipr:
+                ipr.tc("del", "ingress", self._index, "ffff:")
+        self._open = False
+
+
 class PatchedCounter(RxCounter):
     """The patched kernel's per-namespace counter: switched on (count, or count and drop) for
     the sink's namespace, and back to what it was on close."""
@@ -312,5 +372,5 @@ class PatchedCounter(RxCounter):
         self._old = None
 
 
-BACKENDS = {"ifstats": IfStatsCounter, "nft": NftCounter, "kmod": KmodCounter,
-            "patched": PatchedCounter}
+BACKENDS = {"ifstats": IfStatsCounter, "tc": TcCounter, "nft": NftCounter,
+            "kmod": KmodCounter, "patched": PatchedCounter}

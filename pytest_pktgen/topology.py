@@ -113,9 +113,12 @@ class Topology:
             base.update(dst=target.ip4)
         return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
 
-    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> RunResult:
+    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
+            **kwargs) -> RunResult:
         """Run pktgen in the generator namespace. A config a tx link cannot do (by its probed
-        :meth:`caps`) raises DeviceUnsupported first: the plugin reports that as xfail."""
+        :meth:`caps`) raises DeviceUnsupported first: the plugin reports that as xfail.
+        ``rx`` receive counters (:mod:`pytest_pktgen.rx`) are reset before and read after: the
+        result's ``received`` and ``loss()`` then say what arrived."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
         by_name = {tx.ifname: i for i, tx in enumerate(self.tx)}
@@ -124,7 +127,11 @@ class Topology:
                 reason = self.caps(by_name[config.netdev]).unsupported(config)
                 if reason:
                     raise DeviceUnsupported(reason)
-        return PktgenRun(configs, pktgen=self.pktgen, **kwargs).run()
+        for counter in rx:
+            counter.reset()
+        result = PktgenRun(configs, pktgen=self.pktgen, **kwargs).run()
+        result.received = {counter.backend: counter.read() for counter in rx}
+        return result
 
     def caps(self, index: int = 0) -> Caps:
         """Probe (once) what pktgen can do on tx link ``index``: the topology owns the

@@ -32,13 +32,16 @@ PACE = {"veth": {}, "crossover": {"ratep": 40_000}}
 @pytest.mark.parametrize("topology", ["veth", "crossover"])
 def test_a_million_frames_counted_exactly(topology, request, rx_counter):
     topo = request.getfixturevalue(topology)
-    counters = [rx_counter(topo, "ifstats"), rx_counter(topo, "nft"), rx_counter(topo, "kmod")]
-    result = topo.run(topo.config(count=MILLION, pkt_size=60, **PACE[topology]))
+    counters = [rx_counter(topo, backend) for backend in ("ifstats", "tc", "nft", "kmod")]
+    result = topo.run(topo.config(count=MILLION, pkt_size=60, **PACE[topology]), rx=counters)
     sent = result.sent
     assert sent == MILLION and result.errors == 0
-    ifstats, nft, kmod = (c.read() for c in counters)
+    assert {backend: result.loss(backend) for backend in result.received} == {
+        "ifstats": 0, "tc": 0, "nft": 0, "kmod": 0}
+    ifstats, tc, nft, kmod = (result.received[b] for b in ("ifstats", "tc", "nft", "kmod"))
     assert ifstats.packets == sent and ifstats.bytes == sent * 60
-    assert nft.packets == sent and nft.bytes == sent * 46  # nft counts from the IP header
+    for count in (tc, nft):  # they count from the IP header on
+        assert (count.packets, count.bytes, count.bytes_from) == (sent, sent * 46, "ip")
     assert kmod.packets == kmod.pktgen == sent and kmod.bytes == sent * 60
     (stream,) = kmod.streams
     assert stream.mac == topo.tx[0].mac
@@ -85,6 +88,20 @@ def test_clones_are_duplicates_not_loss(crossover, rx_counter):
     assert stream.unique == 2_000 and stream.duplicates == 18_000
     assert stream.lost(repeat=10) == stream.lost(repeat=10, sent=20_000) == 0
     assert stream.late == 0
+
+
+@pytest.mark.parametrize("backend", ["tc", "nft"])
+def test_tc_and_nft_drop(veth, rx_counter, backend):
+    counter = rx_counter(veth, backend, drop=True)
+    kmod = rx_counter(veth, "kmod")  # after the drop: sees nothing
+    result = veth.run(veth.config(count=5_000, pkt_size=60))
+    count = counter.read()
+    assert count.packets == count.dropped == result.sent
+    assert kmod.read().packets == 0
+    counter.close()
+    kmod.reset()
+    veth.run(veth.config(count=1_000, pkt_size=60))
+    assert kmod.read().packets == 1_000  # the filter is gone
 
 
 def test_drop_keeps_packets_from_the_stack(veth, rx_counter):

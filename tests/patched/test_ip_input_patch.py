@@ -36,15 +36,15 @@ def test_counts_and_drops_exactly_what_pktgen_sent(veth, patched):
 
     assert sysctl("net/ipv4/pktgen_rcv", 2, sink.netns) == "0"
     replies_before = sink.stats().tx_packets
-    result = veth.run(veth.config(count=100_000, pkt_size=60))
+    result = veth.run(veth.config(count=1_000_000, pkt_size=60))
     counts = patched(sink.netns)
-    assert counts["PktgenRcv"] == counts["PktgenDrop"] == result.sent == 100_000
+    assert counts["PktgenRcv"] == counts["PktgenDrop"] == result.sent == 1_000_000
     assert sink.stats().tx_packets == replies_before  # dropped before UDP: no ICMP replies
 
     sysctl("net/ipv4/pktgen_rcv", 1, sink.netns)
     result = veth.run(veth.config(count=10_000, pkt_size=60))
     counts = patched(sink.netns)
-    assert counts["PktgenRcv"] == 110_000 and counts["PktgenDrop"] == 100_000
+    assert counts["PktgenRcv"] == 1_010_000 and counts["PktgenDrop"] == 1_000_000
     assert sink.stats().tx_packets > replies_before  # counted only: the stack answers again
 
     # per namespace: the generator's own counter never moved
