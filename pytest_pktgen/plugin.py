@@ -194,6 +194,29 @@ def lab_nic_pairs(lab) -> list[NicPair]:
             netdev.set_state(ifname, "down")
 
 
+class _Made:
+    """What a factory fixture made: undone in reverse order afterwards, every one tried, the
+    first error raised after that (a failure to clean up is a failure)."""
+
+    def __init__(self):
+        self.things: list = []
+
+    def add(self, thing):
+        self.things.append(thing)
+        return thing
+
+    def undo(self, undo_one=lambda thing: thing.close()) -> None:
+        errors = []
+        for thing in reversed(self.things):
+            try:
+                undo_one(thing)
+            except Exception as err:  # noqa: BLE001 - all undone, then reported
+                errors.append(err)
+        self.things.clear()
+        if errors:
+            raise errors[0]
+
+
 def _topology(request, build, **kwargs):
     """Build a topology with the test's indirect parameters (a dict of keyword arguments)."""
     kwargs.update(getattr(request, "param", None) or {})
@@ -256,22 +279,13 @@ def irq_pin():
     :class:`~pytest_pktgen.irq.IrqPinning`; every mask is restored (and read back) afterwards."""
     from .irq import IrqPinning
 
-    pinned = []
+    made = _Made()
 
     def pin(irqs, cpu: int):
-        pinning = IrqPinning(list(irqs), cpu)
-        pinned.append(pinning)
-        return pinning
+        return made.add(IrqPinning(list(irqs), cpu))
 
     yield pin
-    errors = []
-    for pinning in reversed(pinned):
-        try:
-            pinning.restore()
-        except Exception as err:  # noqa: BLE001 - all restored, then reported
-            errors.append(err)
-    if errors:
-        raise errors[0]
+    made.undo(lambda pinning: pinning.restore())
 
 
 @pytest.fixture(scope="session")
@@ -288,12 +302,13 @@ def pgrx(pktgen_module):
 
 @pytest.fixture
 def rx_counter(request):
-    """``rx_counter(topology, backend="ifstats"|"kmod", **options)``: a receive counter at the
-    topology's sink, reset and ready; the kmod backend takes ``port`` and ``drop``. Counters
-    are closed (drop switched off) afterwards."""
+    """``rx_counter(topology, backend, **options)``: a receive counter at the topology's sink,
+    reset and ready. Backends: ifstats, tc, nft, kmod, patched (see :mod:`pytest_pktgen.rx`);
+    tc/nft/kmod take ``port`` and ``drop``, patched ``drop``. Whatever a counter installed is
+    removed afterwards."""
     from . import rx
 
-    made = []
+    made = _Made()
 
     def make(topo, backend: str = "ifstats", **kwargs):
         if backend not in rx.BACKENDS:
@@ -301,14 +316,12 @@ def rx_counter(request):
                                     f"{', '.join(rx.BACKENDS)}")
         if backend == "kmod":
             request.getfixturevalue("pgrx")
-        counter = rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs)
-        made.append(counter)
+        counter = made.add(rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs))
         counter.reset()
         return counter
 
     yield make
-    for counter in made:
-        counter.close()
+    made.undo()
 
 
 @pytest.fixture
@@ -318,14 +331,12 @@ def sniffer(request):
     :func:`pytest_pktgen.sniff.check` compares them with a config. A sample, not a count."""
     from .sniff import Sniffer
 
-    made = []
+    made = _Made()
 
     def make(topo, limit: int = 5000):
-        sniff = Sniffer(topo.sink.ifname, topo.sink.netns, limit)
-        made.append(sniff)
+        sniff = made.add(Sniffer(topo.sink.ifname, topo.sink.netns, limit))
         sniff.start()
         return sniff
 
     yield make
-    for sniff in made:
-        sniff.close()
+    made.undo()
