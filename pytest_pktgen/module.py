@@ -52,10 +52,6 @@ class KernelInfo:
         return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
-def module_builtin_or_loaded() -> bool:
-    return PROC_DIR.exists()
-
-
 def load(timeout: float = 10.0) -> bool:
     """Make /proc/net/pktgen exist. Return True if this call loaded the module."""
     if PROC_DIR.exists():

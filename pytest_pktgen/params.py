@@ -32,7 +32,6 @@ FLAGS = (
     "MACSRC_RND", "MACDST_RND", "VID_RND", "SVID_RND", "NODE", "SHARED",
 )
 FLAG_ALIASES = {"NODE_ALLOC": "NODE"}  # the documentation's name, refused by the kernel
-SETTABLE_FLAGS = frozenset(FLAGS) - {"IPV6"} | {"FLOW_RND"}
 
 
 def _fail(param: str, value: object, allowed: str):
@@ -55,7 +54,6 @@ def uint(lo: int, hi: int, unit: str = "") -> Callable[[str, object], str]:
     def check(param: str, value: object) -> str:
         return str(_integer(param, value, lo, hi, unit))
 
-    check.allowed = f"{lo}..{hi}{unit}"
     return check
 
 
@@ -281,8 +279,7 @@ class DeviceConfig:
         try:
             rendered = {name: PARAMS[name].render(v) for name, v in self.params.items()}
             flags = check_flags(self.flags)
-        except PktgenConfigError as err:
-            err.device = self.device
+        except PktgenConfigError as err:  # say which device the bad value was for
             raise PktgenConfigError(err.param, err.value, err.allowed, self.device) from None
         self._check_combinations()
         names = sorted(rendered, key=lambda n: (n != "xmit_mode", n in _RATE_AFTER,

@@ -33,7 +33,6 @@ _KEY_RE = re.compile(
                                         sorted(_KEYS, key=len, reverse=True)) + r"):(?=\s|$)",
     re.M,
 )
-_INT_RE = re.compile(r"-?\d+")
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,3 @@ def result_line(text: str) -> str:
     _, found, after = text.partition("Result:")
     return after.strip() if found else ""
 
-
-def parse_int(value: str) -> int | None:
-    match = _INT_RE.match(value or "")
-    return int(match.group()) if match else None
