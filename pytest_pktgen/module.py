@@ -16,6 +16,8 @@ from pathlib import Path
 from .errors import PktgenNotAvailable
 from .proc import PROC_DIR, Pktgen
 
+PROBE_TIMEOUT_S = 180  # a Python start under TCG on a loaded host takes tens of seconds
+
 
 @dataclass(frozen=True)
 class Features:
@@ -91,7 +93,7 @@ def features() -> Features:
     """Probe pktgen in a throw-away network namespace (once per process; the module must be
     loaded). See :mod:`pytest_pktgen.probe`."""
     proc = subprocess.run([sys.executable, "-m", "pytest_pktgen.probe"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=PROBE_TIMEOUT_S)
     if proc.returncode != 0:
         raise PktgenNotAvailable(f"probing pktgen's features failed: {proc.stderr.strip()}")
     return Features(**json.loads(proc.stdout))

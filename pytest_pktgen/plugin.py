@@ -132,7 +132,12 @@ def pktgen_module(pytestconfig):
         loaded = module.load()
     except PktgenNotAvailable as err:
         unavailable(str(err))
-    info = module.kernel_info(loaded_by_us=loaded)
+    try:
+        info = module.kernel_info(loaded_by_us=loaded)
+    except BaseException:
+        if loaded:  # no teardown follows a failed setup: undo the load here
+            module.unload()
+        raise
     pytestconfig.stash[KERNEL_INFO] = info
     yield info
     pg = Pktgen()
@@ -144,13 +149,17 @@ def pktgen_module(pytestconfig):
 
 @pytest.fixture
 def pktgen(pktgen_module) -> Pktgen:
-    """pktgen of this network namespace, with no devices; every device is removed afterwards."""
+    """pktgen of this network namespace, with no devices, held for this test alone (another
+    session waits: start/stop/reset act on every device); every device is removed afterwards."""
+    from .guard import NamespaceLock
+
     pg = Pktgen()
-    if pg.devices():
-        pg.reset()
-    yield pg
-    if pg.devices():
-        pg.reset()
+    with NamespaceLock(None):
+        if pg.devices():
+            pg.reset()
+        yield pg
+        if pg.devices():
+            pg.reset()
 
 
 @pytest.fixture(scope="session")

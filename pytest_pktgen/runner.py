@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from . import module, netdev
 from .errors import PktgenConfigError, PktgenRunError
+from .guard import NamespaceLock, check_not_management
 from .module import Features
 from .params import DeviceConfig
 from .parse import RESULT_RE, DeviceStatus
@@ -99,9 +100,12 @@ class PktgenRun:
     def __init__(self, configs: Sequence[DeviceConfig], *, pktgen: Pktgen | None = None,
                  duration: float | None = None, timeout: float | None = None,
                  on_sample: Callable[[Sample], None] | None = None,
-                 sample_interval: float = SAMPLE_INTERVAL_S, features: Features | None = None):
+                 sample_interval: float = SAMPLE_INTERVAL_S, features: Features | None = None,
+                 allow_devices: Sequence[str] = (), lock_timeout: float = 300.0):
         self.pktgen = pktgen or Pktgen()
         self.features = features
+        self.allow_devices = frozenset(allow_devices)
+        self._lock = NamespaceLock(self.pktgen.netns, lock_timeout)
         self.configs = {c.device: c for c in configs}
         if len(self.configs) != len(configs):
             names = [c.device for c in configs]
@@ -163,10 +167,20 @@ class PktgenRun:
         features = features or module.features()
         for config in self.configs.values():
             check_against_kernel(config, features, self.pktgen.netns)
+            check_not_management(config.device, config.netdev, self.pktgen.netns,
+                                 self.allow_devices)
 
     def setup(self) -> None:
         """Add every device to its thread and write its config; on any error remove them all."""
         self.preflight(self.features)
+        self._lock.acquire()  # one run per namespace: start/stop/reset act on all devices
+        try:
+            self._set_up_devices()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _set_up_devices(self) -> None:
         threads = self.pktgen.threads()
         for config in self.configs.values():
             if config.thread not in threads:
@@ -259,10 +273,13 @@ class PktgenRun:
         """Stop if running, and remove this run's devices from their threads (idempotent)."""
         if not self._set_up:
             return
-        if self.running:
-            self.stop()
-        self.pktgen.remove_thread_devices(self._threads)
-        self._set_up = False
+        try:
+            if self.running:
+                self.stop()
+            self.pktgen.remove_thread_devices(self._threads)
+        finally:
+            self._set_up = False
+            self._lock.release()
 
     # --- all in one ----------------------------------------------------------------------
     def run(self) -> RunResult:
