@@ -24,8 +24,10 @@ def _nft(netns: str, script: str) -> str:
     return proc.stdout
 
 
-# Over the virtio cable at full rate QEMU drops (1M frames: 7% lost) and reorders (thousands of
-# sequence numbers late) under TCG: seen here and reported by pgrx. Paced, it delivers all.
+# Over the virtio cable QEMU drops (1M x 60 B at full rate: 7% lost; paced at 40 kpps: 0 to 1%,
+# varying from run to run) and at full rate reorders, under TCG: seen here and reported by pgrx.
+# veth delivers every frame. Exact counting means: every backend reports the same frames, the
+# driver's count included, and pgrx's sequence numbers account for each missing one.
 PACE = {"veth": {}, "crossover": {"ratep": 40_000}}
 
 
@@ -36,20 +38,27 @@ def test_a_million_frames_counted_exactly(topology, request, rx_counter):
     result = topo.run(topo.config(count=MILLION, pkt_size=60, **PACE[topology]), rx=counters)
     sent = result.sent
     assert sent == MILLION and result.errors == 0
-    assert {backend: result.loss(backend) for backend in result.received} == {
-        "ifstats": 0, "tc": 0, "nft": 0, "kmod": 0}
     ifstats, tc, nft, kmod = (result.received[b] for b in ("ifstats", "tc", "nft", "kmod"))
-    assert ifstats.packets == sent and ifstats.bytes == sent * 60
+    arrived = ifstats.packets
+    if topology == "veth":
+        assert arrived == sent
+    else:
+        assert arrived >= 0.95 * sent, f"the cable lost {sent - arrived} of {sent}"
+    assert {b: result.loss(b) for b in result.received} == dict.fromkeys(result.received,
+                                                                          sent - arrived)
+    assert ifstats.bytes == arrived * 60
     for count in (tc, nft):  # they count from the IP header on
-        assert (count.packets, count.bytes, count.bytes_from) == (sent, sent * 46, "ip")
-    assert kmod.packets == kmod.pktgen == sent and kmod.bytes == sent * 60
+        assert (count.packets, count.bytes, count.bytes_from) == (arrived, arrived * 46, "ip")
+    assert kmod.packets == kmod.pktgen == arrived and kmod.bytes == arrived * 60
     (stream,) = kmod.streams
     assert stream.mac == topo.tx[0].mac
-    assert (stream.first, stream.highest, stream.unique) == (1, sent, sent)
-    assert stream.lost(sent=sent) == stream.duplicates == stream.beyond_window == 0
-    assert kmod.latency_us["samples"] == sent
+    assert stream.unique == arrived and stream.duplicates == stream.beyond_window == 0
+    assert stream.lost(sent=sent) == sent - arrived  # each missing frame accounted for
+    if arrived == sent:
+        assert (stream.first, stream.highest) == (1, sent)
+    assert kmod.latency_us["samples"] == arrived
     assert 0 <= kmod.latency_us["min"] <= kmod.latency_us["avg"] <= kmod.latency_us["max"]
-    assert sum(kmod.latency_us["hist_log2"]) == sent
+    assert sum(kmod.latency_us["hist_log2"]) == arrived
 
 
 def test_known_loss_is_measured(veth, rx_counter):
