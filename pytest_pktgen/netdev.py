@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import array
+import fcntl
 import re
+import socket
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -152,3 +156,31 @@ def nic_irqs(ifname: str | None = None, device: Path | None = None) -> list[int]
                 irqs = [i for i in irqs if i in names and pattern.search(names[i][1])]
             return irqs
     return []
+
+
+# --- driver facts -----------------------------------------------------------------------
+SIOCETHTOOL, ETHTOOL_GDRVINFO = 0x8946, 0x00000003
+_DRVINFO = struct.Struct("I32s32s32s32s32s12sIIIII")  # struct ethtool_drvinfo
+
+
+def driver_info(ifname: str, netns: str | None = None) -> dict[str, str]:
+    """Driver, driver version, firmware version and bus address of a link (ETHTOOL_GDRVINFO,
+    as ``ethtool -i`` shows them); empty strings where the driver says nothing."""
+    def ask() -> dict[str, str]:
+        buf = bytearray(_DRVINFO.pack(ETHTOOL_GDRVINFO, *([b""] * 6), 0, 0, 0, 0, 0))
+        holder = array.array("B", buf)
+        ifreq = struct.pack("16sP", ifname.encode(), holder.buffer_info()[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+        fields = _DRVINFO.unpack(holder.tobytes())
+        text = [f.split(b"\0", 1)[0].decode(errors="replace") for f in fields[1:5]]
+        return dict(zip(("driver", "driver_version", "firmware", "bus"), text, strict=True))
+
+    try:
+        if netns is None:
+            return ask()
+        from . import netns as _ns
+
+        return _ns.call_in(netns, ask)
+    except OSError:
+        return {"driver": "", "driver_version": "", "firmware": "", "bus": ""}

@@ -50,6 +50,59 @@ def choice(*choices: str) -> Callable[[str], str]:
     return check
 
 
+FRAME_MIN, FRAME_MAX = 64, 65539  # Ethernet's minimum frame; pktgen's largest pkt_size + FCS
+
+
+def frame_sizes(text: str) -> tuple[int, ...]:
+    """Frame sizes on the wire (with the 4-byte FCS), comma-separated."""
+    sizes = []
+    for item in str(text).replace(" ", "").split(","):
+        if not re.fullmatch(r"\d+", item) or not FRAME_MIN <= int(item) <= FRAME_MAX:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} in {text!r} is not a frame size: whole bytes on the wire with the FCS, "
+                f"{FRAME_MIN} to {FRAME_MAX}, comma-separated, e.g. 64,128,1500")
+        sizes.append(int(item))
+    if len(set(sizes)) != len(sizes):
+        raise argparse.ArgumentTypeError(f"{text!r} names a frame size twice")
+    return tuple(sizes)
+
+
+def ratio(text: str) -> float:
+    """A share: 0.001 or 0.1%."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share from 0 to 1 (or 0% to 100%)")
+    return value
+
+
+def param(text: str) -> tuple[str, str]:
+    """A pktgen device parameter as NAME=VALUE (checked when a config is built)."""
+    name, sep, value = str(text).partition("=")
+    if not sep or not re.fullmatch(r"[a-z_0-9]+", name.strip()) or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE, e.g. ratep=100000")
+    return name.strip(), value.strip()
+
+
+def tolerances(text: str) -> dict[str, float]:
+    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1% (relative for pps and mbps,
+    absolute for loss_ratio)."""
+    from .gates import BASELINE_METRICS
+
+    out = {}
+    for item in str(text).replace(" ", "").split(","):
+        name, sep, value = item.partition("=")
+        if not sep or name not in BASELINE_METRICS:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} in {text!r} is not METRIC=SHARE with METRIC one of "
+                f"{', '.join(BASELINE_METRICS)}, e.g. pps=10%,loss_ratio=0.1%")
+        out[name] = ratio(value)
+    return out
+
+
 def boolean(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -66,6 +119,7 @@ class Option:
     default: object
     type: Callable[[str], object] | None = None  # None: a flag (store_true)
     metavar: str | None = None
+    multiple: bool = False  # repeatable on the command line; whitespace-separated in ini
 
     @property
     def flag(self) -> str:
@@ -89,18 +143,64 @@ OPTIONS = (
            "IFNAME"),
     Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover)",
            None, str, "IFNAME"),
+    Option("pktgen_dst", "destination IP of a remote receiver (with --pktgen-dev and "
+           "--pktgen-dst-mac)", None, str, "IP"),
+    Option("pktgen_dst_mac", "MAC of a remote receiver, or of the next hop to it: frames from "
+           "--pktgen-dev go there", None, str, "MAC"),
+    Option("pktgen_allow_dev", "send on this device even if it carries the default route or a "
+           "live TCP connection (repeatable)", (), str, "IFNAME", multiple=True),
+    Option("pktgen_sizes", "frame sizes of a sweep, on the wire with the FCS (pkt_size = frame - "
+           "4)", (64, 128, 256, 512, 1024, 1280, 1500), frame_sizes, "B,B,..."),
+    Option("pktgen_count", "packets per device in each measurement round", 1_000_000, count,
+           "N"),
+    Option("pktgen_duration", "seconds per measurement round instead of a count (count 0)", None,
+           seconds, "SECONDS"),
+    Option("pktgen_threads", "pktgen threads (kpktgend_N) driving the device", 1, positive_int,
+           "N"),
+    Option("pktgen_clone_skb", "clone_skb: send each skb this many times", 0, count, "N"),
+    Option("pktgen_repeats", "measured rounds per test (pytest-benchmark rounds)", 3,
+           positive_int, "N"),
+    Option("pktgen_warmup", "unmeasured rounds before them", 0, count, "N"),
+    Option("pktgen_param", "any pktgen device parameter for every measurement, e.g. "
+           "ratep=100000 (repeatable)", (), param, "NAME=VALUE", multiple=True),
+    Option("pktgen_rx", "receive counter for loss: ifstats, tc, nft, kmod or patched", "ifstats",
+           choice("ifstats", "tc", "nft", "kmod", "patched"), "BACKEND"),
+    Option("pktgen_min_pps", "fail a measurement below this many packets per second", None,
+           count, "PPS"),
+    Option("pktgen_max_loss", "fail a measurement that loses more than this share", None, ratio,
+           "SHARE"),
+    Option("pktgen_thresholds", "TOML file of pps and loss thresholds per test or frame size",
+           None, str, "FILE"),
+    Option("pktgen_baseline", "compare each measurement with this saved baseline (JSON)", None,
+           str, "FILE"),
+    Option("pktgen_save_baseline", "save this session's measurements as a baseline (JSON)", None,
+           str, "FILE"),
+    Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
+           "measurement may go", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001}, tolerances,
+           "METRIC=SHARE,..."),
     Option("pktgen_out", "directory for results and reports (writable from the VM lab too)",
-           None, str, "DIR"),
+           "pktgen-results", str, "DIR"),
 )
 BY_NAME = {o.name: o for o in OPTIONS}
+
+
+def _shown(default: object) -> str:
+    if isinstance(default, tuple):
+        return ",".join(map(str, default)) or "none"
+    if isinstance(default, dict):
+        return ",".join(f"{k}={v:g}" for k, v in default.items())
+    return str(default)
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("pktgen", "pktgen benchmarks (pytest-pktgen)")
     for opt in OPTIONS:
-        text = f"{opt.help} (ini: {opt.name}; default: {opt.default})"
+        text = f"{opt.help} (ini: {opt.name}; default: {_shown(opt.default)})"
         if opt.type is None:
             group.addoption(opt.flag, dest=opt.name, action="store_true", default=None, help=text)
+        elif opt.multiple:
+            group.addoption(opt.flag, dest=opt.name, type=opt.type, action="append",
+                            default=None, metavar=opt.metavar, help=text)
         else:
             group.addoption(opt.flag, dest=opt.name, type=opt.type, default=None,
                             metavar=opt.metavar, help=text)
@@ -112,12 +212,14 @@ def get(config: pytest.Config, name: str):
     opt = BY_NAME[name]
     value = config.getoption(name, None)
     if value is not None:
-        return value
+        return tuple(value) if opt.multiple else value
     raw = config.getini(name)
     if raw in (None, "", []):
         return opt.default
     convert = opt.type or boolean
     try:
+        if opt.multiple:
+            return tuple(convert(item) for item in str(raw).split())
         return convert(raw)
     except argparse.ArgumentTypeError as err:
         raise pytest.UsageError(f"ini key {name} = {raw!r}: {err}") from None
@@ -137,3 +239,69 @@ def strip_vm_args(args: list[str]) -> list[str]:
             continue
         out.append(arg)
     return out
+
+
+def given(config: pytest.Config, name: str) -> bool:
+    """Whether the user set this option (command line or ini), not just its default."""
+    return config.getoption(name, None) is not None or config.getini(name) not in (None, "", [])
+
+
+def check_usage(config: pytest.Config) -> None:
+    """Contradictions and bad values among the options: a UsageError with a sentence."""
+    from .errors import PktgenConfigError
+    from .params import PARAMS, ipv4, ipv6, mac
+    from .sweep import AXES, check_value
+
+    dev, rx_dev = get(config, "pktgen_dev"), get(config, "pktgen_rx_dev")
+    dst, dst_mac = get(config, "pktgen_dst"), get(config, "pktgen_dst_mac")
+    if get(config, "pktgen_vm") and dev:
+        raise pytest.UsageError("--pktgen-vm runs in a VM whose only NICs are its own crossover "
+                                f"pairs; --pktgen-dev {dev} is a device of this host: use one "
+                                "or the other")
+    if rx_dev and not dev:
+        raise pytest.UsageError(f"--pktgen-rx-dev {rx_dev} receives what --pktgen-dev sends: "
+                                "give --pktgen-dev too")
+    if (dst or dst_mac) and not dev:
+        raise pytest.UsageError("--pktgen-dst/--pktgen-dst-mac name a remote receiver of "
+                                "--pktgen-dev: give --pktgen-dev too")
+    if dev and rx_dev and dev == rx_dev:
+        raise pytest.UsageError(f"--pktgen-dev and --pktgen-rx-dev are both {dev}: a crossover "
+                                "needs two NICs joined by a cable")
+    if rx_dev and dst_mac:
+        raise pytest.UsageError(f"--pktgen-rx-dev {rx_dev} receives on this host, "
+                                f"--pktgen-dst-mac {dst_mac} names a receiver elsewhere: give one")
+    if dev and not rx_dev and not dst_mac:
+        raise pytest.UsageError(f"--pktgen-dev {dev}: where do its frames go? Give "
+                                "--pktgen-rx-dev (a NIC of this host at the other end of its "
+                                "cable) or --pktgen-dst-mac (the receiver's MAC)")
+    if dst and not dst_mac:
+        raise pytest.UsageError(f"--pktgen-dst {dst} needs --pktgen-dst-mac: pktgen addresses "
+                                "frames by MAC and never resolves an IP")
+    try:
+        if dst_mac:
+            mac("--pktgen-dst-mac", dst_mac)
+        if dst:
+            (ipv6 if ":" in dst else ipv4)("--pktgen-dst", dst)
+    except PktgenConfigError as err:
+        raise pytest.UsageError(f"{err.param} {err.value!r}: {err.allowed}") from None
+    if given(config, "pktgen_count") and given(config, "pktgen_duration"):
+        raise pytest.UsageError("--pktgen-count and --pktgen-duration: a round is either a packet "
+                                "count or a number of seconds, give one")
+    if get(config, "pktgen_count") == 0 and not get(config, "pktgen_duration"):
+        raise pytest.UsageError("--pktgen-count 0 sends forever: give --pktgen-duration instead")
+    if get(config, "pktgen_duration") == 0 and given(config, "pktgen_duration"):
+        raise pytest.UsageError("--pktgen-duration 0: a round needs some seconds")
+    for name, value in get(config, "pktgen_param"):
+        if name in AXES or name in ("count", "pkt_size"):
+            flag = {"frame": "--pktgen-sizes", "pkt_size": "--pktgen-sizes",
+                    "count": "--pktgen-count"}.get(name, "--pktgen-" + name.replace("_", "-"))
+            raise pytest.UsageError(f"--pktgen-param {name}={value}: use {flag} for {name}")
+        if name not in PARAMS:
+            try:
+                check_value(name, value)
+            except PktgenConfigError as err:
+                raise pytest.UsageError(f"--pktgen-param {name}={value}: {err.allowed}") from None
+        try:
+            PARAMS[name].check(name, value)
+        except PktgenConfigError as err:
+            raise pytest.UsageError(f"--pktgen-param {name}={value}: {err.allowed}") from None

@@ -9,9 +9,23 @@ from pathlib import Path
 
 import pytest
 
-from . import module, options, topology, vm
+from . import gates, measure, module, options, report, sweep, topology, vm
 from .errors import DeviceUnsupported, PktgenNotAvailable, VmLabError
 from .proc import Pktgen
+
+MARKERS = (
+    "integration: needs the real pktgen module (the VM lab: --pktgen-vm)",
+    "pktgen(count=, duration=, rounds=, warmup=, rx=, flags=, ipv6=, frame=, clone_skb=, "
+    "flows=, threads=, **pktgen_params): configure this test's pktgen measurement "
+    "(pktgen_bench); the marker wins over the --pktgen-* options",
+    "pktgen_sweep(frame=[...], clone_skb=[...], flows=[...], threads=[...], **{param: [...]}): "
+    "parametrize over every combination, ids like 64B-clone0-flows8192; frame sizes are on the "
+    "wire with the FCS and default to --pktgen-sizes",
+    "pktgen_gate(min_pps=, max_loss=, min_mbps=, min_ratio=, relative_to=): what this test's "
+    "measurements must reach; numbers or {frame: number}; min_ratio compares pps with the "
+    "measurement labelled relative_to at the same point, earlier in the session",
+)
+STATE = pytest.StashKey[measure.SessionState]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -19,9 +33,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "integration: needs the real pktgen module (the VM lab: --pktgen-vm)")
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    options.check_usage(config)
     _cleanup_on_sigterm()
+    thresholds = options.get(config, "pktgen_thresholds")
+    baseline = options.get(config, "pktgen_baseline")
+    config.stash[STATE] = measure.SessionState(
+        results=report.Results(),
+        requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
+                                               options.get(config, "pktgen_max_loss")),
+        thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
+        baseline=gates.load_baseline(baseline) if baseline else None,
+        baseline_path=baseline,
+        tolerance=options.get(config, "pktgen_tolerance"),
+        allow_devices=options.get(config, "pktgen_allow_dev"),
+    )
 
 
 def _cleanup_on_sigterm() -> None:
@@ -64,11 +91,11 @@ def _run_in_vm(config: pytest.Config):
     if not options.get(config, "pktgen_vm") or vm.lab_info() is not None:
         return None
     invocation = config.invocation_params
-    out = options.get(config, "pktgen_out")
+    out = Path(invocation.dir, options.get(config, "pktgen_out")).resolve()
     rwdirs = [str(invocation.dir), str(config.rootpath)]
-    if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        rwdirs.append(str(Path(out).resolve()))
+    if not out.is_relative_to(invocation.dir) and not out.is_relative_to(config.rootpath):
+        out.mkdir(parents=True, exist_ok=True)
+        rwdirs.append(str(out))
     opts = vm.VmOptions(
         kernel=options.get(config, "pktgen_vm_kernel"),
         cpus=options.get(config, "pktgen_vm_cpus"),
@@ -102,6 +129,41 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 KERNEL_INFO = pytest.StashKey["module.KernelInfo"]()
+REPORTS = pytest.StashKey[dict]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``pktgen_sweep`` parametrizes the test's ``pktgen_point`` over every combination."""
+    marker = metafunc.definition.get_closest_marker("pktgen_sweep")
+    if marker is None:
+        return
+    where = metafunc.definition.nodeid
+    if marker.args:
+        sweep.bad(f"{where}: pktgen_sweep takes keyword lists only, e.g. "
+                                "pktgen_sweep(frame=[64, 1500], clone_skb=[0, 1000])")
+    if "pktgen_point" not in metafunc.fixturenames:
+        sweep.bad(f"{where}: pktgen_sweep needs the test to use pktgen_bench "
+                                "(or pktgen_point)")
+    fixed = metafunc.definition.get_closest_marker("pktgen")
+    points = sweep.sweep_points(metafunc.config, marker.kwargs, fixed.kwargs if fixed else {},
+                                where)
+    metafunc.parametrize("pktgen_point", points, ids=[p.id for p in points], indirect=True)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the reports and the baseline of whatever was measured."""
+    state = session.config.stash.get(STATE, None)
+    if state is None or not state.results.rows:
+        return
+    info = session.config.stash.get(KERNEL_INFO, None)
+    state.results.environment = report.environment(info, vm.lab_info())
+    out = options.get(session.config, "pktgen_out")
+    paths = state.results.write(out)
+    save = options.get(session.config, "pktgen_save_baseline")
+    if save:
+        gates.save_baseline(save, state.results.rows, state.results.environment)
+        paths["baseline"] = Path(save)
+    session.config.stash[REPORTS] = paths
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -111,6 +173,23 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_line(
             f"pktgen {info.pktgen_version} on Linux {info.kernel_release} ({loaded}): "
             f"{info.features.describe()}")
+    state = config.stash.get(STATE, None)
+    if state is None or not state.results.rows:
+        return
+    for title, lines in report.tables(state.results.rows):
+        terminalreporter.section(f"pktgen: {title}", sep="-")
+        for line in lines:
+            terminalreporter.write_line(line)
+    terminalreporter.write_line(report.UNITS)
+    for kind, path in config.stash.get(REPORTS, {}).items():
+        terminalreporter.write_line(f"pktgen {kind}: {Path(path).resolve()}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """The environment fingerprint goes into pytest-benchmark's saved runs too."""
+    machine_info["pktgen"] = report.environment(config.stash.get(KERNEL_INFO, None),
+                                                vm.lab_info())
 
 
 def unavailable(message: str):
@@ -280,6 +359,54 @@ def forwarding(pktgen_module, request):
 def forwarding_parallel(pktgen_module, request):
     """Forwarding with two generator links into the router, for two threads (Figure 7)."""
     return _topology(request, topology.forwarding, parallel=True)
+
+
+@pytest.fixture
+def pktgen_dut(request, pytestconfig, pktgen_module):
+    """The device under test as a topology: a crossover (``--pktgen-dev`` with
+    ``--pktgen-rx-dev``, or the VM lab's first NIC pair), or a NIC sending to a remote receiver
+    (``--pktgen-dev`` with ``--pktgen-dst-mac``, optionally ``--pktgen-dst``)."""
+    dst_mac = options.get(pytestconfig, "pktgen_dst_mac")
+    if dst_mac:
+        return _topology(request, topology.remote, tx_nic=options.get(pytestconfig, "pktgen_dev"),
+                         dst_mac=dst_mac, dst=options.get(pytestconfig, "pktgen_dst"))
+    return request.getfixturevalue("crossover")
+
+
+@pytest.fixture
+def pktgen_point(request) -> sweep.Point:
+    """This test's point: frame size, clone_skb, flows, threads (and any swept parameter), from
+    its ``pktgen_sweep`` parametrization, else its ``pktgen`` marker, else the options."""
+    if hasattr(request, "param"):
+        return request.param
+    marker = request.node.get_closest_marker("pktgen")
+    return sweep.point_from_marker(request.config, marker.kwargs if marker else {},
+                                   request.node.nodeid)
+
+
+@pytest.fixture
+def pktgen_settings(request) -> sweep.Settings:
+    """Count (or duration) per round, rounds, receive counter and extra pktgen parameters:
+    the ``pktgen`` marker over ``--pktgen-*`` options over ini keys over defaults."""
+    marker = request.node.get_closest_marker("pktgen")
+    return sweep.settings_for(request.config, marker.kwargs if marker else {},
+                              request.node.nodeid)
+
+
+@pytest.fixture
+def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
+    """``pktgen_bench(topology, label=None, index=0, **params)`` measures pktgen on the
+    topology's tx link ``index`` at this test's point: ``rounds`` rounds of ``count`` packets
+    through pytest-benchmark (the first call of a test; later calls are timed alike but
+    outside it), received frames counted at the sink (``rx``), every gate checked (the test
+    fails with what was measured, what was required and by whom). Returns a
+    :class:`~pytest_pktgen.measure.Measurement` (``.pps``, ``.mbps``, ``.loss_ratio``, ``.row``);
+    ``label`` names a measurement that relative gates compare with. Each row goes to the
+    session's table, CSV, JSON and plot; pktgen devices and counters are removed after."""
+    state = request.config.stash[STATE]
+    if state.progress is None:
+        state.progress = measure.Progress(request.config)
+    return measure.Bench(request, pktgen_point, pktgen_settings, state)
 
 
 @pytest.fixture

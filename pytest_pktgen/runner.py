@@ -281,14 +281,11 @@ class PktgenRun:
             self._set_up = False
             self._lock.release()
 
-    # --- all in one ----------------------------------------------------------------------
-    def run(self) -> RunResult:
-        """Set up, start, wait, stop, collect, clean up. Raises PktgenRunError past the
-        deadline, with the partial results attached."""
-        self.setup()
+    def finish(self, finished: bool) -> RunResult:
+        """After :meth:`wait`: stop the run if it did not end by itself, collect every device's
+        statistics and clean up. Raises PktgenRunError past the deadline, with the partial
+        results attached."""
         try:
-            self.start()
-            finished = self.wait()
             timed_out = not finished and self.duration is None
             if not finished:
                 self.stop()
@@ -302,6 +299,18 @@ class PktgenRun:
             return result
         finally:
             self.cleanup()
+
+    # --- all in one ----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Set up, start, wait, then :meth:`finish`."""
+        self.setup()
+        try:
+            self.start()
+            finished = self.wait()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self.finish(finished)
 
     def __enter__(self) -> PktgenRun:
         self.setup()

@@ -35,7 +35,7 @@ class Endpoint:
     """One end of a link: where it is and how pktgen addresses it."""
 
     ifname: str
-    netns: str
+    netns: str | None  # None: the namespace the tests run in
     mac: str
     ip4: str
     ip6: str
@@ -77,7 +77,7 @@ class Topology:
     ``pktgen`` bound to the generator namespace. ``hops`` are the router's ends, if any."""
 
     name: str
-    generator_ns: str
+    generator_ns: str | None
     tx: list[Endpoint]
     sink: Endpoint | None
     next_hops: list[Endpoint]  # per tx link: whose MAC the frames are addressed to
@@ -113,12 +113,10 @@ class Topology:
             base.update(dst=target.ip4)
         return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
 
-    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
-            **kwargs) -> RunResult:
-        """Run pktgen in the generator namespace. A config a tx link cannot do (by its probed
-        :meth:`caps`) raises DeviceUnsupported first: the plugin reports that as xfail.
-        ``rx`` receive counters (:mod:`pytest_pktgen.rx`) are reset before and read after: the
-        result's ``received`` and ``loss()`` then say what arrived."""
+    def prepare(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> PktgenRun:
+        """A :class:`PktgenRun` in the generator namespace, not yet set up. A config a tx link
+        cannot do (by its probed :meth:`caps`) raises DeviceUnsupported: the plugin reports
+        that as xfail."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
         by_name = {tx.ifname: i for i, tx in enumerate(self.tx)}
@@ -127,9 +125,17 @@ class Topology:
                 reason = self.caps(by_name[config.netdev]).unsupported(config)
                 if reason:
                     raise DeviceUnsupported(reason)
+        return PktgenRun(configs, pktgen=self.pktgen, **kwargs)
+
+    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
+            **kwargs) -> RunResult:
+        """Run pktgen in the generator namespace (see :meth:`prepare`). ``rx`` receive counters
+        (:mod:`pytest_pktgen.rx`) are reset before and read after: the result's ``received``
+        and ``loss()`` then say what arrived."""
+        run = self.prepare(configs, **kwargs)
         for counter in rx:
             counter.reset()
-        result = PktgenRun(configs, pktgen=self.pktgen, **kwargs).run()
+        result = run.run()
         result.received = {counter.backend: counter.read() for counter in rx}
         return result
 
@@ -294,6 +300,26 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0) -> To
         _neighbour(sink, gen, ipv6)
         return Topology("crossover", gen_ns, [gen], sink, [sink],
                         nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack)
+
+
+def remote(tx_nic: str, dst_mac: str, dst: str | None = None) -> Topology:
+    """A NIC of this host sending to a receiver elsewhere (another host, a router, a tester):
+    ``--pktgen-dev`` with ``--pktgen-dst-mac``. The NIC stays where it is, with its addresses;
+    pktgen runs in this namespace, so the safety guard refuses a management link. Nothing here
+    can count what arrives: loss is measured at the receiver, if at all."""
+    import ipaddress
+
+    info = netdev.link_info(tx_nic)
+    ip6 = "2001:2::2"
+    ip4 = "198.18.0.2"
+    if dst is not None:
+        if ipaddress.ip_address(dst).version == 6:
+            ip6 = dst
+        else:
+            ip4 = dst
+    tx = Endpoint(tx_nic, None, info["mac"], "198.18.0.1", "2001:2::1")
+    receiver = Endpoint("-", None, dst_mac, ip4, ip6)
+    return Topology("remote", None, [tx], None, [receiver])
 
 
 def _move_nic(stack: contextlib.ExitStack, nic: Nic, ns: str) -> None:

@@ -1,0 +1,22 @@
+"""The 2x4+2 script scaled to the lab: every device on every pktgen thread (dev@thread), each
+paced, for a fixed time; here two dummy devices' worth of load from one dummy on two threads.
+pktgen's own per-device figures are the result: no pktgen_bench, the runner directly.
+"""
+
+from __future__ import annotations
+
+from pytest_pktgen.setups import Target, multi
+
+RATEP = 20_000
+SECONDS = 2.0
+
+
+def test_every_device_on_every_thread(dummy):
+    targets = [Target(dummy.tx[0].ifname, dummy.next_hops[0].mac)]
+    threads = min(2, len(dummy.pktgen.threads()))
+    result = dummy.run(multi(targets, threads=threads, ratep=RATEP), duration=SECONDS)
+    assert len(result.devices) == threads
+    for name, status in result.devices.items():
+        # each paced device kept near its rate for the whole run
+        assert status.result.pps > RATEP * 0.5, (name, status.result)
+        assert status.result.pps < RATEP * 1.25, (name, status.result)

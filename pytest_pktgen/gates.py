@@ -1,0 +1,230 @@
+"""Gates: what a measurement must reach, where each requirement came from, and baselines.
+
+Requirements come from the options (``--pktgen-min-pps``, ``--pktgen-max-loss``), the test's
+``pktgen_gate`` marker, and a thresholds file; every one that applies must hold. A relative gate
+compares with a reference measured earlier in the same session (same point, another label), for
+noisy CI machines and VMs where absolute pps mean little. A baseline is a saved session: a later
+one fails where a metric got worse by more than its tolerance, in that metric's direction.
+
+A thresholds file (TOML) keeps per-test and per-size thresholds in the user's repository::
+
+    [defaults]
+    max_loss = 0.001            # a share: 0.1 % of the frames sent
+
+    [frames.64]
+    min_pps = 1_000_000
+
+    [tests."test_size_sweep[1500B*"]   # fnmatch on the test's name with its id
+    min_pps = 80_000
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# metric -> True if higher is better; tolerances are relative for rates, absolute for shares
+BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False}
+GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
+             "max_loss": ("loss_ratio", "max")}
+RELATIVE_KEYS = ("min_ratio", "relative_to")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """``metric`` must be at least (``min``) or at most (``max``) ``value``; ``source`` says
+    who asked."""
+
+    metric: str
+    bound: str  # "min" or "max"
+    value: float
+    source: str
+
+    def failure(self, measured: float) -> str | None:
+        ok = measured >= self.value if self.bound == "min" else measured <= self.value
+        if ok:
+            return None
+        word = "at least" if self.bound == "min" else "at most"
+        return (f"{self.metric} {_fmt(self.metric, measured)} measured, {word} "
+                f"{_fmt(self.metric, self.value)} required by {self.source}")
+
+
+@dataclass(frozen=True)
+class RelativeRequirement:
+    """pps must be at least ``ratio`` times the pps of the reference labelled ``relative_to``
+    at the same point, measured earlier in this session."""
+
+    relative_to: str
+    ratio: float
+    source: str
+
+
+def _fmt(metric: str, value: float) -> str:
+    if metric == "loss_ratio":
+        return f"{value:.4%}"
+    return f"{value:,.0f}" if metric == "pps" else f"{value:,.1f}"
+
+
+def _gate_items(table: Mapping, source: str) -> list[Requirement]:
+    out = []
+    for key, value in table.items():
+        if key not in GATE_KEYS:
+            raise pytest.UsageError(f"{source}: {key!r} is not a threshold; use "
+                                    f"{', '.join(GATE_KEYS)}")
+        metric, bound = GATE_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                metric == "loss_ratio" and value > 1):
+            allowed = "a share from 0 to 1" if metric == "loss_ratio" else "a number, 0 or more"
+            raise pytest.UsageError(f"{source}: {key} = {value!r} is not {allowed}")
+        out.append(Requirement(metric, bound, float(value), source))
+    return out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """A thresholds file, read and checked once per session."""
+
+    path: str
+    defaults: tuple[Requirement, ...]
+    frames: dict[int, tuple[Requirement, ...]]
+    tests: dict[str, tuple[Requirement, ...]]
+
+    @classmethod
+    def load(cls, path: str) -> Thresholds:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise pytest.UsageError(f"--pktgen-thresholds {path}: no such file") from None
+        except tomllib.TOMLDecodeError as err:
+            raise pytest.UsageError(f"--pktgen-thresholds {path}: not TOML: {err}") from None
+        unknown = set(data) - {"defaults", "frames", "tests"}
+        if unknown:
+            raise pytest.UsageError(f"{path}: unknown section(s) {sorted(unknown)}; use "
+                                    "[defaults], [frames.<size>] and [tests.\"<pattern>\"]")
+        frames = {}
+        for size, table in data.get("frames", {}).items():
+            if not size.isdigit():
+                raise pytest.UsageError(f"{path}: [frames.{size}]: a frame size in bytes")
+            frames[int(size)] = tuple(_gate_items(table, f"{path} [frames.{size}]"))
+        tests = {pattern: tuple(_gate_items(table, f'{path} [tests."{pattern}"]'))
+                 for pattern, table in data.get("tests", {}).items()}
+        return cls(path, tuple(_gate_items(data.get("defaults", {}), f"{path} [defaults]")),
+                   frames, tests)
+
+    def for_test(self, name: str, frame: int) -> list[Requirement]:
+        out = list(self.defaults) + list(self.frames.get(frame, ()))
+        for pattern, reqs in self.tests.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                out.extend(reqs)
+        return out
+
+
+def marker_requirements(kwargs: Mapping[str, object], where: str
+                        ) -> tuple[list[Requirement], list[RelativeRequirement]]:
+    """A ``pktgen_gate`` marker's requirements. ``min_pps``/``max_loss``/``min_mbps`` take a
+    number, or a dict by frame size (``min_pps={64: 1e6, 1500: 8e4}``)."""
+    source = f"the pktgen_gate marker of {where}"
+    plain, relative = {}, []
+    for key, value in kwargs.items():
+        if key in RELATIVE_KEYS:
+            continue
+        plain[key] = value
+    if "min_ratio" in kwargs or "relative_to" in kwargs:
+        ratio, ref = kwargs.get("min_ratio"), kwargs.get("relative_to")
+        if not isinstance(ref, str) or isinstance(ratio, bool) or not isinstance(
+                ratio, (int, float)) or not ratio > 0:
+            raise pytest.UsageError(f"{source}: a relative gate needs min_ratio (a number above "
+                                    f"0) and relative_to (a reference label), got {ratio!r}, "
+                                    f"{ref!r}")
+        relative.append(RelativeRequirement(ref, float(ratio), source))
+    return _gate_items({k: v for k, v in plain.items() if not isinstance(v, dict)}, source), \
+        relative
+
+
+def per_frame(kwargs: Mapping[str, object], frame: int, where: str) -> list[Requirement]:
+    """The marker's requirements given by frame size, for this frame."""
+    source = f"the pktgen_gate marker of {where} (frame {frame})"
+    chosen = {k: v[frame] for k, v in kwargs.items() if isinstance(v, dict) and frame in v}
+    return _gate_items(chosen, source)
+
+
+def option_requirements(min_pps, max_loss) -> list[Requirement]:
+    out = []
+    if min_pps is not None:
+        out.append(Requirement("pps", "min", float(min_pps), "--pktgen-min-pps"))
+    if max_loss is not None:
+        out.append(Requirement("loss_ratio", "max", float(max_loss), "--pktgen-max-loss"))
+    return out
+
+
+def check(row: Mapping[str, object], requirements: Iterable[Requirement]) -> list[str]:
+    """Failure messages of the requirements this measurement misses."""
+    out = []
+    for req in requirements:
+        measured = row.get(req.metric)
+        if measured is None:
+            out.append(f"{req.metric} was not measured (no receive counter?), but "
+                       f"{req.source} requires it")
+            continue
+        message = req.failure(float(measured))
+        if message:
+            out.append(message)
+    return out
+
+
+# --- baselines ---------------------------------------------------------------------------
+BASELINE_VERSION = 1
+
+
+def baseline_key(row: Mapping[str, object]) -> str:
+    label = row.get("label")
+    return f"{row['test']}#{label}" if label else str(row["test"])
+
+
+def save_baseline(path: str, rows: Iterable[Mapping[str, object]], environment: dict) -> None:
+    data = {"version": BASELINE_VERSION, "environment": environment,
+            "results": {baseline_key(r): {m: r.get(m) for m in BASELINE_METRICS} for r in rows}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_baseline(path: str) -> dict[str, dict]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise pytest.UsageError(f"--pktgen-baseline {path}: no such file (save one with "
+                                "--pktgen-save-baseline)") from None
+    except json.JSONDecodeError as err:
+        raise pytest.UsageError(f"--pktgen-baseline {path}: not JSON: {err}") from None
+    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
+        raise pytest.UsageError(f"--pktgen-baseline {path}: not a pytest-pktgen baseline "
+                                f"(version {BASELINE_VERSION})")
+    return data["results"]
+
+
+def compare_baseline(row: Mapping[str, object], baseline: Mapping[str, Mapping], path: str,
+                     tolerance: Mapping[str, float]) -> tuple[bool, list[str]]:
+    """(found, regressions): each metric worse than the baseline beyond its tolerance."""
+    saved = baseline.get(baseline_key(row))
+    if saved is None:
+        return False, []
+    out = []
+    for metric, higher_is_better in BASELINE_METRICS.items():
+        now, then, tol = row.get(metric), saved.get(metric), tolerance.get(metric)
+        if now is None or then is None or tol is None:
+            continue
+        if higher_is_better and now < then * (1 - tol):
+            out.append(f"{metric} {_fmt(metric, now)} is {1 - now / then:.1%} below the baseline "
+                       f"{_fmt(metric, then)} in {path} (tolerance {tol:.1%} from "
+                       "--pktgen-tolerance)")
+        elif not higher_is_better and now > then + tol:
+            out.append(f"{metric} {_fmt(metric, now)} is above the baseline "
+                       f"{_fmt(metric, then)} in {path} by more than {_fmt(metric, tol)} "
+                       "(--pktgen-tolerance)")
+    return True, out

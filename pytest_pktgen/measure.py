@@ -1,0 +1,298 @@
+"""Measurements: a test's pktgen run, repeated as rounds of a fixed packet count through
+pytest-benchmark, counted at the receiver, recorded for the reports and checked against gates.
+
+Each round: the receive counter is reset and pktgen's devices are configured (untimed), then
+``start`` to the end of the run is timed (pytest-benchmark's timer: seconds per round of N
+packets, so ``--benchmark-compare-fail`` works), then the statistics are collected and the
+devices removed (untimed). pps and Mb/s are pktgen's own figures, in ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+from . import gates, report
+from .netdev import driver_info
+from .params import DeviceConfig
+from .runner import RunResult, Sample
+from .sweep import Point, Settings
+
+
+@dataclass
+class Measurement:
+    """What :func:`pktgen_bench` measured: the report row and every round's RunResult."""
+
+    row: dict
+    rounds: list[RunResult]
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def pps(self) -> float:
+        return self.row["pps"]
+
+    @property
+    def mbps(self) -> float:
+        return self.row["mbps"]
+
+    @property
+    def sent(self) -> int:
+        return self.row["sent"]
+
+    @property
+    def received(self) -> int | None:
+        return self.row["received"]
+
+    @property
+    def loss_ratio(self) -> float | None:
+        return self.row["loss_ratio"]
+
+
+@dataclass
+class SessionState:
+    """What the measurements of one session share: results, gates, baseline, progress."""
+
+    results: report.Results
+    requirements: list[gates.Requirement]
+    thresholds: gates.Thresholds | None
+    baseline: dict | None
+    baseline_path: str | None
+    tolerance: dict
+    allow_devices: tuple[str, ...]
+    progress: Progress | None = None
+
+
+class Progress:
+    """A live pps line while a run goes: rewritten in place on a terminal, otherwise a line
+    every few seconds for runs long enough to need it."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, config: pytest.Config):
+        self.reporter = config.pluginmanager.get_plugin("terminalreporter")
+        self.capture = config.pluginmanager.get_plugin("capturemanager")
+        self.tty = bool(self.reporter and self.reporter.isatty) and not os.environ.get("CI")
+
+    def watcher(self, what: str):
+        last: list = []
+
+        def on_sample(sample: Sample) -> None:
+            total = sum(max(0, n) for n in sample.sofar.values())
+            if last:
+                t0, n0, shown = last
+                pps = (total - n0) / max(sample.t - t0, 1e-6)
+                if self.tty or sample.t - shown >= self.EVERY_S:
+                    self._show(f"{what}: {pps:,.0f} pps, {total:,} sent, {sample.t:.1f} s")
+                    last[:] = [sample.t, total, sample.t if not self.tty else shown]
+                    return
+                last[:2] = [sample.t, total]
+            else:
+                last[:] = [sample.t, total, 0.0]
+
+        return on_sample
+
+    def _show(self, text: str) -> None:
+        if self.reporter is None:
+            return
+        with self.capture.global_and_fixture_disabled() if self.capture else _nothing():
+            if self.tty:
+                self.reporter.write(f"\r  [pktgen] {text}\x1b[K", flush=True)
+            else:
+                self.reporter.write_line(f"  [pktgen] {text}")
+
+    def done(self) -> None:
+        if self.tty and self.reporter is not None:
+            with self.capture.global_and_fixture_disabled() if self.capture else _nothing():
+                self.reporter.write("\r\x1b[K", flush=True)
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def device_configs(topology, index: int, point: Point, settings: Settings,
+                   params: dict) -> list[DeviceConfig]:
+    """The point's configs: one device, or ``dev@N`` on threads 0..N-1 sharing the count."""
+    point_params, flow_flags = point.params()
+    flags = tuple(dict.fromkeys((*settings.flags, *flow_flags, *params.pop("flags", ()))))
+    ipv6 = params.pop("ipv6", settings.ipv6)
+    merged = {**settings.params, **point_params, **params}
+    count = settings.count
+    configs = []
+    for thread in range(point.threads):
+        share = count // point.threads + (1 if thread < count % point.threads else 0)
+        suffix = f"@{thread}" if point.threads > 1 else ""
+        configs.append(topology.config(index, thread=thread, suffix=suffix, ipv6=ipv6,
+                                       flags=flags, **{**merged, "count": share}))
+    return configs
+
+
+class Bench:
+    """``pktgen_bench(topology, label=None, index=0, **params)``: see the fixture."""
+
+    def __init__(self, request: pytest.FixtureRequest, point: Point, settings: Settings,
+                 state: SessionState):
+        self.request = request
+        self.point = point
+        self.settings = settings
+        self.state = state
+        self._benchmark_used = False
+
+    def __call__(self, topology, *, label: str | None = None, index: int = 0,
+                 **params) -> Measurement:
+        point, settings = self.point, self.settings
+        configs = device_configs(topology, index, point, settings, dict(params))
+        threads = topology.pktgen.threads()
+        if point.threads > len(threads):
+            pytest.skip(f"{point.threads} pktgen threads asked, this machine has {len(threads)} "
+                        f"(kpktgend_0..{len(threads) - 1})")
+        counter = None
+        if settings.rx and topology.sink is not None:
+            counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx)
+        tx = topology.tx[index]
+        what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
+        rounds, received = self._rounds(topology, configs, counter, what)
+        device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
+                  "irq_affinity": _irq_affinity(topology)}
+        row = report.row_for(self.request.node.nodeid, self.request.node.originalname, point,
+                             label, rounds, received, counter and counter.backend, device)
+        self.state.results.add(row)
+        failures = self._gate(row)
+        row["gate"] = "FAIL" if failures else ("ok" if self._gated(row) else "")
+        self._record(row)
+        measurement = Measurement(row, rounds, failures)
+        if failures:
+            pytest.fail("pktgen gate: " + "; ".join(failures), pytrace=False)
+        return measurement
+
+    # --- rounds --------------------------------------------------------------------------
+    def _rounds(self, topology, configs, counter, what: str):
+        s = self.settings
+        results: list[RunResult] = []
+        received: list[int] = []
+        live: list = []
+        ended: dict[int, bool] = {}
+        watcher = self.state.progress.watcher(what) if self.state.progress else None
+
+        def setup():
+            if counter is not None:
+                counter.reset()
+            run = topology.prepare(configs, duration=s.duration or None, on_sample=watcher,
+                                   allow_devices=self.state.allow_devices)
+            run.setup()
+            live.append(run)
+            return (run,), {}
+
+        def target(run):
+            run.start()
+            ended[id(run)] = run.wait()
+
+        def teardown(run):
+            live.remove(run)
+            results.append(run.finish(ended.pop(id(run), False)))
+            if counter is not None:
+                received.append(counter.read().packets)
+
+        try:
+            if not self._benchmark_used:
+                self._benchmark_used = True
+                benchmark = self.request.getfixturevalue("benchmark")
+                benchmark.pedantic(target, setup=setup, teardown=teardown, rounds=s.rounds,
+                                   warmup_rounds=s.warmup)
+                self._benchmark = benchmark
+                for run in list(live):  # --benchmark-disable runs target once, no teardown
+                    teardown(run)
+            else:  # pytest-benchmark takes one measurement per test: time the others here
+                for _ in range(s.warmup + s.rounds):
+                    (run,), _kw = setup()
+                    target(run)
+                    teardown(run)
+        finally:
+            for run in live:
+                run.cleanup()
+            if self.state.progress:
+                self.state.progress.done()
+        skip = len(results) - min(s.rounds, len(results))
+        return results[skip:], (received[skip:] if counter is not None else None)
+
+    # --- gates and records ---------------------------------------------------------------
+    def _requirements(self, row: dict) -> list[gates.Requirement]:
+        node = self.request.node
+        reqs = list(self.state.requirements)
+        if self.state.thresholds:
+            reqs += self.state.thresholds.for_test(node.name, row["frame"])
+        marker = node.get_closest_marker("pktgen_gate")
+        if marker:
+            plain, _ = gates.marker_requirements(marker.kwargs, node.nodeid)
+            reqs += plain + gates.per_frame(marker.kwargs, row["frame"], node.nodeid)
+        return reqs
+
+    def _gated(self, row: dict) -> bool:
+        marker = self.request.node.get_closest_marker("pktgen_gate")
+        return bool(self._requirements(row) or self.state.baseline is not None or marker)
+
+    def _gate(self, row: dict) -> list[str]:
+        node = self.request.node
+        failures = gates.check(row, self._requirements(row))
+        marker = node.get_closest_marker("pktgen_gate")
+        if marker:
+            _, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
+            for rel in relative:
+                if rel.relative_to == row.get("label"):
+                    continue  # the reference itself
+                ref = self.state.results.find(rel.relative_to, report.point_key_of(row))
+                if ref is None:
+                    failures.append(f"no reference {rel.relative_to!r} at {self.point.id or 'this'}"
+                                    f" point was measured earlier in this session, but "
+                                    f"{rel.source} compares with it")
+                    continue
+                ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
+                row["ratio"] = ratio
+                if ratio < rel.ratio:
+                    failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
+                                    f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
+                                    f"at least {rel.ratio:.2f} x required by {rel.source}")
+        if self.state.baseline is not None:
+            found, regressions = gates.compare_baseline(row, self.state.baseline,
+                                                        self.state.baseline_path,
+                                                        self.state.tolerance)
+            row["baseline"] = "regressed" if regressions else ("ok" if found else "none")
+            failures += regressions
+        return failures
+
+    def _record(self, row: dict) -> None:
+        """extra_info for pytest-benchmark, properties for JUnit XML."""
+        keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "pkt_size", "clone_skb",
+                "flows", "threads", "sent", "received", "loss", "loss_ratio", "errors",
+                "rx_backend", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
+        info = {k: row[k] for k in keep if k in row}
+        info["units"] = report.UNITS
+        benchmark = getattr(self, "_benchmark", None)
+        if benchmark is not None:
+            benchmark.extra_info.update(info if not row.get("label") else
+                                        {f"{row['label']}.{k}": v for k, v in info.items()})
+        prefix = f"pktgen_{row['label']}_" if row.get("label") else "pktgen_"
+        for key in ("pps", "mbps", "loss_ratio", "frame", "gate"):
+            self.request.node.user_properties.append((prefix + key, row.get(key)))
+
+
+def _irq_affinity(topology) -> str:
+    """The sending NIC's IRQs and their CPU masks, e.g. ``24:1 25:2`` (empty for virtual links)."""
+    from .irq import read_mask
+
+    nic = topology.nics.get("tx")
+    if nic is None:
+        return ""
+    out = []
+    for irq in nic.irqs:
+        try:
+            out.append(f"{irq}:{read_mask(irq)}")
+        except OSError:
+            continue
+    return " ".join(out)

@@ -1,0 +1,210 @@
+"""Reports: every measurement of a session as a row, shown as a table per sweep, written as CSV
+and JSON (pandas) with the environment fingerprint, and plotted (pps and Mb/s against frame size).
+
+Units, as every report states them: ``frame`` is bytes on the wire with the 4-byte FCS,
+``pkt_size`` is what pktgen sends (frame - 4); ``pps`` and ``mbps`` are pktgen's own figures
+(``mbps`` counts pkt_size bytes, no FCS); ``l1_mbps`` adds FCS, preamble and inter-frame gap
+(frame + 20 bytes), the line rate a NIC's datasheet means.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
+         "it; pps and Mb/s from pktgen (Mb/s without FCS); L1 Mb/s adds FCS, preamble and gap "
+         "(frame + 20 B)")
+TABLE_COLUMNS = {  # column -> heading in the terminal table
+    "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
+    "clone_skb": "clone", "flows": "flows", "threads": "threads", "pps": "pps",
+    "pps_spread": "spread", "mbps": "Mb/s", "l1_mbps": "L1 Mb/s", "sent": "sent",
+    "received": "received", "loss_ratio": "loss", "errors": "errors", "gate": "gate",
+}
+L1_OVERHEAD = 20  # preamble 7 + SFD 1 + inter-frame gap 12 bytes
+
+
+@dataclass
+class Results:
+    """Every measurement of the session, in order, and the environment they ran in."""
+
+    environment: dict = field(default_factory=dict)
+    rows: list[dict] = field(default_factory=list)
+
+    def add(self, row: dict) -> dict:
+        self.rows.append(row)
+        return row
+
+    def find(self, label: str, point_key: tuple) -> dict | None:
+        for row in reversed(self.rows):
+            if row.get("label") == label and point_key_of(row) == point_key:
+                return row
+        return None
+
+    def frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    def write(self, out_dir: str) -> dict[str, Path]:
+        """results.csv, results.json and sweep.png in ``out_dir``; returns their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        df = self.frame()
+        paths = {"csv": out / "results.csv", "json": out / "results.json"}
+        with open(paths["csv"], "w") as f:
+            f.write(f"# pytest-pktgen results; {UNITS}\n")
+            for key, value in self.environment.items():
+                f.write(f"# {key}: {value}\n")
+            df.to_csv(f, index=False)
+        doc = {"version": 1, "units": UNITS, "environment": self.environment,
+               "results": json.loads(df.to_json(orient="records"))}
+        paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        plot = plot_sweeps(df, out / "sweep.png")
+        if plot:
+            paths["png"] = plot
+        return paths
+
+
+def point_key_of(row: Mapping) -> tuple:
+    return tuple(row.get(k) for k in ("frame", "clone_skb", "flows", "threads", "extra"))
+
+
+def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
+            rx_backend: str | None, device: Mapping[str, str]) -> dict:
+    """One measurement as a row: the point, the medians over rounds, the totals."""
+    import statistics
+
+    pps = [r.pps for r in rounds]
+    mbps = [r.bps / 1e6 for r in rounds]
+    sent = sum(r.sent for r in rounds)
+    axes = point.axes()
+    extra = {k: v for k, v in axes.items()
+             if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}
+    row = {
+        "test": test, "name": name, "id": point.id, "label": label,
+        **{k: axes[k] for k in ("frame", "pkt_size", "clone_skb", "flows", "threads")},
+        "extra": json.dumps(extra, sort_keys=True) if extra else "",
+        "rounds": len(rounds),
+        "pps": float(statistics.median(pps)),
+        "pps_min": float(min(pps)), "pps_max": float(max(pps)),
+        "pps_spread": (max(pps) - min(pps)) / statistics.median(pps) if statistics.median(pps)
+        else 0.0,
+        "mbps": float(statistics.median(mbps)),
+        "l1_mbps": float(statistics.median(pps)) * (point.frame + L1_OVERHEAD) * 8 / 1e6,
+        "sent": sent, "errors": sum(r.errors for r in rounds),
+        "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,
+        "wall_s": sum(r.wall_s for r in rounds),
+        "received": None, "loss": None, "loss_ratio": None, "rx_backend": rx_backend,
+        **{f"dev_{k}": v for k, v in device.items()},
+        "gate": "",
+    }
+    if received is not None:
+        got = sum(received)
+        row.update(received=got, loss=sent - got,
+                   loss_ratio=(sent - got) / sent if sent else 0.0)
+    return row
+
+
+# --- environment -------------------------------------------------------------------------
+
+def environment(kernel_info=None, lab=None) -> dict:
+    """What the session ran on: kernel, pktgen, CPU, VM or bare metal, software versions."""
+    from importlib.metadata import version
+
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor())
+    hypervisor = any(line.startswith("flags") and " hypervisor" in line
+                     for line in cpuinfo.splitlines())
+    if lab is not None:
+        machine = f"VM lab (virtme-ng, QEMU {lab.accel.upper()}, {lab.cpus} vCPUs, {lab.memory})"
+    else:
+        machine = "virtual machine" if hypervisor else "bare metal"
+    env = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "kernel": platform.release(),
+        "pktgen": getattr(kernel_info, "pktgen_version", None),
+        "cpu": model, "cpus": os.cpu_count(), "machine": machine,
+        "python": platform.python_version(),
+        "pytest_pktgen": version("pytest-pktgen"),
+        "pytest_benchmark": version("pytest-benchmark"),
+    }
+    return env
+
+
+# --- the terminal table ------------------------------------------------------------------
+
+def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
+    """One table per test function (a sweep), as (title, lines)."""
+    import pandas as pd
+
+    out = []
+    df = pd.DataFrame(rows)
+    for name, group in df.groupby("name", sort=False):
+        varying = [c for c in ("label", "clone_skb", "flows", "threads")
+                   if group[c].nunique(dropna=False) > 1]
+        columns = ["frame", "pkt_size", *varying, "pps", "pps_spread", "mbps", "l1_mbps", "sent",
+                   "received", "loss_ratio", "errors", "gate"]
+        if group["extra"].astype(bool).any():
+            columns.insert(2 + len(varying), "id")
+        shown = group[columns].copy()
+        shown["pps"] = shown["pps"].map(lambda v: f"{v:,.0f}")
+        shown["pps_spread"] = shown["pps_spread"].map(lambda v: f"{v:.1%}")
+        for col in ("mbps", "l1_mbps"):
+            shown[col] = shown[col].map(lambda v: f"{v:,.1f}")
+        shown["loss_ratio"] = shown["loss_ratio"].map(
+            lambda v: "-" if v is None or pd.isna(v) else f"{v:.3%}")
+        shown["received"] = shown["received"].map(
+            lambda v: "-" if v is None or pd.isna(v) else f"{int(v)}")
+        shown = shown.rename(columns=TABLE_COLUMNS)
+        text = shown.to_string(index=False)
+        backends = sorted({b for b in group["rx_backend"].dropna()})
+        title = f"{name}: {len(group)} point(s)" + (
+            f", received counted by {', '.join(backends)}" if backends else "")
+        out.append((title, text.splitlines()))
+    return out
+
+
+# --- plots -------------------------------------------------------------------------------
+
+def plot_sweeps(df, path: Path) -> Path | None:
+    """pps and Mb/s against frame size, a line per test and setting; None if nothing sweeps
+    frame sizes (a plot of one point says nothing)."""
+    if df.empty or df["frame"].nunique() < 2:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_pps, ax_mbps) = plt.subplots(1, 2, figsize=(12, 4.5))
+    series_cols = ["name", "label", "clone_skb", "flows", "threads", "extra"]
+    for key, group in df.groupby(series_cols, sort=False, dropna=False):
+        group = group.sort_values("frame")
+        if len(group) < 2:
+            continue
+        name, label, clone, flows, threads, extra = key
+        legend = " ".join(str(p) for p in (
+            name, label if isinstance(label, str) else "", f"clone_skb {clone}",
+            f"{flows} flows" if flows else "", f"{threads} thr" if threads > 1 else "",
+            extra) if p)
+        ax_pps.plot(group["frame"], group["pps"], marker="o", label=legend)
+        ax_mbps.plot(group["frame"], group["mbps"], marker="o", label=legend)
+    for ax, ylabel in ((ax_pps, "packets per second (pktgen)"),
+                       (ax_mbps, "Mb/s (pktgen, without FCS)")):
+        ax.set_xlabel("frame size on the wire, bytes (with FCS)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    ax_pps.legend(fontsize="small")
+    fig.suptitle("pktgen sweep")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
