@@ -252,6 +252,8 @@ def check_usage(config: pytest.Config) -> None:
     from .params import PARAMS, ipv4, ipv6, mac
     from .sweep import AXES, check_value
 
+    for opt in OPTIONS:  # every ini value converted once: a bad one is an error now
+        get(config, opt.name)
     dev, rx_dev = get(config, "pktgen_dev"), get(config, "pktgen_rx_dev")
     dst, dst_mac = get(config, "pktgen_dst"), get(config, "pktgen_dst_mac")
     if get(config, "pktgen_vm") and dev:
@@ -270,13 +272,13 @@ def check_usage(config: pytest.Config) -> None:
     if rx_dev and dst_mac:
         raise pytest.UsageError(f"--pktgen-rx-dev {rx_dev} receives on this host, "
                                 f"--pktgen-dst-mac {dst_mac} names a receiver elsewhere: give one")
+    if dst and not dst_mac:
+        raise pytest.UsageError(f"--pktgen-dst {dst} needs --pktgen-dst-mac: pktgen addresses "
+                                "frames by MAC and never resolves an IP")
     if dev and not rx_dev and not dst_mac:
         raise pytest.UsageError(f"--pktgen-dev {dev}: where do its frames go? Give "
                                 "--pktgen-rx-dev (a NIC of this host at the other end of its "
                                 "cable) or --pktgen-dst-mac (the receiver's MAC)")
-    if dst and not dst_mac:
-        raise pytest.UsageError(f"--pktgen-dst {dst} needs --pktgen-dst-mac: pktgen addresses "
-                                "frames by MAC and never resolves an IP")
     try:
         if dst_mac:
             mac("--pktgen-dst-mac", dst_mac)

@@ -35,11 +35,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    options.check_usage(config)
     _cleanup_on_sigterm()
+    config.stash[STATE] = _session_state(config)
+
+
+def _session_state(config: pytest.Config) -> measure.SessionState:
+    """The options checked against each other, thresholds and baseline files read: a
+    UsageError for anything wrong."""
+    options.check_usage(config)
     thresholds = options.get(config, "pktgen_thresholds")
     baseline = options.get(config, "pktgen_baseline")
-    config.stash[STATE] = measure.SessionState(
+    return measure.SessionState(
         results=report.Results(),
         requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
                                                options.get(config, "pktgen_max_loss")),
@@ -90,6 +96,7 @@ def pytest_cmdline_main(config: pytest.Config):
 def _run_in_vm(config: pytest.Config):
     if not options.get(config, "pktgen_vm") or vm.lab_info() is not None:
         return None
+    _session_state(config)  # every usage error before a VM boots
     invocation = config.invocation_params
     out = Path(invocation.dir, options.get(config, "pktgen_out")).resolve()
     rwdirs = [str(invocation.dir), str(config.rootpath)]

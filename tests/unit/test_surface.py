@@ -1,0 +1,245 @@
+"""The pytest surface before anything reaches a kernel: options, markers, sweep ids, gates.
+
+Everything here happens at configure or collection time (or is arithmetic on measured rows),
+so it runs on the host; the measurements themselves are tested in the VM lab
+(tests/integration/test_measure.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_pktgen import gates, options
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pktgen-rx-dev", "eth2"], "*--pktgen-rx-dev eth2 receives what --pktgen-dev sends*"),
+    (["--pktgen-dst-mac", "02:00:00:00:00:01"], "*give --pktgen-dev too*"),
+    (["--pktgen-dev", "eth1"], "*--pktgen-dev eth1: where do its frames go?*"),
+    (["--pktgen-dev", "eth1", "--pktgen-rx-dev", "eth1"], "*are both eth1*"),
+    (["--pktgen-dev", "eth1", "--pktgen-rx-dev", "eth2", "--pktgen-dst-mac",
+      "02:00:00:00:00:01"], "*give one*"),
+    (["--pktgen-dev", "eth1", "--pktgen-dst-mac", "02:00:00:00:00"],
+     "*--pktgen-dst-mac '02:00:00:00:00': a MAC address*"),
+    (["--pktgen-dev", "eth1", "--pktgen-dst", "198.18.0.9"], "*needs --pktgen-dst-mac*"),
+    (["--pktgen-dev", "eth1", "--pktgen-dst-mac", "02:00:00:00:00:01", "--pktgen-dst", "1.2.3"],
+     "*--pktgen-dst '1.2.3': an IPv4 address*"),
+    (["--pktgen-count", "100", "--pktgen-duration", "2"], "*either a packet count or a number*"),
+    (["--pktgen-count", "0"], "*--pktgen-count 0 sends forever*"),
+    (["--pktgen-param", "ratp=100"], "*ratp=100*did you mean 'ratep'*"),
+    (["--pktgen-param", "ratep=-1"], "*ratep=-1: a whole number from 1*"),
+    (["--pktgen-param", "count=5"], "*use --pktgen-count for count*"),
+    (["--pktgen-sizes", "64,32"], "*'32' in '64,32' is not a frame size*"),
+    (["--pktgen-sizes", "64,64"], "*names a frame size twice*"),
+    (["--pktgen-max-loss", "2"], "*'2' is not a share from 0 to 1*"),
+    (["--pktgen-tolerance", "speed=5%"], "*METRIC one of pps, mbps, loss_ratio*"),
+    (["--pktgen-thresholds", "nowhere.toml"], "*--pktgen-thresholds nowhere.toml: no such file*"),
+    (["--pktgen-baseline", "nowhere.json"], "*no such file (save one with --pktgen-save-*"),
+    (["--pktgen-vm", "--pktgen-dev", "eth1", "--pktgen-rx-dev", "eth2"],
+     "*--pktgen-dev eth1 is a device of this host*"),
+])
+def test_contradictions_are_usage_errors(pytester, args, message):
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_bad_ini_value_names_its_key(pytester):
+    pytester.makeini("[pytest]\npktgen_sizes = 64,abc\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini key pktgen_sizes = '64,abc'*not a frame size*"])
+
+
+def test_every_option_has_help_with_its_ini_key_and_default(pytester):
+    out = pytester.runpytest("--help").stdout.str()
+    flat = " ".join(out.split())
+    for opt in options.OPTIONS:
+        assert opt.flag in out, opt.flag
+        assert f"(ini: {opt.name}; default:" in flat, opt.name
+
+
+def test_markers_are_registered(pytester):
+    out = pytester.runpytest("--markers").stdout.str()
+    for marker in ("pktgen(", "pktgen_sweep(", "pktgen_gate(", "integration:"):
+        assert f"@pytest.mark.{marker}" in out, marker
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen(frame=128)
+        @pytest.mark.pktgen_gate(min_pps=1)
+        def test_marked():
+            pass
+    """)
+    pytester.runpytest("--strict-markers").assert_outcomes(passed=1)
+
+
+def test_fixtures_of_the_surface_are_documented(pytester):
+    out = pytester.runpytest("--fixtures").stdout.str()
+    for name in ("pktgen_bench", "pktgen_dut", "pktgen_point", "pktgen_settings", "rx_counter",
+                 "sniffer", "pgrx"):
+        assert f"\n{name} -- " in out or f"\n{name} [session scope] -- " in out, name
+
+
+SWEEPS = """
+import pytest
+
+@pytest.mark.pktgen_sweep(clone_skb=[0, 1000], flows=[0, 8192])
+def test_table(pktgen_point):
+    pass
+
+@pytest.mark.pktgen(frame=128)
+@pytest.mark.pktgen_sweep(threads=[1, 2], ratep=[1000, 20000])
+def test_fixed_frame(pktgen_point):
+    pass
+
+@pytest.mark.pktgen_sweep(frame=[64, 1500])
+def test_point_values(pktgen_point):
+    assert pktgen_point.pkt_size == pktgen_point.frame - 4
+"""
+
+
+def test_sweep_ids_name_the_swept_axes(pytester):
+    pytester.makepyfile(SWEEPS)
+    result = pytester.runpytest("--collect-only", "-q", "--pktgen-sizes", "64,1500")
+    result.stdout.fnmatch_lines([
+        "*test_table[[]64B-clone0-flows0]", "*test_table[[]64B-clone0-flows8192]",
+        "*test_table[[]64B-clone1000-flows0]", "*test_table[[]1500B-clone1000-flows8192]",
+        "*test_fixed_frame[[]1thr-ratep1000]", "*test_fixed_frame[[]2thr-ratep20000]",
+        "*test_point_values[[]64B]", "*test_point_values[[]1500B]",
+        "14 tests collected*",
+    ])
+
+
+def test_sweep_frames_default_to_the_sizes_option(pytester):
+    pytester.makepyfile(SWEEPS)
+    result = pytester.runpytest("--collect-only", "-q", "-k", "test_table")
+    assert result.stdout.str().count("test_table[") == 7 * 4  # the paper's 7 sizes x 2 x 2
+    pytester.runpytest("-k", "test_point_values").assert_outcomes(passed=2)
+
+
+@pytest.mark.parametrize("marker, message", [
+    ("pktgen_sweep(frame=[63, 64])", "*'frame': 63 is not allowed; a frame size in bytes*"),
+    ("pktgen_sweep(pkt_size=[60])", "*'pkt_size'*frame=... instead*"),
+    ("pktgen_sweep(clone_skb=[0, -1])", "*'clone_skb': -1 is not allowed*"),
+    ("pktgen_sweep(flows=[])", "*pktgen_sweep(flows=...) takes a non-empty list*"),
+    ("pktgen_sweep(ratep=[5, 5])", "*names a value twice*"),
+    ("pktgen_sweep(clonesk=[1])", "*'clonesk'*did you mean 'clone_skb'*"),
+    ("pktgen_sweep([64])", "*pktgen_sweep takes keyword lists only*"),
+])
+def test_bad_sweeps_fail_at_collection_with_a_sentence(pytester, marker, message):
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_bad(pktgen_point):
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+    assert "Traceback" not in result.stdout.str()
+    assert "sweep.py" not in result.stdout.str()
+
+
+def test_sweep_without_a_measurement_is_refused(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen_sweep(frame=[64])
+        def test_nothing():
+            pass
+    """)
+    result = pytester.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*pktgen_sweep needs the test to use pktgen_bench*"])
+
+
+def test_marker_settings_win_over_options(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen(duration=2.5, rounds=5, ratep=1000, clone_skb=10)
+        def test_marker(pktgen_settings, pktgen_point):
+            assert pktgen_settings.count == 0 and pktgen_settings.duration == 2.5
+            assert pktgen_settings.rounds == 5
+            assert pktgen_settings.params == {"ratep": 1000, "burst": "4"}
+            assert pktgen_point.clone_skb == 10 and pktgen_point.id == ""
+
+        def test_options(pktgen_settings, pktgen_point):
+            assert pktgen_settings.count == 5000 and pktgen_settings.duration is None
+            assert pktgen_settings.rounds == 2 and pktgen_settings.params == {"burst": "4"}
+            assert pktgen_point.frame == 128 and pktgen_point.clone_skb == 3
+
+        @pytest.mark.pktgen(count=0)
+        def test_endless(pktgen_settings):
+            pass
+    """)
+    result = pytester.runpytest("--pktgen-count", "5000", "--pktgen-repeats", "2",
+                                "--pktgen-param", "burst=4", "--pktgen-sizes", "128,256",
+                                "--pktgen-clone-skb", "3")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*test_endless: count 0 sends forever: give a duration*"])
+
+
+# --- gates: arithmetic on measured rows ----------------------------------------------------
+
+def test_requirement_messages_say_measured_required_and_source():
+    req = gates.Requirement("pps", "min", 1e6, "--pktgen-min-pps")
+    assert req.failure(2e6) is None
+    assert req.failure(812345.0) == ("pps 812,345 measured, at least 1,000,000 required by "
+                                     "--pktgen-min-pps")
+    loss = gates.Requirement("loss_ratio", "max", 0.001, "t.toml [defaults]")
+    assert loss.failure(0.0005) is None
+    assert loss.failure(0.02) == "loss_ratio 2.0000% measured, at most 0.1000% required by " \
+                                 "t.toml [defaults]"
+    assert gates.check({"pps": 1.0}, [loss]) == [
+        "loss_ratio was not measured (no receive counter?), but t.toml [defaults] requires it"]
+
+
+def test_thresholds_file_sections_apply_by_frame_and_test_name(tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[defaults]\nmax_loss = 0.01\n[frames.64]\nmin_pps = 5e5\n'
+                    '[tests."test_sweep[1500B*"]\nmin_mbps = 900\n')
+    th = gates.Thresholds.load(str(path))
+    assert [(r.metric, r.value) for r in th.for_test("test_sweep[64B-clone0]", 64)] == [
+        ("loss_ratio", 0.01), ("pps", 5e5)]
+    assert [(r.metric, r.source.split(" ", 1)[1]) for r in th.for_test("test_sweep[1500B]",
+                                                                        1500)] == [
+        ("loss_ratio", "[defaults]"), ("mbps", '[tests."test_sweep[1500B*"]')]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[defaults]\nmin_ppps = 5\n", "'min_ppps' is not a threshold"),
+    ("[defaults]\nmax_loss = 3\n", "max_loss = 3 is not a share from 0 to 1"),
+    ("[frame.64]\nmin_pps = 5\n", "unknown section(s) ['frame']"),
+    ("[frames.big]\nmin_pps = 5\n", "[frames.big]: a frame size in bytes"),
+    ("min_pps = \n", "not TOML"),
+])
+def test_bad_thresholds_files_are_usage_errors(tmp_path, text, message):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(pytest.UsageError, match=".*" + __import__("re").escape(message)):
+        gates.Thresholds.load(str(path))
+
+
+def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
+    rows = [{"test": "t.py::test_a[64B]", "label": None, "pps": 1000.0, "mbps": 10.0,
+             "loss_ratio": 0.01}]
+    path = tmp_path / "base.json"
+    gates.save_baseline(str(path), rows, {"kernel": "x"})
+    saved = gates.load_baseline(str(path))
+    tol = {"pps": 0.1, "mbps": 0.1, "loss_ratio": 0.001}
+    same = dict(rows[0])
+    assert gates.compare_baseline(same, saved, "base.json", tol) == (True, [])
+    faster = {**rows[0], "pps": 5000.0, "mbps": 50.0, "loss_ratio": 0.0}
+    assert gates.compare_baseline(faster, saved, "base.json", tol) == (True, [])
+    slower = {**rows[0], "pps": 850.0}
+    found, regressions = gates.compare_baseline(slower, saved, "base.json", tol)
+    assert regressions == ["pps 850 is 15.0% below the baseline 1,000 in base.json (tolerance "
+                           "10.0% from --pktgen-tolerance)"]
+    lossier = {**rows[0], "loss_ratio": 0.012}
+    assert len(gates.compare_baseline(lossier, saved, "base.json", tol)[1]) == 1
+    assert gates.compare_baseline({**rows[0], "test": "t.py::test_b"}, saved, "b", tol) == (
+        False, [])
