@@ -1,0 +1,235 @@
+"""Measurements end to end in the VM lab: pytest sessions (pytester, in this process) that run
+pktgen_bench sweeps on real pktgen, then their reports, gates and baselines checked against the
+figures the same run measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import xml.etree.ElementTree as ET
+
+import matplotlib.pyplot  # noqa: F401 - imported once here: the nested sessions run in this
+import pandas as pd  # process, and numpy cannot be imported twice (pytester unloads what they load)
+import pytest
+from matplotlib.image import imread
+
+pytestmark = pytest.mark.integration
+
+QUICK = ("--pktgen-count", "20000", "--pktgen-repeats", "2", "-p", "no:cacheprovider")
+
+
+def run(pytester, *args):
+    return pytester.runpytest(*QUICK, *args)
+
+
+def read_csv(path):
+    return pd.read_csv(path, comment="#")
+
+
+def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen_sweep(frame=[64, 512, 1500])
+        def test_veth_sweep(veth, pktgen_bench):
+            measured = pktgen_bench(veth)
+            assert measured.received == measured.sent
+    """)
+    out = tmp_path / "out"
+    out.mkdir()  # pytest-benchmark writes its JSON before the plugin makes the directory
+    result = run(pytester, f"--pktgen-out={out}", f"--benchmark-json={out}/bench.json",
+                 f"--junitxml={out}/junit.xml")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*pktgen: test_veth_sweep: 3 point(s), received counted by ifstats*",
+        "*frame*pkt_size*pps*spread*Mb/s*L1 Mb/s*sent*received*loss*errors*",
+        "*64*60*40000*40000*0.000%*", "*512*508*", "*1500*1496*",
+        "frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4*",
+        f"pktgen csv: {out}/results.csv", f"pktgen json: {out}/results.json",
+        f"pktgen png: {out}/sweep.png",
+    ])
+
+    csv = read_csv(out / "results.csv").set_index("frame")
+    doc = json.loads((out / "results.json").read_text())
+    bench = json.loads((out / "bench.json").read_text())
+    junit = ET.parse(out / "junit.xml").getroot()
+    assert list(csv.index) == [64, 512, 1500]
+    assert doc["environment"]["kernel"] == os.uname().release
+    assert doc["environment"]["machine"].startswith("VM lab")
+    assert "kernel: " + os.uname().release in (out / "results.csv").read_text()
+    assert bench["machine_info"]["pktgen"]["kernel"] == os.uname().release
+    by_frame = {r["frame"]: r for r in doc["results"]}
+    extra = {b["extra_info"]["frame"]: b for b in bench["benchmarks"]}
+    props = {}
+    for case in junit.iter("testcase"):
+        values = {p.get("name"): p.get("value") for p in case.iter("property")}
+        props[int(values["pktgen_frame"])] = values
+    for frame in (64, 512, 1500):
+        row = csv.loc[frame]
+        assert row["pkt_size"] == frame - 4
+        assert row["sent"] == row["received"] == 2 * 20000
+        assert row["loss"] == 0 and row["errors"] == 0
+        # the same measurement everywhere: CSV, JSON, pytest-benchmark and JUnit
+        assert by_frame[frame]["pps"] == row["pps"]
+        assert extra[frame]["extra_info"]["pps"] == row["pps"]
+        assert float(props[frame]["pktgen_pps"]) == row["pps"]
+        assert extra[frame]["stats"]["rounds"] == 2
+        # and consistent with itself: a median of the rounds, Mb/s from pkt_size, L1 from frame
+        assert row["pps_min"] <= row["pps"] <= row["pps_max"]
+        assert row["mbps"] == pytest.approx(row["pps"] * (frame - 4) * 8 / 1e6, rel=0.01)
+        assert row["l1_mbps"] == pytest.approx(row["pps"] * (frame + 20) * 8 / 1e6)
+        # pytest-benchmark timed start..end of each round: no faster than pktgen's own clock
+        assert extra[frame]["stats"]["total"] >= row["pktgen_s"] * 0.99
+    assert imread(out / "sweep.png").shape[:2] == (450, 1200)
+
+
+GATED = """
+import pytest
+
+@pytest.mark.pktgen(frame=64)
+def test_plain(dummy, pktgen_bench):
+    pktgen_bench(dummy)
+
+@pytest.mark.pktgen(frame=1500)
+@pytest.mark.pktgen_gate(min_pps={1500: 1e9, 64: 1})
+def test_marker(dummy, pktgen_bench):
+    pktgen_bench(dummy)
+"""
+
+
+def _measured_pps(text: str, test: str) -> float:
+    """The pps a gate failure message reports, from the failure section of ``test``."""
+    section = text.split(f"_ {test} _", 1)[1]
+    return float(re.search(r"pps ([\d,]+) measured", section).group(1).replace(",", ""))
+
+
+def test_thresholds_above_the_lab_fail_with_what_was_measured_and_who_asked(pytester, tmp_path):
+    pytester.makepyfile(GATED)
+    out = tmp_path / "out"
+    result = run(pytester, "--pktgen-min-pps", "1000000000", f"--pktgen-out={out}")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ test_plain _*",
+        "pktgen gate: pps * measured, at least 1,000,000,000 required by --pktgen-min-pps",
+        "*_ test_marker _*",
+        "pktgen gate: pps * measured, at least 1,000,000,000 required by --pktgen-min-pps; "
+        "pps * measured, at least 1,000,000,000 required by the pktgen_gate marker of "
+        "*test_marker (frame 1500)",
+    ])
+    csv = read_csv(out / "results.csv").set_index("name")
+    assert _measured_pps(result.stdout.str(), "test_plain") == round(csv.loc["test_plain", "pps"])
+    assert list(csv["gate"]) == ["FAIL", "FAIL"]
+
+    thresholds = tmp_path / "thresholds.toml"
+    thresholds.write_text("[frames.64]\nmin_pps = 1e9\n[tests.\"test_marker\"]\nmin_pps = 1\n")
+    result = run(pytester, f"--pktgen-thresholds={thresholds}", f"--pktgen-out={out}")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ test_plain _*",
+        f"pktgen gate: pps * measured, at least 1,000,000,000 required by {thresholds} "
+        "[[]frames.64]",
+        "*_ test_marker _*",
+        "pktgen gate: pps * required by the pktgen_gate marker*",
+    ])
+    assert "required by " + str(thresholds) + ' [tests."test_marker"]' not in result.stdout.str()
+
+    thresholds.write_text("[defaults]\nmin_pps = 1\n")
+    pytester.makepyfile(GATED.replace("1e9", "1"))
+    result = run(pytester, f"--pktgen-thresholds={thresholds}", f"--pktgen-out={out}")
+    result.assert_outcomes(passed=2)
+    assert list(read_csv(out / "results.csv")["gate"]) == ["ok", "ok"]
+
+
+def test_baseline_passes_unchanged_and_fails_on_an_injected_slowdown(pytester, tmp_path):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen_sweep(frame=[64, 1500])
+        def test_dummy(dummy, pktgen_bench):
+            pktgen_bench(dummy)
+    """)
+    base, out = tmp_path / "base.json", tmp_path / "out"
+    run(pytester, f"--pktgen-save-baseline={base}", f"--pktgen-out={out}").assert_outcomes(
+        passed=2)
+    saved = json.loads(base.read_text())
+    first = read_csv(out / "results.csv").set_index("frame")
+    for frame in (64, 1500):
+        key = f"test_baseline_passes_unchanged_and_fails_on_an_injected_slowdown.py::" \
+              f"test_dummy[{frame}B]"
+        assert saved["results"][key]["pps"] == first.loc[frame, "pps"]
+    assert saved["environment"]["kernel"] == os.uname().release
+
+    # a rerun of the same code: within the tolerance (generous: TCG timing is noisy)
+    tolerance = "--pktgen-tolerance=pps=50%,mbps=50%"
+    result = run(pytester, f"--pktgen-baseline={base}", tolerance, f"--pktgen-out={out}")
+    result.assert_outcomes(passed=2)
+    assert list(read_csv(out / "results.csv")["baseline"]) == ["ok", "ok"]
+
+    # a slowdown: every device limited to a tenth of the baseline's slowest point
+    ratep = int(min(first["pps"]) / 10)
+    result = run(pytester, f"--pktgen-baseline={base}", tolerance, f"--pktgen-out={out}",
+                 f"--pktgen-param=ratep={ratep}")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*_ test_dummy[[]64B] _*",
+                                 f"pktgen gate: pps * is *% below the baseline * in {base} "
+                                 "(tolerance 50.0% from --pktgen-tolerance)*"])
+    slowed = read_csv(out / "results.csv").set_index("frame")
+    assert (slowed["pps"] < first["pps"] * 0.5).all()
+    assert list(slowed["baseline"]) == ["regressed", "regressed"]
+
+
+def test_relative_gate_compares_with_a_reference_of_the_same_session(pytester, tmp_path):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen(frame=64)
+        def test_reference(dummy, pktgen_bench):
+            pktgen_bench(dummy, label="free")
+
+        @pytest.mark.pktgen(frame=64)
+        @pytest.mark.pktgen_gate(min_ratio=0.9, relative_to="free")
+        def test_paced(dummy, pktgen_bench):
+            pktgen_bench(dummy, ratep=20000)
+
+        @pytest.mark.pktgen(frame=64)
+        @pytest.mark.pktgen_gate(min_ratio=0.01, relative_to="free")
+        def test_within(dummy, pktgen_bench):
+            pktgen_bench(dummy)
+
+        @pytest.mark.pktgen(frame=128)
+        @pytest.mark.pktgen_gate(min_ratio=0.5, relative_to="free")
+        def test_no_reference(dummy, pktgen_bench):
+            pktgen_bench(dummy)
+    """)
+    out = tmp_path / "out"
+    result = run(pytester, f"--pktgen-out={out}")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ test_paced _*",
+        "pktgen gate: pps * is 0.* x the reference 'free' (* pps, *test_reference); at least "
+        "0.90 x required by the pktgen_gate marker of *test_paced",
+        "*_ test_no_reference _*",
+        "pktgen gate: no reference 'free' at this point was measured earlier in this session*",
+    ])
+    rows = read_csv(out / "results.csv").set_index("name")
+    assert rows.loc["test_paced", "ratio"] == pytest.approx(
+        rows.loc["test_paced", "pps"] / rows.loc["test_reference", "pps"])
+
+
+def test_a_point_the_device_cannot_do_is_an_xfail_with_the_reason(pytester, tmp_path):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.pktgen(frame=64)
+        @pytest.mark.pktgen_sweep(clone_skb=[0, 10])
+        def test_veth(veth, pktgen_bench):
+            pktgen_bench(veth)
+    """)
+    result = run(pytester, f"--pktgen-out={tmp_path}", "-rx")
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["XFAIL *test_veth[[]clone10]*"])
+    assert "not applicable to this device: pgv" in result.stdout.str()
+    assert "has no shared-skb support: clone_skb must be 0" in result.stdout.str()
+    assert len(read_csv(tmp_path / "results.csv")) == 1
