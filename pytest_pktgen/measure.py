@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from . import gates, report
+from .errors import PktgenRunError
 from .netdev import driver_info
 from .params import DeviceConfig
 from .runner import RunResult, Sample
@@ -99,8 +100,9 @@ class Progress:
         with self.capture.global_and_fixture_disabled() if self.capture else _nothing():
             if self.tty:
                 self.reporter.write(f"\r  [pktgen] {text}\x1b[K", flush=True)
-            else:
-                self.reporter.write_line(f"  [pktgen] {text}")
+            else:  # flushed: a run killed at a deadline still shows what it had sent
+                self.reporter.ensure_newline()
+                self.reporter.write(f"  [pktgen] {text}\n", flush=True)
 
     def done(self) -> None:
         if self.tty and self.reporter is not None:
@@ -195,9 +197,17 @@ class Bench:
 
         def teardown(run):
             live.remove(run)
-            results.append(run.finish(ended.pop(id(run), False)))
+            result = run.finish(ended.pop(id(run), False))
+            results.append(result)
             if counter is not None:
-                received.append(counter.read().packets)
+                try:
+                    received.append(counter.read().packets)
+                except (OSError, LookupError) as err:
+                    raise PktgenRunError(
+                        f"pktgen sent {result.sent} packets at {result.pps:,} pps, but the "
+                        f"{counter.backend} counter on {counter.ifname} in {counter.netns} "
+                        f"could not be read ({err}): was the sink's link or namespace deleted "
+                        "mid-run?", result.devices) from err
 
         try:
             if not self._benchmark_used:

@@ -252,22 +252,51 @@ class PktgenRun:
             self._writer.join(RESULT_WAIT_S)
 
     def collect(self) -> dict[str, DeviceStatus]:
-        """Every device's final status, once each Result holds the run's statistics."""
+        """Every device's final status, once each Result holds the run's statistics. A device
+        whose file is gone (its link was deleted, with its namespace perhaps) is a
+        PktgenRunError carrying the others' results and what it had sent by the last sample."""
         deadline = time.monotonic() + RESULT_WAIT_S
         statuses: dict[str, DeviceStatus] = {}
+        vanished: set[str] = set()
         while True:
-            missing = [n for n in self.configs if n not in statuses]
+            missing = [n for n in self.configs if n not in statuses and n not in vanished]
             for name in missing:
-                status = self.pktgen.device_status(name)
+                try:
+                    status = self.pktgen.device_status(name)
+                except FileNotFoundError:
+                    vanished.add(name)
+                    continue
                 if RESULT_RE.search(status.result_text):
                     statuses[name] = status
-            if len(statuses) == len(self.configs):
-                return statuses
+            if len(statuses) + len(vanished) == len(self.configs):
+                break
             if time.monotonic() > deadline:
                 left = {n: self.pktgen.device_status(n).result_text for n in self.configs
-                        if n not in statuses}
+                        if n not in statuses and n not in vanished}
                 raise PktgenRunError(f"pktgen left no run statistics for {left}", statuses)
             time.sleep(0.02)
+        if vanished:
+            last = self.samples[-1].sofar if self.samples else {}
+            gone = ", ".join(f"{n} (sent {last[n]} by the last sample)" if last.get(n, -1) >= 0
+                             else f"{n} (no sample)" for n in sorted(vanished))
+            raise PktgenRunError(f"pktgen device(s) vanished mid-run: {gone}; "
+                                 f"{self._diagnose(sorted(vanished))}", statuses)
+        return statuses
+
+    def _diagnose(self, devices: Sequence[str]) -> str:
+        """Why devices stopped early, as far as their links tell."""
+        reasons = []
+        for name in devices:
+            ifname = self.configs[name].netdev
+            try:
+                up = netdev.link_info(ifname, netns=self.pktgen.netns)["up"]
+            except LookupError:
+                reasons.append(f"{ifname} was deleted")
+            except OSError as err:
+                reasons.append(f"{ifname}'s namespace is gone ({err.strerror or err})")
+            else:
+                reasons.append(f"{ifname} is {'up' if up else 'down'}")
+        return "; ".join(reasons)
 
     def cleanup(self) -> None:
         """Stop if running, and remove this run's devices from their threads (idempotent)."""
@@ -296,6 +325,11 @@ class PktgenRun:
                 raise PktgenRunError(
                     f"pktgen run did not finish within its deadline of {self.timeout:.0f}s; "
                     f"stopped it: sent {result.sent} packets", statuses)
+            short = result.short_devices() if finished else {}
+            if short:
+                sent = ", ".join(f"{n} sent {got} of {want}" for n, (got, want) in short.items())
+                raise PktgenRunError(f"pktgen stopped early: {sent}; "
+                                     f"{self._diagnose(sorted(short))}", statuses)
             return result
         finally:
             self.cleanup()

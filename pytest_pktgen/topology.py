@@ -331,6 +331,8 @@ def _move_nic(stack: contextlib.ExitStack, nic: Nic, ns: str) -> None:
         ipr.link("set", index=link["index"], net_ns_fd=ns)
 
     def back():
+        if not (netns.NETNS_DIR / ns).exists():
+            _wait_home(nic.ifname)  # its namespace was deleted: the kernel sends it home
         if (netns.NETNS_DIR / ns).exists():
             with IPRoute(netns=ns, flags=0) as ipr:
                 found = ipr.link_lookup(ifname=nic.ifname)
@@ -347,6 +349,21 @@ def _move_nic(stack: contextlib.ExitStack, nic: Nic, ns: str) -> None:
             netdev.set_state(nic.ifname, "up")
 
     stack.callback(back)
+
+
+def _wait_home(ifname: str, timeout: float = 10.0) -> None:
+    """Wait for a NIC to reappear here after its namespace was destroyed (asynchronously, in
+    the kernel's cleanup_net work)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            netdev.link_info(ifname)
+            return
+        except LookupError:
+            if time.monotonic() > deadline:
+                raise LookupError(f"{ifname} did not come back from its deleted namespace "
+                                  f"within {timeout:.0f}s") from None
+            time.sleep(0.05)
 
 
 def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:

@@ -248,7 +248,10 @@ def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str,
     # vng may drop the first 100-200 bytes of console output: lead with a blank padding line.
     pad = "printf '%200s\\n' ''"
     run = [python, "-m", "pytest", *pytest_args]
-    return (f"{pad}; cd {shlex.quote(cwd)} && {LAB_ENV}={shlex.quote(lab_file)} "
+    # the guest's environment is its own: pass on CI (fail, never skip, there) and PKTGEN_*
+    passed = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(os.environ.items())
+                     if k == "CI" or k.startswith("PKTGEN_"))
+    return (f"{pad}; cd {shlex.quote(cwd)} && {passed}{LAB_ENV}={shlex.quote(lab_file)} "
             f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}; "
             f"echo $? > {shlex.quote(status_file)}")
 
@@ -361,17 +364,27 @@ def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
         proc.stdout.close()
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop vng and everything it started (QEMU is in its process group): SIGTERM, then
+    SIGKILL after ``grace`` seconds, and return only once the whole group is gone."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(proc.pid):
+                return
+            time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 # --- guest side -------------------------------------------------------------------------

@@ -3,8 +3,11 @@ results carried back, and a guest with no network but its own lab NICs."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 INNER = '''
 import os
@@ -42,3 +45,48 @@ def test_vm_session_round_trip(pytester):
     assert "is not connected to host network" not in proc.stdout + proc.stderr
     assert (out / "from-guest.txt").read_text() == "written in the guest\n"
     assert (pytester.path / "beside-tests.txt").read_text() == "cwd is writable\n"
+
+
+OUT_OF_TIME = '''
+import pytest
+
+
+@pytest.mark.pktgen(duration=600, rounds=1)
+def test_endless(dummy, pktgen_bench):
+    pktgen_bench(dummy, ratep=10000)
+'''
+
+
+def _qemu_count() -> int:
+    return sum(1 for p in Path("/proc").glob("[0-9]*/comm")
+               if _read(p).startswith("qemu-system"))
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def test_guest_out_of_time_is_stopped_showing_what_was_measured(pytester):
+    """--pktgen-vm-timeout: QEMU is killed at the deadline, the command says so and exits 3,
+    the pps seen so far are in the output, and nothing of the VM is left on the host."""
+    from pytest_pktgen import vm
+
+    pytester.makepyfile(test_endless=OUT_OF_TIME)
+    qemu_before = _qemu_count()
+    workdirs_before = set(Path(vm._state_dir()).glob("pytest-pktgen-vm-*"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pktgen-vm", "--pktgen-vm-nics", "0",
+         "--pktgen-vm-timeout", "100", "-p", "no:cacheprovider", "test_endless.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=400,
+        env={**os.environ, "CI": "true"})  # progress as lines, not a line redrawn in place
+    print(proc.stdout[-3000:], proc.stderr[-2000:])
+    assert proc.returncode == 3
+    assert "pytest-pktgen VM lab: the guest ran out of time (100s); stopped" in proc.stdout
+    progress = re.findall(r"\[pktgen\] test_endless: ([\d,]+) pps, ([\d,]+) sent", proc.stdout)
+    assert progress, "no live pps before the deadline"
+    assert int(progress[-1][1].replace(",", "")) > 0
+    assert _qemu_count() == qemu_before
+    assert set(Path(vm._state_dir()).glob("pytest-pktgen-vm-*")) == workdirs_before

@@ -45,7 +45,7 @@ def test_strip_vm_args():
     assert strip_vm_args(args) == ["-x", "tests/a.py", "--pktgen-out", "res", "-k", "crossover"]
 
 
-def test_guest_command_keeps_arguments_intact(tmp_path):
+def test_guest_command_keeps_arguments_intact(tmp_path, monkeypatch):
     fake_python = tmp_path / "bin" / "python"
     fake_python.parent.mkdir()
     fake_python.write_text(
@@ -55,8 +55,10 @@ def test_guest_command_keeps_arguments_intact(tmp_path):
     fake_python.chmod(0o755)
     args = ["-k", "a and not b", "it's", "$HOME", "--x=\"y\""]
     status = tmp_path / "exit status"
+    monkeypatch.setenv("PKTGEN_SOAK_RUNS", "8 runs")
     command = vm.guest_command(str(fake_python), args, "/lab dir/lab.json", str(tmp_path),
                                str(status))
+    assert "PKTGEN_SOAK_RUNS='8 runs' " in command
     out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
     assert status.read_text() == "0\n"
     argv, cwd, lab_file, path0 = json.loads(out.stdout.strip().splitlines()[-1])
