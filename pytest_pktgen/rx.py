@@ -70,6 +70,13 @@ class RxCount:
     bytes_from: str = "ethernet"  # "ethernet", "ip" or "" (no bytes)
 
 
+def _check_port(port: object) -> int:
+    """A UDP port for the port-filtering backends (pktgen's default destination port is 9)."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"port {port!r}: allowed 1..65535")
+    return port
+
+
 class RxCounter:
     """Counts what arrives at ``endpoint`` between :meth:`reset` and :meth:`read`."""
 
@@ -109,9 +116,8 @@ class KmodCounter(RxCounter):
 
     def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
         super().__init__(ifname, netns)
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port!r}: allowed 1..65535")
-        self.port, self.drop = port, drop
+        self.port = _check_port(port)
+        self.drop = drop
         self._command(f"port {port}")
         self._command(f"drop {int(drop)}")
 
@@ -228,8 +234,7 @@ class NftCounter(RxCounter):
 
     def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
         super().__init__(ifname, netns)
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port!r}: allowed 1..65535")
+        self.port = _check_port(port)
         if not shutil.which("nft"):
             raise RuntimeError("nft not found: apt-get install nftables")
         self.table = f"pgrx_{ifname}".replace("-", "_")
@@ -292,8 +297,7 @@ class TcCounter(RxCounter):
 
     def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
         super().__init__(ifname, netns)
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port!r}: allowed 1..65535")
+        self.port = _check_port(port)
         self._drop = drop
         with netdev.route(netns=netns) as ipr:
             self._index = ipr.link_lookup(ifname=ifname)[0]

@@ -10,6 +10,7 @@ test` runs 40 to stay in CI's time budget, and says so in a warning).
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 import select
@@ -79,6 +80,19 @@ def _fork_session(path, log_path) -> tuple[int, int]:
     return pid, read_fd
 
 
+def _reap(pid: int, timeout: float) -> int | None:
+    """The child's wait status, or None if it did not end in time (then it is killed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
 def _wait_running(fd: int, timeout: float) -> bool:
     ready, _, _ = select.select([fd], [], [], timeout)
     return bool(ready) and b"RUNNING" in os.read(fd, 64)
@@ -91,6 +105,10 @@ def test_soak_200_runs_a_quarter_interrupted(pytester, lab_nic_pairs, pktgen_mod
                       f"child session takes ~10 s under TCG); `make soak` runs the full {FULL}",
                       stacklevel=1)
     pytester.makepyfile(test_soak_child=CHILD)
+    # pytest reports a KeyboardInterrupt with source lines, and inspect.getmodule() then takes
+    # the realpath of every module loaded (thousands here, over 9p under TCG: ~25 s). Done once
+    # now, its cache is inherited by every forked child.
+    inspect.getmodule(test_soak_200_runs_a_quarter_interrupted.__code__)
     before = state()
     rng = random.Random(7)
     completed = interrupted = 0
@@ -99,16 +117,21 @@ def test_soak_200_runs_a_quarter_interrupted(pytester, lab_nic_pairs, pktgen_mod
         signum = (signal.SIGINT, signal.SIGTERM)[child % 2]
         log = pytester.path / f"child{child}.log"
         pid, fd = _fork_session(pytester.path, log)
+        child_start = time.monotonic()
         try:
             running = _wait_running(fd, 120)
             if running:
                 time.sleep(rng.uniform(0, 0.5))  # somewhere in the run, not always its start
             os.kill(pid, signum)
-            _, status = os.waitpid(pid, 0)
+            status = _reap(pid, 60)
         finally:
             os.close(fd)
         text = log.read_text()
+        print(f"soak child {child}: {signum.name} after {time.monotonic() - child_start:.1f}s",
+              flush=True)
         assert running, f"child {child} never started its endless run:\n{text[-3000:]}"
+        assert status is not None, f"child {child} ignored {signum.name} for 60 s (killed):\n" \
+                                   f"{text[-3000:]}"
         code = os.waitstatus_to_exitcode(status)
         assert code == pytest.ExitCode.INTERRUPTED, f"child {child} exit {code}:\n{text[-3000:]}"
         assert "1 passed" in text, text[-2000:]  # the three complete runs
