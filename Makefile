@@ -21,7 +21,8 @@ VM_ARGS ?=
 # The soak test's size in `make test`: 40 runs (10 interrupted) fit CI's time budget; `make soak`
 # runs the full 200 (a child pytest session takes ~10 s under TCG).
 CI_SOAK_RUNS ?= 40
-# The examples in `make test`: short rounds, they prove the examples run, not what the lab reaches.
+# The examples in `make test` (in the integration tests' VM session, one boot for both): short
+# rounds, they prove the examples run, not what the lab reaches.
 EXAMPLE_ARGS ?= --pktgen-count 20000 --pktgen-repeats 2
 
 # The paper's ip_input.c patch applied to Debian's linux-source-6.1 and built for the VM lab,
@@ -71,8 +72,8 @@ soak: deps venv kmod
 test: deps venv kmod
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench
 	$(PYTEST) tests/unit tests/host
-	PKTGEN_SOAK_RUNS=$(CI_SOAK_RUNS) $(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
-	$(PYTEST) --pktgen-vm $(VM_ARGS) examples/ $(EXAMPLE_ARGS)
+	PKTGEN_SOAK_RUNS=$(CI_SOAK_RUNS) $(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration \
+		examples/ $(EXAMPLE_ARGS)
 	scripts/build-patched-kernel.sh $(PATCHED_TREE)
 	$(PYTEST) --pktgen-vm --pktgen-vm-kernel $(PATCHED_TREE) --pktgen-vm-nics 0 tests/patched
 

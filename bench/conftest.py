@@ -67,7 +67,11 @@ def render_table(rows: list[dict]) -> str:
 def render_results(run_id: str = RUN_ID, path: Path = RESULTS) -> str:
     """RESULTS.md for one run of `make bench` (every session it ran: stock and patched kernel)."""
     entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    entries = [e for e in entries if e["run"] == run_id]
+    latest = {}  # a benchmark rerun within the same run replaces its earlier figures
+    for e in entries:
+        if e["run"] == run_id:
+            latest[(e["test"], e["environment"]["kernel"])] = e
+    entries = list(latest.values())
     if not entries:
         raise SystemExit(f"no benchmark results for run {run_id} in {path}")
     out = ["# pytest-pktgen benchmarks", "",

@@ -39,7 +39,7 @@ def _timed(veth, send) -> tuple[int, float]:
     return _sink_received(veth) - before, wall
 
 
-def test_generators_side_by_side(veth, record):
+def test_generators_side_by_side(veth, record, tmp_path):
     frame = _frame(veth)
     tx = veth.tx[0]
     rows = []
@@ -50,9 +50,11 @@ def test_generators_side_by_side(veth, record):
 
     def trafgen():
         cfg = "{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }"
-        subprocess.run(["ip", "netns", "exec", tx.netns, "trafgen", "--dev", tx.ifname,
-                        "--num", str(FRAMES["trafgen"]), "--cpus", "1", "-Q", "-A", "-C",
-                        cfg], check=True, capture_output=True, timeout=600)
+        proc = subprocess.run(["ip", "netns", "exec", tx.netns, "trafgen", "--dev", tx.ifname,
+                               "--num", str(FRAMES["trafgen"]), "--cpus", "1", "-Q",
+                               "-C", cfg], capture_output=True, text=True, timeout=600,
+                              cwd=tmp_path)  # its shared mmap file: tmpfs, not the 9p checkout
+        assert proc.returncode == 0, f"trafgen failed: {proc.stdout}{proc.stderr}"
 
     def scapy_sendp():
         from scapy.sendrecv import sendp
