@@ -100,6 +100,8 @@ def _run_in_vm(config: pytest.Config):
     invocation = config.invocation_params
     out = Path(invocation.dir, options.get(config, "pktgen_out")).resolve()
     rwdirs = [str(invocation.dir), str(config.rootpath)]
+    if options.given(config, "pktgen_out"):  # there for the guest's tests to write into
+        out.mkdir(parents=True, exist_ok=True)
     if not out.is_relative_to(invocation.dir) and not out.is_relative_to(config.rootpath):
         out.mkdir(parents=True, exist_ok=True)
         rwdirs.append(str(out))
