@@ -66,6 +66,9 @@ def _fork_session(path, log_path) -> tuple[int, int]:
             log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(log, 1)
             os.dup2(log, 2)
+            # our sys.stdout may be pytest's capture of this session, not fd 1
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             os.environ["SOAK_FD"] = str(write_fd)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the child session installs its own
             signal.signal(signal.SIGINT, signal.default_int_handler)
