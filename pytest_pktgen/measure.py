@@ -165,8 +165,8 @@ class Bench:
         row = report.row_for(self.request.node.nodeid, self.request.node.originalname, point,
                              label, rounds, received, counter and counter.backend, device)
         self.state.results.add(row)
-        failures = self._gate(row)
-        row["gate"] = "FAIL" if failures else ("ok" if self._gated(row) else "")
+        failures, gated = self._gate(row)
+        row["gate"] = "FAIL" if failures else ("ok" if gated else "")
         self._record(row)
         measurement = Measurement(row, rounds, failures)
         if failures:
@@ -232,49 +232,41 @@ class Bench:
         return results[skip:], (received[skip:] if counter is not None else None)
 
     # --- gates and records ---------------------------------------------------------------
-    def _requirements(self, row: dict) -> list[gates.Requirement]:
+    def _gate(self, row: dict) -> tuple[list[str], bool]:
+        """(failure messages, whether anything gates this measurement)."""
         node = self.request.node
         reqs = list(self.state.requirements)
         if self.state.thresholds:
             reqs += self.state.thresholds.for_test(node.name, row["frame"])
         marker = node.get_closest_marker("pktgen_gate")
+        relative = []
         if marker:
-            plain, _ = gates.marker_requirements(marker.kwargs, node.nodeid)
+            plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
             reqs += plain + gates.per_frame(marker.kwargs, row["frame"], node.nodeid)
-        return reqs
-
-    def _gated(self, row: dict) -> bool:
-        marker = self.request.node.get_closest_marker("pktgen_gate")
-        return bool(self._requirements(row) or self.state.baseline is not None or marker)
-
-    def _gate(self, row: dict) -> list[str]:
-        node = self.request.node
-        failures = gates.check(row, self._requirements(row))
-        marker = node.get_closest_marker("pktgen_gate")
-        if marker:
-            _, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
-            for rel in relative:
-                if rel.relative_to == row.get("label"):
-                    continue  # the reference itself
-                ref = self.state.results.find(rel.relative_to, report.point_key_of(row))
-                if ref is None:
-                    failures.append(f"no reference {rel.relative_to!r} at {self.point.id or 'this'}"
-                                    f" point was measured earlier in this session, but "
-                                    f"{rel.source} compares with it")
-                    continue
-                ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
-                row["ratio"] = ratio
-                if ratio < rel.ratio:
-                    failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
-                                    f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
-                                    f"at least {rel.ratio:.2f} x required by {rel.source}")
+        failures = gates.check(row, reqs)
+        for rel in relative:
+            if rel.relative_to == row.get("label"):
+                continue  # the reference itself
+            ref = self.state.results.find(rel.relative_to, report.point_key_of(row))
+            if ref is None:
+                failures.append(f"no reference {rel.relative_to!r} at {self.point.id or 'this'}"
+                                f" point was measured earlier in this session, but "
+                                f"{rel.source} compares with it")
+                continue
+            ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
+            row["ratio"] = ratio
+            if ratio < rel.ratio:
+                failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
+                                f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
+                                f"at least {rel.ratio:.2f} x required by {rel.source}")
         if self.state.baseline is not None:
             found, regressions = gates.compare_baseline(row, self.state.baseline,
                                                         self.state.baseline_path,
                                                         self.state.tolerance)
             row["baseline"] = "regressed" if regressions else ("ok" if found else "none")
             failures += regressions
-        return failures
+        gated = bool(reqs or self.state.baseline is not None or marker)
+        return failures, gated
 
     def _record(self, row: dict) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""

@@ -120,7 +120,6 @@ class Settings:
     params: dict = field(default_factory=dict)
     flags: tuple[str, ...] = ()
     ipv6: bool = False
-    sources: dict = field(default_factory=dict)  # setting -> where it came from
 
 
 def settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],
