@@ -17,6 +17,9 @@ def test_every_device_on_every_thread(dummy):
     result = dummy.run(multi(targets, threads=threads, ratep=RATEP), duration=SECONDS)
     assert len(result.devices) == threads
     for name, status in result.devices.items():
-        # each paced device kept near its rate for the whole run
-        assert status.result.pps > RATEP * 0.5, (name, status.result)
-        assert status.result.pps < RATEP * 1.25, (name, status.result)
+        # each paced device sent, and never faster than its rate: pktgen sends the n-th packet
+        # no earlier than (n - 1) / ratep after the start (give or take 0.5 % for a VM's clock;
+        # how far below it a busy machine falls is no property of pktgen's)
+        sofar = status.result.sofar
+        assert sofar >= 2, (name, status.result)
+        assert status.result.pps <= RATEP * sofar / (sofar - 1) * 1.005, (name, status.result)

@@ -4,7 +4,10 @@ and JSON (pandas) with the environment fingerprint, and plotted (pps and Mb/s ag
 Units, as every report states them: ``frame`` is bytes on the wire with the 4-byte FCS,
 ``pkt_size`` is what pktgen sends (frame - 4); ``pps`` and ``mbps`` are pktgen's own figures
 (``mbps`` counts pkt_size bytes, no FCS); ``l1_mbps`` adds FCS, preamble and inter-frame gap
-(frame + 20 bytes), the line rate a NIC's datasheet means.
+(frame + 20 bytes), the line rate a NIC's datasheet means. ``sent`` is what the driver
+accepted (pktgen's pkts-sofar), ``errors`` what it refused (NET_XMIT_DROP, e.g. a veth peer's
+full backlog: pktgen then sends another frame in its place), ``offered`` = sent + errors, and
+``loss`` = offered - received: a refused frame is a lost frame, never hidden.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from pathlib import Path
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; pps and Mb/s from pktgen (Mb/s without FCS); L1 Mb/s adds FCS, preamble and gap "
-         "(frame + 20 B)")
+         "(frame + 20 B); offered = sent (accepted by the driver) + errors (refused by it); "
+         "loss = offered - received")
 TABLE_COLUMNS = {  # column -> heading in the terminal table
     "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
     "clone_skb": "clone", "flows": "flows", "threads": "threads", "pps": "pps",
@@ -83,6 +87,7 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     pps = [r.pps for r in rounds]
     mbps = [r.bps / 1e6 for r in rounds]
     sent = sum(r.sent for r in rounds)
+    offered = sum(r.offered for r in rounds)
     axes = point.axes()
     extra = {k: v for k, v in axes.items()
              if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}
@@ -97,7 +102,7 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
         else 0.0,
         "mbps": float(statistics.median(mbps)),
         "l1_mbps": float(statistics.median(pps)) * (point.frame + L1_OVERHEAD) * 8 / 1e6,
-        "sent": sent, "errors": sum(r.errors for r in rounds),
+        "offered": offered, "sent": sent, "errors": offered - sent,
         "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,
         "wall_s": sum(r.wall_s for r in rounds),
         "received": None, "loss": None, "loss_ratio": None, "rx_backend": rx_backend,
@@ -106,8 +111,9 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     }
     if received is not None:
         got = sum(received)
-        row.update(received=got, loss=sent - got,
-                   loss_ratio=(sent - got) / sent if sent else 0.0)
+        # nothing offered: no loss ratio at all, never a perfect 0 (gates.untrue says why)
+        row.update(received=got, loss=offered - got,
+                   loss_ratio=(offered - got) / offered if offered else None)
     return row
 
 
@@ -151,7 +157,7 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
         varying = [c for c in ("label", "clone_skb", "flows", "threads")
                    if group[c].nunique(dropna=False) > 1]
         columns = ["frame", "pkt_size", *varying, "pps", "pps_spread", "mbps", "l1_mbps", "sent",
-                   "received", "loss_ratio", "errors", "gate"]
+                   "errors", "received", "loss_ratio", "gate"]
         if group["extra"].astype(bool).any():
             columns.insert(2 + len(varying), "id")
         shown = group[columns].copy()

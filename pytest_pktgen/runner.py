@@ -52,24 +52,38 @@ class RunResult:
     stopped_by_us: bool
     samples: list[Sample] = field(default_factory=list)
     received: dict = field(default_factory=dict)  # backend -> RxCount, when counted at a sink
+    # CLOCK_MONOTONIC in microseconds, the clock of pktgen's own started/stopped stamps: just
+    # before ``stop`` was written and just after the blocked start write returned (None: the
+    # run ended by itself)
+    stop_written_us: int | None = None
+    stop_returned_us: int | None = None
 
     def loss(self, backend: str | None = None) -> int:
-        """Packets sent but not counted by a receive backend (the only one, if not named)."""
+        """Packets offered but not counted by a receive backend (the only one, if not named):
+        frames the driver refused (``errors``) are lost frames too, never hidden."""
         if not self.received:
             raise ValueError("nothing was counted at a receiver: run with rx counters")
         if backend is None:
             if len(self.received) != 1:
                 raise ValueError(f"name one of the backends {sorted(self.received)}")
             backend = next(iter(self.received))
-        return self.sent - self.received[backend].packets
+        return self.offered - self.received[backend].packets
 
     @property
     def sent(self) -> int:
+        """Frames the driver accepted (pktgen's pkts-sofar)."""
         return sum(s.result.sofar for s in self.devices.values())
 
     @property
     def errors(self) -> int:
+        """Frames the driver refused (NET_XMIT_DROP/CN: e.g. a veth peer's full backlog).
+        pktgen counts them but not as sent, and sends another in their place."""
         return sum(s.result.errors for s in self.devices.values())
+
+    @property
+    def offered(self) -> int:
+        """Every frame pktgen handed to the driver: sent + errors."""
+        return self.sent + self.errors
 
     @property
     def pps(self) -> int:
@@ -131,6 +145,7 @@ class PktgenRun:
         self._writer_error: BaseException | None = None
         self._set_up = False
         self._started_at = 0.0
+        self._stop_us: tuple[int, int] | None = None
 
     @staticmethod
     def _check_thread_sharing(configs: Sequence[DeviceConfig]) -> None:
@@ -151,13 +166,7 @@ class PktgenRun:
     def _default_timeout(self) -> float:
         if self.duration is not None:
             return self.duration + 30
-        longest = 0.0
-        for config in self.configs.values():
-            count = int(config.get("count", 1000))
-            ratep = config.get("ratep")
-            pps = int(ratep) if ratep else SLOWEST_PPS
-            longest = max(longest, count / pps)
-        return 2 * longest + 30
+        return 2 * max(expected_seconds(c) for c in self.configs.values()) + 30
 
     # --- phases --------------------------------------------------------------------------
     def preflight(self, features: Features | None = None) -> None:
@@ -236,20 +245,41 @@ class PktgenRun:
 
     def wait(self) -> bool:
         """Sample until the run ends by itself, the duration passes, or the deadline; True if
-        it ended by itself (every device reached its count)."""
+        it ended by itself (every device reached its count).
+
+        The start write returns once no device is running, 125 ms after it asked the threads
+        to start: a thread that had not picked that up yet (a busy CPU) starts its devices
+        later. So the run has ended only when every device has written its run statistics."""
         end = self._started_at + (self.duration if self.duration is not None else self.timeout)
-        while self.running and time.monotonic() < end:
-            self._writer.join(min(self.sample_interval, max(0.0, end - time.monotonic())))
+        while time.monotonic() < end:
+            if self.running:
+                self._writer.join(min(self.sample_interval, max(0.0, end - time.monotonic())))
+            elif self._writer_error or self._all_ran():
+                break
+            else:  # statistics come just after the last device stops, or a thread starts late
+                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
             self.sample()
         if self._writer_error:
             raise self._writer_error
-        return not self.running
+        return not self.running and self._all_ran()
+
+    def _all_ran(self) -> bool:
+        """Every device's Result holds statistics of a run (pktgen writes them at its end)."""
+        for name in self.configs:
+            try:
+                if not RESULT_RE.search(self.pktgen.device_status(name).result_text):
+                    return False
+            except (OSError, ValueError):
+                pass  # a vanished device ran as far as it could; collect() says so
+        return True
 
     def stop(self) -> None:
         """Stop every thread at once and wait for the blocked start write to return."""
+        written = time.monotonic_ns() // 1000
         self.pktgen.pgctrl("stop")
         if self._writer:
             self._writer.join(RESULT_WAIT_S)
+        self._stop_us = (written, time.monotonic_ns() // 1000)
 
     def collect(self) -> dict[str, DeviceStatus]:
         """Every device's final status, once each Result holds the run's statistics. A device
@@ -258,6 +288,7 @@ class PktgenRun:
         deadline = time.monotonic() + RESULT_WAIT_S
         statuses: dict[str, DeviceStatus] = {}
         vanished: set[str] = set()
+        restop = time.monotonic() + 0.5
         while True:
             missing = [n for n in self.configs if n not in statuses and n not in vanished]
             for name in missing:
@@ -274,10 +305,16 @@ class PktgenRun:
                 left = {n: self.pktgen.device_status(n).result_text for n in self.configs
                         if n not in statuses and n not in vanished}
                 raise PktgenRunError(f"pktgen left no run statistics for {left}", statuses)
+            if self._stop_us and time.monotonic() > restop:
+                # a thread that saw stop before its late start runs its devices after it
+                self.pktgen.pgctrl("stop")
+                restop = time.monotonic() + 0.5
             time.sleep(0.02)
         if vanished:
-            last = self.samples[-1].sofar if self.samples else {}
-            gone = ", ".join(f"{n} (sent {last[n]} by the last sample)" if last.get(n, -1) >= 0
+            def seen(name: str) -> int:  # samples after it vanished say -1
+                return max((s.sofar.get(name, -1) for s in self.samples), default=-1)
+
+            gone = ", ".join(f"{n} (sent {seen(n)} by the last sample)" if seen(n) >= 0
                              else f"{n} (no sample)" for n in sorted(vanished))
             raise PktgenRunError(f"pktgen device(s) vanished mid-run: {gone}; "
                                  f"{self._diagnose(sorted(vanished))}", statuses)
@@ -319,8 +356,10 @@ class PktgenRun:
             if not finished:
                 self.stop()
             statuses = self.collect()
+            written, returned = self._stop_us if self._stop_us else (None, None)
             result = RunResult(statuses, dict(self.configs), time.monotonic() - self._started_at,
-                               stopped_by_us=not finished, samples=list(self.samples))
+                               stopped_by_us=not finished, samples=list(self.samples),
+                               stop_written_us=written, stop_returned_us=returned)
             if timed_out:
                 raise PktgenRunError(
                     f"pktgen run did not finish within its deadline of {self.timeout:.0f}s; "
@@ -352,6 +391,22 @@ class PktgenRun:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+def expected_seconds(config: DeviceConfig) -> float:
+    """How long a device's run should take by what it asks: its count at its pace (``ratep``;
+    ``rate`` in Mb/s over its packet size, as pktgen turns it into a delay; ``delay`` per xmit
+    of ``burst`` packets), or at SLOWEST_PPS when unpaced."""
+    count = int(config.get("count", 1000))
+    if config.get("ratep"):
+        return count / int(config.get("ratep"))
+    if config.get("rate"):  # pktgen: delay = min_pkt_size * 8 bits / rate
+        bits = 8 * int(config.get("min_pkt_size", config.get("pkt_size", 60)))
+        return count * bits / (int(config.get("rate")) * 1e6)
+    if config.get("delay"):
+        burst = max(int(config.get("burst", 1)), 1)
+        return -(-count // burst) * int(config.get("delay")) / 1e9
+    return count / SLOWEST_PPS
 
 
 def check_against_kernel(config: DeviceConfig, features: Features,

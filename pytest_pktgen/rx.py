@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,28 @@ from .netns import call_in
 KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
 KMOD_NAME = "pgrx"
 KMOD_KO = KMOD_DIR / f"{KMOD_NAME}.ko"
+# Frames still in flight when pktgen stops are not loss: a virtio cable's QEMU queue holds up
+# to 10,000 frames the receiving guest has not taken yet, a veth peer's backlog up to
+# netdev_max_backlog. A count is final when it reaches what was sent, or stops growing.
+SETTLE_QUIET_S = 0.3
+SETTLE_MAX_S = 15.0
+
+
+def settle(read: Callable[[], int], expected: int | None = None,
+           quiet: float = SETTLE_QUIET_S, longest: float = SETTLE_MAX_S) -> int:
+    """``read()`` again until it returns ``expected`` or has not changed for ``quiet``
+    seconds (at most ``longest``); the last value."""
+    value = read()
+    changed = started = time.monotonic()
+    while value != expected:
+        now = time.monotonic()
+        if now - changed >= quiet or now - started >= longest:
+            break
+        time.sleep(0.05)
+        again = read()
+        if again != value:
+            value, changed = again, time.monotonic()
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,18 @@ class RxCounter:
 
     def read(self) -> RxCount:
         raise NotImplementedError
+
+    def settled(self, sent: int | None = None) -> RxCount:
+        """:meth:`read` once nothing more is in flight (see :func:`settle`): at once when
+        ``sent`` frames have arrived."""
+        last: list[RxCount] = []
+
+        def packets() -> int:
+            last[:] = [self.read()]
+            return last[0].packets
+
+        settle(packets, sent)
+        return last[0]
 
     def close(self) -> None:
         """Undo whatever the backend installed (idempotent)."""

@@ -6,7 +6,6 @@ tests/host/test_vm_session.py.)"""
 from __future__ import annotations
 
 import re
-import threading
 
 import pytest
 from leftovers import state
@@ -18,10 +17,19 @@ from pytest_pktgen.netdev import set_state
 pytestmark = pytest.mark.integration
 
 
-def _later(seconds: float, fn, *args) -> threading.Timer:
-    timer = threading.Timer(seconds, fn, args)
-    timer.start()
-    return timer
+AFTER = 10_000  # the fault strikes once pktgen has sent this many, whatever the load
+
+
+def _once_sending(fn, *args):
+    """A run's on_sample callback that calls ``fn(*args)`` once the run has sent AFTER."""
+    done = []
+
+    def on_sample(sample):
+        if not done and max(sample.sofar.values()) >= AFTER:
+            done.append(True)
+            fn(*args)
+
+    return on_sample
 
 
 def _delete(ifname: str, netns: str) -> None:
@@ -32,10 +40,8 @@ def _delete(ifname: str, netns: str) -> None:
 def test_device_deleted_mid_run_fails_with_what_was_sent(dummy):
     config = dummy.config(count=10_000_000, pkt_size=60, ratep=20_000)
     tx = dummy.tx[0]
-    timer = _later(1.5, _delete, tx.ifname, tx.netns)
     with pytest.raises(PktgenRunError) as info:
-        dummy.run(config, timeout=60)
-    timer.join()
+        dummy.run(config, timeout=600, on_sample=_once_sending(_delete, tx.ifname, tx.netns))
     message = str(info.value)
     # pktgen drops the device when the link unregisters: gone before the run's statistics were
     # read, or just after (then they are the partial result)
@@ -43,33 +49,44 @@ def test_device_deleted_mid_run_fails_with_what_was_sent(dummy):
                      rf"last sample\)|pktgen stopped early: {tx.ifname} sent \d+ of 10000000); "
                      rf"{tx.ifname} was deleted", message), message
     sent = int(re.search(r"sent (\d+)", message).group(1))
-    assert 10_000 < sent < 10_000_000  # about 1.5 s at 20 kpps, give or take TCG
+    assert AFTER <= sent < 10_000_000
     assert dummy.pktgen.devices() == []
 
 
 def test_link_down_mid_run_fails_with_what_was_sent(dummy):
     config = dummy.config(count=10_000_000, pkt_size=60, ratep=20_000)
     tx = dummy.tx[0]
-    timer = _later(1.5, set_state, tx.ifname, "down", None, tx.netns)
     with pytest.raises(PktgenRunError) as info:
-        dummy.run(config, timeout=60)
-    timer.join()
+        dummy.run(config, timeout=600,
+                  on_sample=_once_sending(set_state, tx.ifname, "down", None, tx.netns))
     match = re.search(rf"pktgen stopped early: {tx.ifname} sent (\d+) of 10000000; "
                       rf"{tx.ifname} is down", str(info.value))
     assert match, str(info.value)
     partial = info.value.results[tx.ifname].result
-    assert partial.sofar == int(match.group(1)) > 10_000
+    assert partial.sofar == int(match.group(1)) >= AFTER
     assert dummy.pktgen.devices() == []
 
 
 SINK_CUT = """
 import threading
+import time
 
 from pytest_pktgen import netns
 
 
+def cut_once_sending(topology):
+    while True:  # the sink's namespace goes once pktgen sends, whatever the load
+        try:
+            if topology.pktgen.device_status(topology.tx[0].ifname).sofar > 0:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    netns.remove(topology.sink.netns)
+
+
 def test_sink_cut(crossover, pktgen_bench):
-    threading.Timer(1.5, netns.remove, [crossover.sink.netns]).start()
+    threading.Thread(target=cut_once_sending, args=(crossover,), daemon=True).start()
     pktgen_bench(crossover)
 """
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
+from accounting import CABLE_QUEUE, sent_checked, wait_until
 
 from pytest_pktgen import rx
 from pytest_pktgen.netns import call_in
@@ -24,10 +24,11 @@ def _nft(netns: str, script: str) -> str:
     return proc.stdout
 
 
-# Over the virtio cable QEMU drops (1M x 60 B at full rate: 7% lost; paced at 40 kpps: 0 to 1%,
-# varying from run to run) and at full rate reorders, under TCG: seen here and reported by pgrx.
-# veth delivers every frame. Exact counting means: every backend reports the same frames, the
-# driver's count included, and pgrx's sequence numbers account for each missing one.
+# Over the virtio cable QEMU drops what its queue of 10,000 frames cannot hold for a busy
+# receiver (1M x 60 B at full rate: 7% lost; paced at 40 kpps: 0 to 1%, varying with the load)
+# and reorders, under TCG: seen here and reported by pgrx. A veth delivers every frame it
+# accepts and refuses the rest (pktgen's errors). Exact counting means: every backend reports
+# the same frames, the driver's count included, and every frame offered is accounted for.
 PACE = {"veth": {}, "crossover": {"ratep": 40_000}}
 
 
@@ -35,25 +36,34 @@ PACE = {"veth": {}, "crossover": {"ratep": 40_000}}
 def test_a_million_frames_counted_exactly(topology, request, rx_counter):
     topo = request.getfixturevalue(topology)
     counters = [rx_counter(topo, backend) for backend in ("ifstats", "tc", "nft", "kmod")]
+    tx_before = topo.tx[0].stats()
     result = topo.run(topo.config(count=MILLION, pkt_size=60, **PACE[topology]), rx=counters)
-    sent = result.sent
-    assert sent == MILLION and result.errors == 0
+    sent = sent_checked(result, topo.tx[0], tx_before)  # errors: exactly what the link refused
+    assert sent == MILLION
     ifstats, tc, nft, kmod = (result.received[b] for b in ("ifstats", "tc", "nft", "kmod"))
     arrived = ifstats.packets
     if topology == "veth":
-        assert arrived == sent
-    else:
-        assert arrived >= 0.95 * sent, f"the cable lost {sent - arrived} of {sent}"
-    assert {b: result.loss(b) for b in result.received} == dict.fromkeys(result.received,
-                                                                          sent - arrived)
+        assert arrived == sent  # every frame the veth accepted arrived
+    else:  # the cable's loss depends on the load; that it carries most frames does not
+        assert arrived >= sent // 2, f"the cable lost {sent - arrived} of {sent}"
+    # a refused frame is a lost frame: loss counts it, whatever the backend
+    assert result.offered == sent + result.errors
+    assert {b: result.loss(b) for b in result.received} == dict.fromkeys(
+        result.received, result.offered - arrived)
     assert ifstats.bytes == arrived * 60
     for count in (tc, nft):  # they count from the IP header on
         assert (count.packets, count.bytes, count.bytes_from) == (arrived, arrived * 46, "ip")
     assert kmod.packets == kmod.pktgen == arrived and kmod.bytes == arrived * 60
     (stream,) = kmod.streams
     assert stream.mac == topo.tx[0].mac
-    assert stream.unique == arrived and stream.duplicates == stream.beyond_window == 0
-    assert stream.lost(sent=sent) == sent - arrived  # each missing frame accounted for
+    # pktgen sends each sequence number once: no duplicates. A frame the cable delayed past
+    # pgrx's window (16384 numbers; seen under load) cannot be told from a duplicate and is
+    # counted apart; every other frame is unique, and each missing one is accounted for.
+    assert stream.duplicates == 0
+    assert stream.received == stream.unique + stream.beyond_window == arrived
+    assert stream.lost(sent=sent) == sent - arrived + stream.beyond_window
+    if topology == "veth":
+        assert stream.beyond_window == stream.late == 0  # a veth keeps the order
     if arrived == sent:
         assert (stream.first, stream.highest) == (1, sent)
     assert kmod.latency_us["samples"] == arrived
@@ -75,11 +85,11 @@ def test_known_loss_is_measured(veth, rx_counter):
     ifstats, kmod = rx_counter(veth, "ifstats"), rx_counter(veth, "kmod")
     nft = rx_counter(veth, "nft")  # priority -500: before the dropping table (priority 0)
     result = veth.run(veth.config(count=100_000, pkt_size=60))
-    assert nft.read().packets == result.sent
+    assert nft.settled(result.sent).packets == result.sent
     dropped = int(_nft(sink.netns, "list table netdev pgloss").split("packets ")[1].split()[0])
     assert dropped == 10_000
     assert ifstats.read().packets == result.sent == 100_000  # the driver saw every frame
-    count = kmod.read()
+    count = kmod.settled(result.sent - dropped)
     (stream,) = count.streams
     assert count.packets == result.sent - dropped
     assert stream.lost() == stream.lost(sent=result.sent) == dropped
@@ -87,16 +97,17 @@ def test_known_loss_is_measured(veth, rx_counter):
 
 
 def test_clones_are_duplicates_not_loss(crossover, rx_counter):
-    """clone_skb 10 sends each header ten times; the sequence jumps by ten. (Paced: at full
-    rate the virtio cable reorders, which would show as late packets.)"""
+    """clone_skb 10 sends each header ten times; the sequence jumps by ten. The cable's QEMU
+    queue holds all 10,000 frames, so none is lost whatever the load; it may reorder them (a
+    new frame overtakes queued ones), which pgrx counts as late, not as loss or duplicates."""
     kmod = rx_counter(crossover, "kmod")
-    result = crossover.run(crossover.config(count=20_000, pkt_size=60, clone_skb=10,
-                                            ratep=10_000))
-    (stream,) = kmod.read().streams
-    assert stream.received == result.sent == 20_000
-    assert stream.unique == 2_000 and stream.duplicates == 18_000
-    assert stream.lost(repeat=10) == stream.lost(repeat=10, sent=20_000) == 0
-    assert stream.late == 0
+    result = crossover.run(crossover.config(count=CABLE_QUEUE, pkt_size=60, clone_skb=10),
+                           rx=[kmod])
+    (stream,) = result.received["kmod"].streams
+    assert stream.received == result.sent == 10_000
+    assert stream.unique == 1_000 and stream.duplicates == 9_000
+    assert stream.beyond_window == 0
+    assert stream.lost(repeat=10) == stream.lost(repeat=10, sent=10_000) == 0
 
 
 @pytest.mark.parametrize("backend", ["tc", "nft"])
@@ -104,13 +115,13 @@ def test_tc_and_nft_drop(veth, rx_counter, backend):
     counter = rx_counter(veth, backend, drop=True)
     kmod = rx_counter(veth, "kmod")  # after the drop: sees nothing
     result = veth.run(veth.config(count=5_000, pkt_size=60))
-    count = counter.read()
+    count = counter.settled(result.sent)
     assert count.packets == count.dropped == result.sent
     assert kmod.read().packets == 0
     counter.close()
     kmod.reset()
     veth.run(veth.config(count=1_000, pkt_size=60))
-    assert kmod.read().packets == 1_000  # the filter is gone
+    assert kmod.settled(1_000).packets == 1_000  # the filter is gone
 
 
 def test_drop_keeps_packets_from_the_stack(veth, rx_counter):
@@ -120,29 +131,29 @@ def test_drop_keeps_packets_from_the_stack(veth, rx_counter):
     kmod = rx_counter(veth, "kmod", drop=True)
     before = sink.stats()
     veth.run(veth.config(count=5_000, pkt_size=60))
-    count = kmod.read()
+    count = kmod.settled(5_000)
     assert count.packets == count.dropped == 5_000
     assert (sink.stats() - before).tx_packets == 0
     kmod.close()  # drop off: now the stack answers
     before = sink.stats()
     veth.run(veth.config(count=5_000, pkt_size=60))
-    assert (sink.stats() - before).tx_packets > 0
+    wait_until(lambda: (sink.stats() - before).tx_packets > 0, "ICMP port unreachable sent")
 
 
 def test_module_unloads_and_loads_under_traffic(veth, pgrx, pktgen_module):
     config = veth.config(count=0, pkt_size=60, ratep=20_000)
-    with PktgenRun([config], pktgen=veth.pktgen, duration=4) as run:
+    tx_before = veth.tx[0].stats()
+    with PktgenRun([config], pktgen=veth.pktgen, duration=300) as run:  # stopped below
         run.start()
-        time.sleep(1)
+        wait_until(lambda: run.sample().sofar[config.device] > 0, "pktgen sending")
         rx.unload_kmod()
         assert not rx.kmod_loaded()
         assert rx.load_kmod(pktgen_module.kernel_release)
-        time.sleep(1)
         counter = rx.KmodCounter(veth.sink.ifname, veth.sink.netns)
         counter.reset()
-        time.sleep(1)
-        assert counter.read().packets > 0  # counting again while pktgen goes on
-        run.wait()
+        wait_until(lambda: counter.read().packets > 0, "pgrx counting again")
+        assert run.running  # while pktgen goes on
         run.stop()
         status = run.collect()[config.device]
-    assert status.result.sofar > 0 and status.result.errors == 0
+    assert status.result.sofar > 0
+    assert status.result.errors == (veth.tx[0].stats() - tx_before).tx_dropped

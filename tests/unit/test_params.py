@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun
+from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun, runner
 from pytest_pktgen.proc import Pktgen
 
 # (device, params, flags, the parameter the error must name, a fragment of what is allowed)
@@ -137,3 +137,20 @@ def test_vlan_bits_follow_vlan_id():
 def test_ipv6_and_flag_clear_are_accepted():
     config = DeviceConfig("eth1", {"dst6": "2001:0002:0::2", "src6": "2001:2::1"}, ["!IPV6"])
     assert config.commands() == ["dst6 2001:2::2", "src6 2001:2::1", "flag !IPV6"]
+
+
+@pytest.mark.parametrize("params, seconds", [
+    ({"count": 1_000_000, "ratep": 10_000}, 100),
+    ({"count": 1_000_000, "delay": 100_000}, 100),  # 100 us between transmits
+    ({"count": 1_000_000, "delay": 400_000, "burst": 4}, 100),  # a burst of 4 per delay
+    ({"count": 125_000, "rate": 10, "pkt_size": 1000}, 100),  # 10 Mb/s of 8000-bit packets
+    ({"count": 500_000}, 500_000 / runner.SLOWEST_PPS),  # unpaced: the slowest lab device
+])
+def test_the_default_deadline_follows_the_pace_asked(params, seconds):
+    """A paced run of 100 s must not get a deadline shorter than that (delay, rate and burst
+    included, not only ratep)."""
+    config = DeviceConfig("eth9", params)
+    assert runner.expected_seconds(config) == pytest.approx(seconds)
+    run = runner.PktgenRun([config], pktgen=Pktgen("/nonexistent"))
+    assert run.timeout == pytest.approx(2 * seconds + 30)
+    assert run.timeout > seconds
