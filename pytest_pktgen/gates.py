@@ -178,6 +178,22 @@ def check(row: Mapping[str, object], requirements: Iterable[Requirement]) -> lis
     return out
 
 
+def untrue(row: Mapping[str, object]) -> list[str]:
+    """Why a measurement is no result at all, gated or not: nothing was sent (no rate, no
+    loss), or the sink counted more frames than pktgen offered (frames pktgen did not send were
+    counted, and the loss figure would hide real loss)."""
+    offered = int(row["offered"])
+    out = []
+    if offered == 0:
+        out.append("pktgen sent nothing (0 frames offered): no rate or loss to report")
+    received = row.get("received")
+    if received is not None and int(received) > offered:
+        out.append(f"the {row.get('rx_backend')} counter counted {int(received):,} frames, "
+                   f"{int(received) - offered:,} more than the {offered:,} pktgen offered: "
+                   "frames it did not send were counted, and the loss would hide real loss")
+    return out
+
+
 # --- baselines ---------------------------------------------------------------------------
 BASELINE_VERSION = 1
 

@@ -17,6 +17,7 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from . import netdev
@@ -24,6 +25,7 @@ from .errors import PktgenConfigError, PktgenError
 
 LOCK_DIR = Path("/run/pytest-pktgen")
 TCP_ESTABLISHED = "01"
+RTN_UNICAST = 1
 
 
 class PktgenBusy(PktgenError):
@@ -101,25 +103,85 @@ class NamespaceLock:
 
 
 def check_not_management(device: str, netdev_name: str, netns: str | None,
-                         allowed: frozenset[str]) -> None:
-    """Refuse a link with a default route or a live TCP connection's address on it."""
+                         allowed: frozenset[str] | Sequence[str]) -> None:
+    """Refuse a link that looks like a management link (see :func:`management_reason`),
+    unless ``allowed`` names it."""
     if netdev_name in allowed:
         return
+    reason = management_reason(netdev_name, netns)
+    if reason:
+        raise PktgenConfigError(
+            "device", device, f"a test link: {reason}, a management link perhaps (allow it "
+            f"explicitly to flood it anyway: --pktgen-allow-dev {netdev_name}, or "
+            f"allow_devices=[{netdev_name!r}])")
+
+
+def management_reason(ifname: str, netns: str | None = None) -> str | None:
+    """Why flooding ``ifname`` could cut this host's management traffic, or None: it (or a
+    device stacked with it: a VLAN or macvlan on it, its bond, team, bridge or VRF, the link
+    below it) carries a default route in any routing table, IPv4 or IPv6, as the route's
+    device or as a multipath next hop, or has the local address of an established TCP
+    connection (IPv4 ones on dual-stack sockets included)."""
     with netdev.route(netns=netns) as ipr:
-        index = ipr.link_lookup(ifname=netdev_name)[0]
-        for route in ipr.get_routes(table=254):
-            if route["dst_len"] == 0 and route.get_attr("RTA_OIF") == index:
-                raise PktgenConfigError(
-                    "device", device, f"a test link: {netdev_name} carries the default route "
-                    "(allow it explicitly to flood it anyway)")
-        addresses = {ipaddress.ip_address(a.get_attr("IFA_ADDRESS"))
-                     for a in ipr.get_addr(index=index)}
-    for local in _established_local_addresses(netns):
+        links = {link["index"]: link for link in ipr.get_links()}
+        index = ipr.link_lookup(ifname=ifname)
+        if not index:
+            raise LookupError(f"no network device {ifname!r}")
+        related = _stacked_with(index[0], links)
+        for family, version in ((socket.AF_INET, "IPv4"), (socket.AF_INET6, "IPv6")):
+            for route in ipr.route("dump", family=family):
+                if route["dst_len"] != 0 or route["type"] != RTN_UNICAST:
+                    continue
+                hops = [route.get_attr("RTA_OIF")]
+                hops += [hop.get("oif") for hop in route.get_attr("RTA_MULTIPATH") or []]
+                via = next((related[h] for h in hops if h in related), None)
+                if via is not None:
+                    table = route.get_attr("RTA_TABLE") or route["table"]
+                    name = {254: "main", 255: "local", 253: "default"}.get(table, table)
+                    return f"{via} the {version} default route (table {name})"
+        addresses = {}
+        for address in ipr.get_addr():
+            if address["index"] in related:
+                ip = ipaddress.ip_address(address.get_attr("IFA_ADDRESS"))
+                addresses[ip] = related[address["index"]]
+    for local in sorted(_established_local_addresses(netns), key=str):
         if local in addresses:
-            raise PktgenConfigError(
-                "device", device, f"a test link: {netdev_name} has {local}, the local address "
-                "of an established TCP connection, a management link perhaps (allow it "
-                "explicitly to flood it anyway)")
+            return (f"{addresses[local].replace('carries', 'has')} {local}, the local address "
+                    "of an established TCP connection")
+    return None
+
+
+def _stacked_with(index: int, links: dict) -> dict[int, str]:
+    """Every device stacked with link ``index`` (through upper/lower links and masters, in
+    this namespace), each with how to say what it carries: "eth1 carries", "eth1 is under
+    br0, which carries"."""
+    def name(i: int) -> str:
+        return links[i].get_attr("IFLA_IFNAME")
+
+    def neighbours(i: int):
+        link = links[i]
+        if link.get_attr("IFLA_LINK_NETNSID") is None:
+            lower = link.get_attr("IFLA_LINK")
+            if lower in links and lower != i:
+                yield lower
+        master = link.get_attr("IFLA_MASTER")
+        if master in links:
+            yield master
+        for other, olink in links.items():
+            if other != i and (olink.get_attr("IFLA_MASTER") == i or (
+                    olink.get_attr("IFLA_LINK") == i
+                    and olink.get_attr("IFLA_LINK_NETNSID") is None)):
+                yield other
+
+    own = name(index)
+    related = {index: f"{own} carries"}
+    queue = [index]
+    while queue:
+        for other in neighbours(queue.pop(0)):
+            if other not in related:
+                related[other] = f"{own} is stacked with {name(other)}, which carries"
+                queue.append(other)
+    return related
 
 
 def _established_local_addresses(netns: str | None) -> set:
@@ -141,7 +203,10 @@ def _established_local_addresses(netns: str | None) -> set:
     for line in lines:
         fields = line.split()
         if len(fields) > 3 and fields[3] == TCP_ESTABLISHED:
-            out.add(_proc_address(fields[1].split(":")[0]))
+            address = _proc_address(fields[1].split(":")[0])
+            # an IPv4 connection on a dual-stack socket shows as ::ffff:a.b.c.d in tcp6
+            mapped = getattr(address, "ipv4_mapped", None)
+            out.add(mapped or address)
     return out
 
 

@@ -145,10 +145,12 @@ class Bench:
         self.settings = settings
         self.state = state
         self._benchmark_used = False
+        self._measured: set[str] = set()  # baseline keys measured by this test
 
     def __call__(self, topology, *, label: str | None = None, index: int = 0,
                  **params) -> Measurement:
         point, settings = self.point, self.settings
+        self._refuse_ambiguous(label)
         configs = device_configs(topology, index, point, settings, dict(params))
         threads = topology.pktgen.threads()
         if point.threads > len(threads):
@@ -165,7 +167,9 @@ class Bench:
         row = report.row_for(self.request.node.nodeid, self.request.node.originalname, point,
                              label, rounds, received, counter and counter.backend, device)
         self.state.results.add(row)
+        untrue = gates.untrue(row)
         failures, gated = self._gate(row)
+        failures = untrue + failures
         row["gate"] = "FAIL" if failures else ("ok" if gated else "")
         self._record(row)
         measurement = Measurement(row, rounds, failures)
@@ -201,7 +205,7 @@ class Bench:
             results.append(result)
             if counter is not None:
                 try:
-                    received.append(counter.read().packets)
+                    received.append(counter.settled(result.sent).packets)
                 except (OSError, LookupError) as err:
                     raise PktgenRunError(
                         f"pktgen sent {result.sent} packets at {result.pps:,} pps, but the "
@@ -230,6 +234,17 @@ class Bench:
                 self.state.progress.done()
         skip = len(results) - min(s.rounds, len(results))
         return results[skip:], (received[skip:] if counter is not None else None)
+
+    def _refuse_ambiguous(self, label: str | None) -> None:
+        """Each measurement of a test needs its own baseline key: a second unlabelled (or
+        same-labelled) pktgen_bench in one test would overwrite the first."""
+        key = gates.baseline_key({"test": self.request.node.nodeid, "label": label})
+        if key in self._measured:
+            pytest.fail(f"pktgen_bench: {self.request.node.nodeid} measures twice "
+                        f"{f'with label={label!r}' if label else 'without a label'}; give each "
+                        "measurement of a test its own label= (baselines and reports key on it)",
+                        pytrace=False)
+        self._measured.add(key)
 
     # --- gates and records ---------------------------------------------------------------
     def _gate(self, row: dict) -> tuple[list[str], bool]:
@@ -271,7 +286,7 @@ class Bench:
     def _record(self, row: dict) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
         keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "pkt_size", "clone_skb",
-                "flows", "threads", "sent", "received", "loss", "loss_ratio", "errors",
+                "flows", "threads", "offered", "sent", "errors", "received", "loss", "loss_ratio",
                 "rx_backend", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
         info = {k: row[k] for k in keep if k in row}
         info["units"] = report.UNITS

@@ -139,6 +139,9 @@ OPTIONS = (
            choice("auto", "on", "off"), "auto|on|off"),
     Option("pktgen_vm_timeout", "seconds the whole guest run may take; 0 means no limit", 0.0,
            seconds, "SECONDS"),
+    Option("pktgen_vm_test_timeout", "seconds the guest may go without starting a test (the "
+           "boot, or one test) before it is stopped as hung; 0 means no limit", 1800.0,
+           seconds, "SECONDS"),
     Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host", None, str,
            "IFNAME"),
     Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover)",

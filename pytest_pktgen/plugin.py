@@ -11,6 +11,7 @@ import pytest
 
 from . import gates, measure, module, options, report, sweep, topology, vm
 from .errors import DeviceUnsupported, PktgenNotAvailable, VmLabError
+from .guard import NamespaceLock
 from .proc import Pktgen
 
 MARKERS = (
@@ -100,6 +101,7 @@ def _run_in_vm(config: pytest.Config):
     invocation = config.invocation_params
     out = Path(invocation.dir, options.get(config, "pktgen_out")).resolve()
     rwdirs = [str(invocation.dir), str(config.rootpath)]
+    vm.check_shell_safe("--pktgen-out", str(out))  # before anything is made of it
     if options.given(config, "pktgen_out"):  # there for the guest's tests to write into
         out.mkdir(parents=True, exist_ok=True)
     if not out.is_relative_to(invocation.dir) and not out.is_relative_to(config.rootpath):
@@ -112,11 +114,17 @@ def _run_in_vm(config: pytest.Config):
         nics=options.get(config, "pktgen_vm_nics"),
         kvm=options.get(config, "pktgen_vm_kvm"),
         timeout=options.get(config, "pktgen_vm_timeout"),
+        test_timeout=options.get(config, "pktgen_vm_test_timeout"),
         rwdirs=rwdirs,
         cwd=str(invocation.dir),
     )
     args = options.strip_vm_args(list(invocation.args))
     return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
+
+
+def pytest_runtest_logstart(nodeid: str, location) -> None:
+    """In the VM lab: tell the host's watchdog that a test starts (a hung one is stopped)."""
+    vm.note_progress(nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -228,18 +236,19 @@ def pktgen_module(pytestconfig):
         raise
     pytestconfig.stash[KERNEL_INFO] = info
     yield info
-    pg = Pktgen()
-    if pg.available and pg.devices():
-        pg.reset()
-    if loaded:
-        module.unload()
+    # reset and unload act on every session's devices: only when no other session runs here
+    with NamespaceLock(None):
+        pg = Pktgen()
+        if pg.available and pg.devices():
+            pg.reset()
+        if loaded:
+            module.unload()
 
 
 @pytest.fixture
 def pktgen(pktgen_module) -> Pktgen:
     """pktgen of this network namespace, with no devices, held for this test alone (another
     session waits: start/stop/reset act on every device); every device is removed afterwards."""
-    from .guard import NamespaceLock
 
     pg = Pktgen()
     with NamespaceLock(None):
@@ -354,7 +363,8 @@ def crossover(pktgen_module, request, pytestconfig):
         pairs = request.getfixturevalue("lab_nic_pairs")
         tx, rx = pairs[0].tx, pairs[0].rx
     return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx),
-                     rx_nic=topology.Nic.named(rx))
+                     rx_nic=topology.Nic.named(rx),
+                     allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
 
 
 @pytest.fixture
@@ -378,7 +388,8 @@ def pktgen_dut(request, pytestconfig, pktgen_module):
     dst_mac = options.get(pytestconfig, "pktgen_dst_mac")
     if dst_mac:
         return _topology(request, topology.remote, tx_nic=options.get(pytestconfig, "pktgen_dev"),
-                         dst_mac=dst_mac, dst=options.get(pytestconfig, "pktgen_dst"))
+                         dst_mac=dst_mac, dst=options.get(pytestconfig, "pktgen_dst"),
+                         allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
     return request.getfixturevalue("crossover")
 
 

@@ -10,6 +10,7 @@ ExitStack right where it is made; :meth:`Topology.close` runs them in reverse, a
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from pyroute2 import IPRoute
 
 from . import netdev, netns
 from .errors import DeviceUnsupported
+from .guard import check_not_management
 from .links import unique_name
 from .params import DeviceConfig
 from .proc import Pktgen
@@ -136,7 +138,7 @@ class Topology:
         for counter in rx:
             counter.reset()
         result = run.run()
-        result.received = {counter.backend: counter.read() for counter in rx}
+        result.received = {counter.backend: counter.settled(result.sent) for counter in rx}
         return result
 
     def caps(self, index: int = 0) -> Caps:
@@ -279,9 +281,17 @@ class Nic:
         return netdev.nic_irqs(device=self.device)
 
 
-def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0) -> Topology:
+def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
+              allow_devices: Sequence[str] = ()) -> Topology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
-    one host). On close both NICs come back to this namespace as they were found."""
+    one host). On close both NICs come back to this namespace as they were found.
+
+    Moving a NIC cuts whatever it carries: a NIC that looks like a management link (the
+    default route, an SSH session's address; see :func:`~pytest_pktgen.guard.management_reason`)
+    is refused here, where it is, before anything is made or moved, unless ``allow_devices``
+    names it."""
+    for nic in (tx_nic, rx_nic):
+        check_not_management(nic.ifname, nic.ifname, None, allow_devices)
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
         gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
@@ -302,13 +312,14 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0) -> To
                         nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack)
 
 
-def remote(tx_nic: str, dst_mac: str, dst: str | None = None) -> Topology:
+def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
+           allow_devices: Sequence[str] = ()) -> Topology:
     """A NIC of this host sending to a receiver elsewhere (another host, a router, a tester):
     ``--pktgen-dev`` with ``--pktgen-dst-mac``. The NIC stays where it is, with its addresses;
-    pktgen runs in this namespace, so the safety guard refuses a management link. Nothing here
-    can count what arrives: loss is measured at the receiver, if at all."""
-    import ipaddress
-
+    pktgen runs in this namespace, so the safety guard refuses a management link, here already
+    and again before every run. Nothing here can count what arrives: loss is measured at the
+    receiver, if at all."""
+    check_not_management(tx_nic, tx_nic, None, allow_devices)
     info = netdev.link_info(tx_nic)
     ip6 = "2001:2::2"
     ip4 = "198.18.0.2"

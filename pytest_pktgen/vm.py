@@ -29,6 +29,20 @@ QEMU = "qemu-system-x86_64"
 KVM_PROBE_TIMEOUT_S = 120
 # MACs of lab NICs: locally administered, 02:50:47 ("PG"), then pair and side.
 MAC_PREFIX = "02:50:47:00"
+# virtme-ng joins --cwd, --rwdir and the kernel's path into a shell command line (and the guest
+# kernel's command line) unquoted: a space breaks the lab, a ';' runs a command as root on the
+# host. Only paths made of these characters are handed to it.
+SHELL_SAFE = re.compile(r"[A-Za-z0-9_./+@%-]+")
+
+
+def check_shell_safe(what: str, path: str) -> str:
+    """``path`` if virtme-ng can take it safely, else VmLabError naming ``what``."""
+    if not SHELL_SAFE.fullmatch(path):
+        bad = "".join(dict.fromkeys(c for c in path if not SHELL_SAFE.fullmatch(c)))
+        raise VmLabError(f"{what} {path!r} has characters the VM lab cannot pass to virtme-ng "
+                         f"({bad!r}): it joins paths into a shell command line; use a path of "
+                         "letters, digits and _ . / + @ % - only")
+    return path
 
 
 @dataclass
@@ -41,6 +55,7 @@ class VmOptions:
     nics: int = 1
     kvm: str = "auto"  # auto | on | off
     timeout: float = 0  # seconds for the whole guest run; 0 means no limit
+    test_timeout: float = 1800  # seconds without a test starting (or booting); 0: no limit
     rwdirs: list[str] = field(default_factory=list)
     cwd: str = "."
 
@@ -56,6 +71,7 @@ class LabInfo:
     memory: str
     pairs: list[tuple[str, str]]
     status_file: str
+    progress_file: str = ""  # the guest writes each test's id here as it starts
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -216,14 +232,22 @@ def probe_kvm(vng: Path, kernel: Path) -> tuple[bool, str]:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "no usable /dev/kvm"
     cmd = [str(vng), *kernel_args(kernel), "--cpus", "1", "--memory", "512M", "--exec", "true"]
+    # its own process group: a probe that hangs is ended with the QEMU that vng started
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=tool_env(vng, kernel), stdin=subprocess.DEVNULL,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=KVM_PROBE_TIMEOUT_S,
-                              env=tool_env(vng, kernel), stdin=subprocess.DEVNULL)
+        output, _ = proc.communicate(timeout=KVM_PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
         return False, f"a KVM boot took over {KVM_PROBE_TIMEOUT_S}s"
+    finally:
+        if proc.poll() is None:  # interrupted: no QEMU outlives the probe
+            _kill_group(proc)
     if proc.returncode == 0:
         return True, "KVM"
-    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if "error" in ln.lower()]
+    lines = [ln for ln in output.splitlines() if "error" in ln.lower()]
     return False, (lines[0].strip() if lines else f"KVM boot exited {proc.returncode}")
 
 
@@ -262,25 +286,35 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
     check_busybox()
     vng = find_vng()
     kernel, release = resolve_kernel(opts.kernel)
+    check_shell_safe("the kernel", str(kernel))
+    check_shell_safe("the working directory", opts.cwd)
+    for rwdir in opts.rwdirs:
+        check_shell_safe("the writable directory", rwdir)
+    check_shell_safe("the state directory (XDG_CACHE_HOME or HOME)", _state_dir())
     accel, why = choose_accel(vng, kernel, opts.kvm)
     workdir = Path(tempfile.mkdtemp(prefix="pytest-pktgen-vm-", dir=_state_dir()))
     try:
         lab = LabInfo(str(kernel), release, accel, opts.cpus, opts.memory, pair_macs(opts.nics),
-                      str(workdir / "exitstatus"))
+                      str(workdir / "exitstatus"), str(workdir / "progress"))
         lab_file = workdir / "lab.json"
         lab_file.write_text(lab.to_json())
         opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})
-        command = guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd,
-                                lab.status_file)
-        cmd = vng_command(vng, kernel, opts, accel, command)
+        # The command goes to the guest as a script in the shared work directory, not on the
+        # guest kernel's command line (2048 bytes on x86, where vng would put it in base64).
+        script = workdir / "run.sh"
+        script.write_text(guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd,
+                                        lab.status_file) + "\n")
+        cmd = vng_command(vng, kernel, opts, accel, f"sh {script}")
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
-             f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s)")
+             f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s); "
+             f"{_deadlines(opts)}")
         started = time.monotonic()
-        code = _run_streaming(cmd, tool_env(vng, kernel), opts.timeout)
+        watch = Watchdog(opts.timeout, opts.test_timeout, Path(lab.progress_file))
+        code = _run_streaming(cmd, tool_env(vng, kernel), watch)
         status = Path(lab.status_file)
         elapsed = time.monotonic() - started
-        if code == -signal.SIGALRM:
-            echo(f"pytest-pktgen VM lab: the guest ran out of time ({opts.timeout:.0f}s); stopped")
+        if watch.why:
+            echo(f"pytest-pktgen VM lab: {watch.why}; stopped")
             return 3
         if not status.exists():
             echo(f"pytest-pktgen VM lab: the guest ended after {elapsed:.0f}s without running "
@@ -327,7 +361,48 @@ class _OutputFilter:
         return data
 
 
-def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
+def _deadlines(opts: VmOptions) -> str:
+    total = f"deadline {opts.timeout:.0f}s" if opts.timeout else "no deadline"
+    if not opts.test_timeout:
+        return total
+    return (f"{total}; stopped as hung after {opts.test_timeout:.0f}s without a test starting "
+            "(--pktgen-vm-test-timeout)")
+
+
+class Watchdog:
+    """When to stop the guest: ``timeout`` seconds in all, or ``test_timeout`` seconds since
+    the last test started in the guest (the boot counts as one), whichever comes first; 0
+    means no limit. ``why`` says which struck."""
+
+    def __init__(self, timeout: float, test_timeout: float, progress: Path):
+        self.timeout, self.test_timeout, self.progress = timeout, test_timeout, progress
+        self.started = time.time()
+        self.why: str | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        if self.timeout and now - self.started >= self.timeout:
+            self.why = f"the guest ran out of time ({self.timeout:.0f}s)"
+        elif self.test_timeout:
+            try:
+                last, test = self.progress.stat().st_mtime, self.progress.read_text().strip()
+            except OSError:
+                last, test = self.started, ""
+            if now - max(last, self.started) >= self.test_timeout:
+                where = f"in {test}" if test else "booting, before the first test"
+                self.why = (f"the guest made no progress for {self.test_timeout:.0f}s ({where}; "
+                            "--pktgen-vm-test-timeout)")
+        return self.why is not None
+
+
+def note_progress(nodeid: str) -> None:
+    """In the guest: a test starts (the host's :class:`Watchdog` reads it)."""
+    lab = lab_info()
+    if lab is not None and lab.progress_file:
+        Path(lab.progress_file).write_text(nodeid + "\n")
+
+
+def _run_streaming(cmd: list[str], env: dict, watch: Watchdog) -> int:
     """Run vng, copying its output to our stdout as it comes; Ctrl-C or SIGTERM kill QEMU too.
 
     vng gets a pipe, not our stdout: QEMU reopens a file it is handed and writes from offset
@@ -351,10 +426,13 @@ def _run_streaming(cmd: list[str], env: dict, timeout: float) -> int:
 
     old = {s: signal.signal(s, terminate) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait(timeout=timeout or None)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return -signal.SIGALRM
+        while True:
+            try:
+                return proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                if watch.expired():
+                    _kill_group(proc)
+                    return -signal.SIGALRM
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

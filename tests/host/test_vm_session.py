@@ -90,3 +90,20 @@ def test_guest_out_of_time_is_stopped_showing_what_was_measured(pytester):
     assert int(progress[-1][1].replace(",", "")) > 0
     assert _qemu_count() == qemu_before
     assert set(Path(vm._state_dir()).glob("pytest-pktgen-vm-*")) == workdirs_before
+
+
+def test_a_guest_that_makes_no_progress_is_stopped(pytester):
+    """--pktgen-vm-test-timeout: no test started within it (here: the boot takes longer) stops
+    the guest, says where it hung, exits 3 and leaves no QEMU behind."""
+    pytester.makepyfile(test_never="def test_never(): pass")
+    qemu_before = _qemu_count()
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--pktgen-vm", "--pktgen-vm-nics", "0",
+         "--pktgen-vm-test-timeout", "3", "-p", "no:cacheprovider", "test_never.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "stopped as hung after 3s without a test starting" in proc.stdout  # the header
+    assert "pytest-pktgen VM lab: the guest made no progress for 3s (booting, before the " \
+           "first test; --pktgen-vm-test-timeout); stopped" in proc.stdout
+    assert "test_never.py ." not in proc.stdout
+    assert _qemu_count() == qemu_before

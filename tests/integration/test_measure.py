@@ -44,8 +44,8 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*pktgen: test_veth_sweep: 3 point(s), received counted by ifstats*",
-        "*frame*pkt_size*pps*spread*Mb/s*L1 Mb/s*sent*received*loss*errors*",
-        "*64*60*20000*20000*0.000%*", "*512*508*", "*1500*1496*",
+        "*frame*pkt_size*pps*spread*Mb/s*L1 Mb/s*sent*errors*received*loss*",
+        "*64*60*20000*", "*512*508*", "*1500*1496*",
         "frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4*",
         f"pktgen csv: {out}/results.csv", f"pktgen json: {out}/results.json",
         f"pktgen png: {out}/sweep.png",
@@ -69,8 +69,13 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
     for frame in (64, 512, 1500):
         row = csv.loc[frame]
         assert row["pkt_size"] == frame - 4
+        # unpaced, a veth may refuse frames (its peer's backlog full): pktgen counts them as
+        # errors and sends others in their place, so all it sent arrived, and loss is exactly
+        # what was refused
         assert row["sent"] == row["received"] == 2 * 10000
-        assert row["loss"] == 0 and row["errors"] == 0
+        assert row["offered"] == row["sent"] + row["errors"]
+        assert row["loss"] == row["errors"]
+        assert row["loss_ratio"] == pytest.approx(row["errors"] / row["offered"])
         # the same measurement everywhere: CSV, JSON, pytest-benchmark and JUnit
         assert by_frame[frame]["pps"] == row["pps"]
         assert extra[frame]["extra_info"]["pps"] == row["pps"]
@@ -233,3 +238,79 @@ def test_a_point_the_device_cannot_do_is_an_xfail_with_the_reason(pytester, tmp_
     assert "not applicable to this device: pgv" in result.stdout.str()
     assert "has no shared-skb support: clone_skb must be 0" in result.stdout.str()
     assert len(read_csv(tmp_path / "results.csv")) == 1
+
+
+def test_nothing_sent_and_stray_frames_are_failures_not_results(pytester, tmp_path):
+    """A run that sent nothing has no loss of 0 %, and a sink that counted more than pktgen
+    offered hides real loss: both fail, gated or not, saying which."""
+    pytester.makepyfile("""
+        import socket
+        import threading
+        import time
+
+        import pytest
+
+        from pytest_pktgen.netns import call_in
+
+        @pytest.mark.pktgen(duration=1, rounds=1)
+        def test_paused(veth, pktgen_bench):
+            pktgen_bench(veth, delay=2147483647)  # pktgen's "never transmit"
+
+        def stray(veth, stop):
+            # frames for the sink that pktgen did not send, from the generator's side
+            def sock():
+                s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+                s.bind((veth.tx[0].ifname, 0))
+                return s
+            s = call_in(veth.generator_ns, sock)
+            frame = bytes.fromhex(veth.sink.mac.replace(":", "")) + bytes(6) + b"\\x88\\xb5"
+            while not stop.is_set():
+                s.send(frame + bytes(46))
+                time.sleep(0.001)
+            s.close()
+
+        @pytest.mark.pktgen(count=2000, rounds=1)
+        def test_stray(veth, pktgen_bench):
+            stop = threading.Event()
+            thread = threading.Thread(target=stray, args=(veth, stop))
+            thread.start()
+            try:
+                pktgen_bench(veth, ratep=1000)
+            finally:
+                stop.set()
+                thread.join()
+    """)
+    result = run(pytester, f"--pktgen-out={tmp_path}")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*_ test_paused _*",
+        "pktgen gate: pktgen sent nothing (0 frames offered): no rate or loss to report",
+        "*_ test_stray _*",
+        "pktgen gate: the ifstats counter counted *, * more than the 2,000 pktgen offered: "
+        "frames it did not send were counted, and the loss would hide real loss",
+    ])
+    rows = read_csv(tmp_path / "results.csv").set_index("name")
+    assert rows.loc["test_paused", "offered"] == 0
+    assert pd.isna(rows.loc["test_paused", "loss_ratio"])  # no loss ratio, never 0 %
+    assert rows.loc["test_stray", "received"] > rows.loc["test_stray", "offered"] == 2000
+    assert list(rows["gate"]) == ["FAIL", "FAIL"]
+
+
+def test_two_unlabelled_measurements_of_one_test_are_refused(pytester, tmp_path):
+    """Baselines and reports key on the test and the label: a second measurement under the
+    same key would overwrite the first."""
+    pytester.makepyfile("""
+        def test_twice(dummy, pktgen_bench):
+            pktgen_bench(dummy)
+            pktgen_bench(dummy)
+
+        def test_labelled(dummy, pktgen_bench):
+            pktgen_bench(dummy, label="a")
+            pktgen_bench(dummy, label="b")
+    """)
+    result = run(pytester, f"--pktgen-out={tmp_path}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "*pktgen_bench: *::test_twice measures twice without a label; give each measurement of "
+        "a test its own label= (baselines and reports key on it)"])
+    assert sorted(read_csv(tmp_path / "results.csv")["label"].fillna("")) == ["", "a", "b"]

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -106,13 +107,14 @@ def test_no_virtme_ng(tmp_path, monkeypatch):
         vm.find_vng()
 
 
-def _run_vm(pytester, *args, env_path=None):
+def _run_vm(pytester, *args, env_path=None, cwd=None):
     pytester.makepyfile("def test_x(): pass")
     env = dict(os.environ)
     if env_path is not None:
         env["PATH"] = env_path
     return subprocess.run([sys.executable, "-m", "pytest", "--pktgen-vm", *args],
-                          cwd=pytester.path, env=env, capture_output=True, text=True, timeout=60)
+                          cwd=cwd or pytester.path, env=env, capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_errors_before_boot_no_qemu(pytester, tmp_path):
@@ -126,6 +128,24 @@ def test_errors_before_boot_bad_kernel_path(pytester):
     assert proc.returncode == 4
     assert "--pktgen-vm-kernel /no/such/bzImage: no such file or directory" in proc.stderr
     assert "guest" not in proc.stdout  # nothing booted
+
+
+def test_paths_that_are_shell_text_are_refused_before_anything_is_made(pytester, tmp_path):
+    """virtme-ng joins paths into a shell command line: a ';' in --pktgen-out must not run
+    anything on the host, nor make the directory."""
+    out, marker = tmp_path / "x;touch", tmp_path / "y"
+    proc = _run_vm(pytester, f"--pktgen-out={out} {marker};")
+    assert proc.returncode == 4
+    assert f"--pktgen-out '{out} {marker};' has characters the VM lab cannot pass to " \
+           "virtme-ng ('; ')" in proc.stderr
+    assert "guest" not in proc.stdout  # nothing booted
+    assert list(tmp_path.iterdir()) == []  # no command ran, no directory was made
+    spaced = pytester.path / "a checkout"
+    spaced.mkdir()
+    proc = _run_vm(pytester, f"--rootdir={spaced}", cwd=spaced)
+    assert proc.returncode == 4
+    assert f"'{spaced}/pktgen-results' has characters the VM lab cannot pass to virtme-ng " \
+           "(' ')" in proc.stderr
 
 
 def test_bad_option_values(pytester):
@@ -154,6 +174,31 @@ def test_lab_info_roundtrip(tmp_path, monkeypatch):
     (tmp_path / "lab.json").write_text(info.to_json())
     monkeypatch.setenv(vm.LAB_ENV, str(tmp_path / "lab.json"))
     assert vm.lab_info() == info
+
+
+def test_watchdog_stops_a_hung_boot_or_test_and_says_where(tmp_path, monkeypatch):
+    progress = tmp_path / "progress"
+    watch = vm.Watchdog(0, 60, progress)
+    t0 = watch.started
+    assert not watch.expired(t0 + 59)
+    assert watch.expired(t0 + 60)
+    assert watch.why == ("the guest made no progress for 60s (booting, before the first test; "
+                         "--pktgen-vm-test-timeout)")
+    # the guest's plugin notes each test as it starts; the clock starts again from there
+    info = vm.LabInfo("/boot/k", "6.1", "tcg", 2, "2G", [], str(tmp_path / "st"), str(progress))
+    (tmp_path / "lab.json").write_text(info.to_json())
+    monkeypatch.setenv(vm.LAB_ENV, str(tmp_path / "lab.json"))
+    vm.note_progress("tests/x.py::test_slow")
+    watch = vm.Watchdog(0, 60, progress)
+    noted = progress.stat().st_mtime
+    assert not watch.expired(noted + 59)
+    assert watch.expired(noted + 61)
+    assert "no progress for 60s (in tests/x.py::test_slow;" in watch.why
+    # the whole run's deadline; 0 and 0: no limit at all
+    watch = vm.Watchdog(100, 0, progress)
+    assert not watch.expired(watch.started + 99) and watch.expired(watch.started + 100)
+    assert watch.why == "the guest ran out of time (100s)"
+    assert not vm.Watchdog(0, 0, progress).expired(time.time() + 1e9)
 
 
 @pytest.mark.parametrize("chunks", [
