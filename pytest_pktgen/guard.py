@@ -102,6 +102,45 @@ class NamespaceLock:
         self.release()
 
 
+class ModuleUse:
+    """The sessions using the pktgen module hold a shared lock while they do; the last one to
+    let go unloads the module if a session of ours loaded it (a marker file says so): a
+    session ending never pulls pktgen from under another one, nor leaves it loaded behind."""
+
+    LOCK = LOCK_DIR / "module.lock"
+    MARK = LOCK_DIR / "module-loaded-by-pytest-pktgen"
+
+    def __init__(self):
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(self.LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def loaded_it(self) -> None:
+        """This session loaded the module: the last session out unloads it."""
+        self.MARK.touch()
+
+    def release(self, unload) -> bool:
+        """Let go; if no other session uses pktgen now and ours loaded it, ``unload()`` it.
+        True if it was unloaded. (Each session lets go before it asks for the exclusive lock,
+        so of two ending together the later one finds the other gone.)"""
+        if self._fd is None:
+            return False
+        fd, self._fd = self._fd, None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # another session still uses pktgen: the last one unloads
+            if not self.MARK.exists():
+                return False
+            unload()
+            self.MARK.unlink(missing_ok=True)
+            return True
+        finally:
+            os.close(fd)
+
+
 def check_not_management(device: str, netdev_name: str, netns: str | None,
                          allowed: frozenset[str] | Sequence[str]) -> None:
     """Refuse a link that looks like a management link (see :func:`management_reason`),

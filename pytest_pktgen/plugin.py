@@ -11,7 +11,7 @@ import pytest
 
 from . import gates, measure, module, options, report, sweep, topology, vm
 from .errors import DeviceUnsupported, PktgenNotAvailable, VmLabError
-from .guard import NamespaceLock
+from .guard import ModuleUse, NamespaceLock
 from .proc import Pktgen
 
 MARKERS = (
@@ -222,27 +222,29 @@ def unavailable(message: str):
 def pktgen_module(pytestconfig):
     """The pktgen module, loaded if needed; yields its :class:`~pytest_pktgen.module.KernelInfo`.
 
-    Unloads the module at the end only if this fixture loaded it.
+    Unloads the module at the end only if a session of ours loaded it and no other session
+    still uses it (see :class:`~pytest_pktgen.guard.ModuleUse`).
     """
+    use = ModuleUse()  # other sessions may use the module too: the last one out unloads it
     try:
         loaded = module.load()
-    except PktgenNotAvailable as err:
-        unavailable(str(err))
-    try:
+        if loaded:
+            use.loaded_it()
         info = module.kernel_info(loaded_by_us=loaded)
+    except PktgenNotAvailable as err:
+        use.release(module.unload)
+        unavailable(str(err))
     except BaseException:
-        if loaded:  # no teardown follows a failed setup: undo the load here
-            module.unload()
+        use.release(module.unload)  # no teardown follows a failed setup: undo it here
         raise
     pytestconfig.stash[KERNEL_INFO] = info
     yield info
-    # reset and unload act on every session's devices: only when no other session runs here
+    # reset acts on every device of the namespace: only when no other session runs here
     with NamespaceLock(None):
         pg = Pktgen()
         if pg.available and pg.devices():
             pg.reset()
-        if loaded:
-            module.unload()
+    use.release(module.unload)
 
 
 @pytest.fixture

@@ -111,7 +111,8 @@ def test_two_sessions_on_one_namespace_both_intact(pytester):
     children = [subprocess.Popen(command, cwd=pytester.path, stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outputs = [child.communicate(timeout=300)[0] for child in children]
-    assert [child.returncode for child in children] == [0, 0], outputs
+    print(*outputs, sep="\n")
+    assert [child.returncode for child in children] == [0, 0]
     assert all("SENT" in out for out in outputs)
     assert any("waiting for process" in out for out in outputs)
 
