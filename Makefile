@@ -18,9 +18,9 @@ VM_ARGS ?=
 .PHONY: deps venv kmod patched-kernel patched test unit integration examples soak sweep bench \
 	lint capture clean
 
-# The soak test's size in `make test`: 20 runs (5 interrupted) fit CI's time budget on a fresh
+# The soak test's size in `make test`: 12 runs (3 interrupted) fit CI's time budget on a fresh
 # machine; `make soak` runs the full 200 (a child pytest session takes ~10 s under TCG).
-CI_SOAK_RUNS ?= 20
+CI_SOAK_RUNS ?= 12
 # The examples in `make test` (in the integration tests' VM session, one boot for both): short
 # rounds, they prove the examples run, not what the lab reaches.
 EXAMPLE_ARGS ?= --pktgen-count 20000 --pktgen-repeats 2

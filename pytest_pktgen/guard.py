@@ -192,8 +192,8 @@ def management_reason(ifname: str, netns: str | None = None) -> str | None:
 
 def _stacked_with(index: int, links: dict) -> dict[int, str]:
     """Every device stacked with link ``index`` (through upper/lower links and masters, in
-    this namespace), each with how to say what it carries: "eth1 carries", "eth1 is under
-    br0, which carries"."""
+    this namespace), each with how to say what it carries: "eth1 carries", "eth1 is stacked
+    with br0, which carries"."""
     def name(i: int) -> str:
         return links[i].get_attr("IFLA_IFNAME")
 

@@ -10,13 +10,14 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import PktgenNotAvailable
 from .proc import PROC_DIR, Pktgen
 
 PROBE_TIMEOUT_S = 180  # a Python start under TCG on a loaded host takes tens of seconds
+FEATURES_DIR = Path("/run/pytest-pktgen")  # tmpfs: gone with the boot it describes
 
 
 @dataclass(frozen=True)
@@ -90,13 +91,37 @@ def kernel_info(loaded_by_us: bool = False) -> KernelInfo:
 
 @functools.cache
 def features() -> Features:
-    """Probe pktgen in a throw-away network namespace (once per process; the module must be
-    loaded). See :mod:`pytest_pktgen.probe`."""
+    """Probe pktgen in a throw-away network namespace (the module must be loaded; see
+    :mod:`pytest_pktgen.probe`): once per boot and module build, the answer kept in /run (a
+    probe is a Python start of its own, seconds under TCG, in every session)."""
+    cache = _features_cache()
+    try:
+        return Features(**json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
     proc = subprocess.run([sys.executable, "-m", "pytest_pktgen.probe"], capture_output=True,
                           text=True, timeout=PROBE_TIMEOUT_S)
     if proc.returncode != 0:
         raise PktgenNotAvailable(f"probing pktgen's features failed: {proc.stderr.strip()}")
-    return Features(**json.loads(proc.stdout))
+    found = Features(**json.loads(proc.stdout))
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}")
+        partial.write_text(json.dumps(asdict(found)))
+        partial.replace(cache)  # whole or not at all, for sessions reading it meanwhile
+    except OSError:
+        pass  # a read-only /run: probe again next time
+    return found
+
+
+def _features_cache() -> Path:
+    """Where this boot's answer for this kernel and this pktgen build is kept."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    try:
+        build = Path("/sys/module/pktgen/srcversion").read_text().strip()
+    except OSError:
+        build = "builtin"
+    return FEATURES_DIR / f"features-{platform.release()}-{boot}-{build}.json"
 
 
 def module_path(release: str) -> Path | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -32,6 +33,12 @@ def test_features_are_probed_from_the_module(pktgen_module, pktgen):
         assert features == type(features)(shared_flag=False, ipsec=features.ipsec,
                                           name_equals_value=False, not_supported_errno=524)
     assert pktgen.devices() == []  # the probe ran in a namespace of its own
+    # kept for this boot and this pktgen build: the next session does not probe again
+    from dataclasses import asdict
+
+    from pytest_pktgen import module
+
+    assert json.loads(module._features_cache().read_text()) == asdict(features)
 
 
 def test_a_session_never_unloads_pktgen_from_under_another(pktgen_module, pytester):

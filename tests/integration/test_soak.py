@@ -5,7 +5,7 @@ Each child is a pytest session forked from this one (pytest and the plugin alrea
 fresh interpreter costs seconds under TCG) that runs three complete runs on one veth topology and
 then a fourth, endless one on another, with the lab NIC's IRQs pinned, until the signal comes.
 ``PKTGEN_SOAK_RUNS`` scales it (a multiple of 4; 200 by default, as `make soak` runs it; `make
-test` runs 20 to stay in CI's time budget, and says so in a warning).
+test` runs 12 to stay in CI's time budget, and says so in a warning).
 """
 
 from __future__ import annotations
