@@ -6,9 +6,8 @@ import itertools
 import os
 from contextlib import contextmanager
 
-from pyroute2 import IPRoute
-
 from .netdev import quiet, set_state
+from .netlink import IPRoute
 
 _serial = itertools.count()
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from .netlink import IPRoute
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import netns as _netns
-
 from .links import unique_name
+from .netlink import netns as _netns
 
 NETNS_DIR = Path("/var/run/netns")
 T = TypeVar("T")

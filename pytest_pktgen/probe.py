@@ -18,9 +18,8 @@ CLONE_NEWNET = 0x40000000
 
 
 def probe() -> dict:
-    from pyroute2 import IPRoute
-
     from .errors import PktgenWriteError
+    from .netlink import IPRoute
     from .proc import Pktgen, write_command
 
     libc = ctypes.CDLL(None, use_errno=True)

@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyroute2 import IPRoute
-
 from . import netdev, netns
 from .errors import DeviceUnsupported
 from .guard import check_not_management
 from .links import unique_name
+from .netlink import IPRoute
 from .params import DeviceConfig
 from .proc import Pktgen
 from .runner import PktgenRun, RunResult

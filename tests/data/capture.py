@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from pyroute2 import IPRoute
 
 from pytest_pktgen import DeviceConfig, PktgenRun
 from pytest_pktgen.errors import PktgenResultError, PktgenWriteError
 from pytest_pktgen.netdev import set_state
+from pytest_pktgen.netlink import IPRoute
 
 OUT = Path(__file__).parent / "captured"
 

@@ -9,10 +9,10 @@ import re
 
 import pytest
 from leftovers import state
-from pyroute2 import IPRoute
 
 from pytest_pktgen.errors import PktgenRunError
 from pytest_pktgen.netdev import set_state
+from pytest_pktgen.netlink import IPRoute
 
 pytestmark = pytest.mark.integration
 

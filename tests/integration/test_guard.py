@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from accounting import wait_until
-from pyroute2 import IPRoute
-from pyroute2 import netns as pr_netns
 
 from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun
 from pytest_pktgen.guard import NamespaceLock
+from pytest_pktgen.netlink import IPRoute
+from pytest_pktgen.netlink import netns as pr_netns
 
 pytestmark = pytest.mark.integration
 

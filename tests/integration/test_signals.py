@@ -8,7 +8,8 @@ import sys
 import time
 
 import pytest
-from pyroute2 import netns as pr_netns
+
+from pytest_pktgen.netlink import netns as pr_netns
 
 pytestmark = pytest.mark.integration
 

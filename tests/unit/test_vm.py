@@ -33,6 +33,7 @@ def test_vng_command(tmp_path):
     cmd = vm.vng_command(Path("/v/vng"), Path("/boot/k"), opts, "tcg", "true")
     assert cmd[:3] == ["/v/vng", "--run", "/boot/k"]
     assert "--disable-kvm" in cmd and "--disable-microvm" in cmd
+    assert "--force-9p" in cmd  # no 3 s wait per shared directory for a virtiofsd
     assert cmd.count("--rwdir=/a") == 1 and "--rwdir=/b" in cmd
     assert cmd[cmd.index("--cpus") + 1] == "3" and cmd[cmd.index("--memory") + 1] == "1536M"
     assert cmd[-2:] == ["--exec", "true"]
