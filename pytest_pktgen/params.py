@@ -65,8 +65,12 @@ def ipv4(param: str, value: object) -> str:
 
 
 def ipv6(param: str, value: object) -> str:
+    text = str(value).strip()
+    if "%" in text:  # Python takes fe80::1%eth1; the kernel stops reading at the % (OK)
+        _fail(param, value, "an IPv6 address without a zone (%...): pktgen ignores the zone "
+              "and sends out of its own device")
     try:
-        return ipaddress.IPv6Address(str(value).strip()).compressed
+        return ipaddress.IPv6Address(text).compressed
     except ValueError:
         _fail(param, value, "an IPv6 address, e.g. 2001:2::2")
 
@@ -301,6 +305,15 @@ class DeviceConfig:
             raise PktgenConfigError("rate", p["rate"], "either rate or ratep, not both", dev)
         if ("rate" in p or "ratep" in p) and "delay" in p:
             raise PktgenConfigError("delay", p["delay"], "not together with rate/ratep", dev)
+        if "rate" in p:
+            # pktgen turns Mb/s into a delay from min_pkt_size as it stands when rate is written
+            sizes = {int(p[k]) for k in ("min_pkt_size", "max_pkt_size") if k in p}
+            if "imix_weights" in p or len(sizes) > 1:
+                raise PktgenConfigError("rate", p["rate"], "ratep (packets/s) when frame sizes "
+                                        "vary: pktgen paces rate by the smallest frame", dev)
+            if "pkt_size" not in p and "min_pkt_size" not in p:
+                raise PktgenConfigError("rate", p["rate"], "together with pkt_size (pktgen "
+                                        "derives the delay from the frame size), or ratep", dev)
         for low, high in (("min_pkt_size", "max_pkt_size"), ("udp_src_min", "udp_src_max"),
                           ("udp_dst_min", "udp_dst_max"), ("queue_map_min", "queue_map_max")):
             if low in p and high in p and int(p[low]) > int(p[high]):

@@ -24,6 +24,12 @@ BAD = [
     ("eth1", {"ratep": 0}, (), "ratep", "1 to"),
     ("eth1", {"rate": 100, "ratep": 1000}, (), "rate", "not both"),
     ("eth1", {"ratep": 1000, "delay": 10}, (), "delay", "rate/ratep"),
+    # rate is Mb/s: pktgen derives its delay from the frame size known when rate is written
+    ("eth1", {"rate": 100}, (), "rate", "together with pkt_size"),
+    ("eth1", {"rate": 100, "min_pkt_size": 60, "max_pkt_size": 1500}, (), "rate", "ratep"),
+    ("eth1", {"rate": 100, "pkt_size": 60, "imix_weights": "60,1"}, (), "rate", "vary"),
+    ("eth1", {"dst6": "fe80::1%eth1"}, (), "dst6", "without a zone"),
+    ("eth1", {"src6": "2001:2::1%2"}, (), "src6", "ignores the zone"),
     ("eth1", {"udp_src_min": 70000}, (), "udp_src_min", "65535"),
     ("eth1", {"udp_dst_min": 100, "udp_dst_max": 10}, (), "udp_dst_max", "at least"),
     ("eth1", {"clone_skb": -5}, (), "clone_skb", "whole number"),
