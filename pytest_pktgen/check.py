@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .params import PARAMS, DeviceConfig
+import ipaddress
+
+from .params import DELAY_PAUSE, PARAMS, DeviceConfig
 from .parse import DeviceStatus
 
 # config parameter -> the Params key pktgen shows it under (same name when absent here)
@@ -31,6 +33,8 @@ def expected_params(config: DeviceConfig) -> dict[str, str]:
         elif name == "burst":
             if int(wire) > 1:
                 out[name] = wire
+        elif name == "delay" and int(wire) == DELAY_PAUSE:
+            out[name] = str(2**64 - 1)  # "never transmit": shown as ULLONG_MAX
         else:
             out[_SHOWN_AS.get(name, name)] = wire
     rate, ratep = config.get("rate"), config.get("ratep")
@@ -42,12 +46,30 @@ def expected_params(config: DeviceConfig) -> dict[str, str]:
     return out
 
 
-def mismatches(config: DeviceConfig, status: DeviceStatus) -> list[str]:
-    """Every difference between what ``config`` asked and what the kernel shows; [] if none."""
+def _same(have: str, want: str) -> bool:
+    """Equal as pktgen prints them: case aside, and addresses by value (the kernel prints an
+    IPv4-mapped IPv6 address as ::ffff:198.18.0.2, Python as ::ffff:c612:2)."""
+    if have.lower() == want.lower():
+        return True
+    try:
+        return ipaddress.ip_address(have) == ipaddress.ip_address(want)
+    except ValueError:
+        return False
+
+
+def mismatches(config: DeviceConfig, status: DeviceStatus, *, shown_only: bool = False
+               ) -> list[str]:
+    """Every difference between what ``config`` asked and what the kernel shows; [] if none.
+
+    ``shown_only``: a value the kernel does not print (some only appear when non-zero or in
+    some modes) is not counted as a difference; every value it prints must be the one asked.
+    """
     out = []
     for key, want in expected_params(config).items():
         have = status.params.get(key)
-        if have is None or have.lower() != want.lower():
+        if have is None and shown_only:
+            continue
+        if have is None or not _same(have, want):
             out.append(f"{config.device}: {key} is {have!r}, asked {want!r}")
     for flag in config.flags:
         name = flag.lstrip("!")

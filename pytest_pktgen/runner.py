@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from . import module, netdev
+from .check import mismatches
 from .errors import PktgenConfigError, PktgenRunError
 from .guard import NamespaceLock, check_not_management
 from .module import Features
@@ -204,6 +205,13 @@ class PktgenRun:
             for config in self.configs.values():
                 self.pktgen.add_device(config.thread, config.device)
                 self.pktgen.configure(config)
+                # pktgen answers OK to values it then holds otherwise (an address it could not
+                # parse becomes ::, a port is cut to 16 bits): read every device back
+                wrong = mismatches(config, self.pktgen.device_status(config.device),
+                                   shown_only=True)
+                if wrong:
+                    raise PktgenRunError("pktgen answered OK but holds other values than asked "
+                                         "(nothing was started): " + "; ".join(wrong))
             for thread in self._threads:
                 on_thread = self.pktgen.thread_status(thread).devices
                 wanted = [c.device for c in self.configs.values() if c.thread == thread]

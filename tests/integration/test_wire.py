@@ -122,6 +122,32 @@ def test_missing_or_down_device_is_refused_before_any_write(pktgen):
     assert pktgen.devices() == []
 
 
+class _Garbled(DeviceConfig):
+    """A config whose dst6 goes out garbled: a gap in rendering, played on purpose."""
+
+    def commands(self) -> list[str]:
+        return [c + "::5" if c.startswith("dst6 ") else c for c in super().commands()]
+
+
+def test_values_the_kernel_holds_otherwise_stop_the_run_before_start(pktgen, dummy_dev):
+    """pktgen answers OK to an IPv6 address it cannot parse and keeps the one it had (:: on a
+    new device). The runner reads every device's Params back after configuring it: a run whose
+    device holds other values than asked never starts."""
+    with pytest.raises(PktgenConfigError, match="without a zone"):
+        DeviceConfig(dummy_dev, {"count": 10, "dst6": "fe80::1%eth1"})
+    ok = DeviceConfig(dummy_dev, {"count": 10, "pkt_size": 100, "dst6": "::ffff:198.18.0.2"})
+    assert PktgenRun([ok], pktgen=pktgen).run().sent == 10  # shown as ::ffff:198.18.0.2: same
+
+    tx = Path(f"/sys/class/net/{dummy_dev}/statistics/tx_packets")
+    tx_before = tx.read_text()
+    garbled = _Garbled(dummy_dev, {"count": 10, "pkt_size": 100, "dst6": "2001:2::2"})
+    assert "dst6 2001:2::2::5" in garbled.commands()
+    with pytest.raises(PktgenRunError, match=r"holds other.*daddr is '::', asked '2001:2::2'"):
+        PktgenRun([garbled], pktgen=pktgen).run()
+    assert pktgen.devices() == []  # removed again, never started
+    assert tx.read_text() == tx_before
+
+
 def test_flags_this_kernel_lacks_are_refused(pktgen, dummy_dev, pktgen_module):
     config = DeviceConfig(dummy_dev, {"count": 100, "dst": "198.18.0.2"}, flags=["SHARED"])
     if pktgen_module.features.shared_flag:
@@ -253,3 +279,23 @@ def test_a_thread_that_starts_late_is_waited_for(pktgen, dummy_dev):
     assert finished and not result.stopped_by_us
     assert result.devices[dummy_dev].result.sofar == 1000
     assert pktgen.devices() == []
+
+
+@pytest.mark.parametrize("params, built", [
+    ({}, 60),                                          # 60 fits 14 + 20 + 8 + pktgen's 16
+    ({"dst6": "2001:2::2"}, 78),                       # IPv6: 14 + 40 + 8 + 16
+    ({"vlan_id": 5}, 62),                              # a VLAN tag on 58
+    ({"dst6": "2001:2::2", "vlan_id": 5, "svlan_id": 6}, 86),
+    ({"mpls": "10,20"}, 66),                           # two labels on 58
+])
+def test_the_frame_reported_is_the_frame_sent(pktgen, dummy_dev, params, built):
+    """Known answer, the link's own byte counter: a "64 B" point (pkt_size 60) whose headers
+    do not fit is sent larger, and the run says by how much (pktgen's Result still says 60)."""
+    tx = Path(f"/sys/class/net/{dummy_dev}/statistics/tx_bytes")
+    before = int(tx.read_text())
+    config = DeviceConfig(dummy_dev, {"count": 1000, "pkt_size": 60, **params})
+    result = PktgenRun([config], pktgen=pktgen).run()
+    status = result.devices[dummy_dev]
+    assert result.sent == 1000 and status.result.pkt_size == 60
+    assert (int(tx.read_text()) - before) / 1000 == built == status.frame_built
+    assert status.frame_sent == built + 4
