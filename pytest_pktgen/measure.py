@@ -285,9 +285,10 @@ class Bench:
 
     def _record(self, row: dict) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
-        keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "pkt_size", "clone_skb",
-                "flows", "threads", "offered", "sent", "errors", "received", "loss", "loss_ratio",
-                "rx_backend", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
+        keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "frame_sent", "pkt_size",
+                "clone_skb", "flows", "threads", "offered", "sent", "errors", "received", "loss",
+                "loss_ratio", "rx_backend", "dev_name", "dev_driver", "dev_firmware", "gate",
+                "label")
         info = {k: row[k] for k in keep if k in row}
         info["units"] = report.UNITS
         benchmark = getattr(self, "_benchmark", None)

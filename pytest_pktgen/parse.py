@@ -9,12 +9,17 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
+from .params import FCS_LEN
+
 RESULT_RE = re.compile(
     r"OK: (?P<elapsed_us>\d+)\(c(?P<busy_us>\d+)\+d(?P<idle_us>\d+)\) usec, "
     r"(?P<sofar>\d+) \((?P<pkt_size>-?\d+)byte(?:,(?P<frags>-?\d+)frags)?\)\s+"
     r"(?P<pps>\d+)pps (?P<mbps>\d+)Mb/sec \((?P<bps>\d+)bps\) errors: (?P<errors>\d+)"
 )
 VERSION_RE = re.compile(r"Version: (?P<version>\S+)")
+
+PKTGEN_HDR_LEN = 16  # struct pktgen_hdr: magic, seq_num, tv_sec, tv_usec
+ETH_ZLEN = 60  # Ethernet's minimum frame without the FCS
 
 # Every "name:" pktgen prints in Params and Current. Values may contain ':' (MACs, IPv6), so
 # the file is split on these known names, never on colons.
@@ -98,6 +103,32 @@ class DeviceStatus:
     @property
     def pkt_size(self) -> int:
         return int(self.params.get("min_pkt_size", 0))
+
+    @property
+    def encap_bytes(self) -> int:
+        """What pktgen's pkt_overhead adds below IP: 4 bytes a VLAN tag, an SVLAN tag, an MPLS
+        label (as its Params show them; only shown when set)."""
+        labels = len([x for x in self.params.get("mpls", "").split(",") if x.strip()])
+        return 4 * labels + 4 * ("vlan_id" in self.params) + 4 * ("svlan_id" in self.params)
+
+    @property
+    def min_frame_built(self) -> int:
+        """The smallest frame pktgen builds (no FCS): Ethernet 14, IPv4 20 or IPv6 40, UDP 8, its
+        own 16-byte header (magic, sequence, timestamp) and the tags. A smaller pkt_size grows
+        to this (fill_packet_ipv4/ipv6: "increased datalen")."""
+        return 14 + (40 if self.ipv6 else 20) + 8 + PKTGEN_HDR_LEN + self.encap_bytes
+
+    @property
+    def frame_built(self) -> int:
+        """Bytes of each frame pktgen built (no FCS): pkt_size, or more when its headers did not
+        fit (a "64 B" IPv6 point builds 78-byte frames; Result's size and bps still say 60)."""
+        return max(self.pkt_size, self.min_frame_built)
+
+    @property
+    def frame_sent(self) -> int:
+        """The frame on the wire with the FCS, as sweeps count frames: what pktgen built, padded
+        to Ethernet's 60-byte minimum by the NIC."""
+        return max(self.frame_built, ETH_ZLEN) + FCS_LEN
 
     @property
     def result_ok(self) -> bool:

@@ -2,12 +2,15 @@
 and JSON (pandas) with the environment fingerprint, and plotted (pps and Mb/s against frame size).
 
 Units, as every report states them: ``frame`` is bytes on the wire with the 4-byte FCS,
-``pkt_size`` is what pktgen sends (frame - 4); ``pps`` and ``mbps`` are pktgen's own figures
-(``mbps`` counts pkt_size bytes, no FCS); ``l1_mbps`` adds FCS, preamble and inter-frame gap
-(frame + 20 bytes), the line rate a NIC's datasheet means. ``sent`` is what the driver
-accepted (pktgen's pkts-sofar), ``errors`` what it refused (NET_XMIT_DROP, e.g. a veth peer's
-full backlog: pktgen then sends another frame in its place), ``offered`` = sent + errors, and
-``loss`` = offered - received: a refused frame is a lost frame, never hidden.
+``pkt_size`` is what pktgen sends (frame - 4); ``frame_sent`` is the frame pktgen really sent,
+larger than ``frame`` when its headers do not fit (IPv6, VLAN/SVLAN tags, MPLS labels and its
+own 16 bytes: a 64 B IPv6 point sends 82 B); ``pps`` and ``mbps`` are pktgen's own figures
+(``mbps`` counts pkt_size bytes, no FCS; of frame_sent when it grew); ``l1_mbps`` adds FCS,
+preamble and inter-frame gap (frame_sent + 20 bytes), the line rate a NIC's datasheet means.
+``sent`` is what the driver accepted (pktgen's pkts-sofar), ``errors`` what it refused
+(NET_XMIT_DROP, e.g. a veth peer's full backlog: pktgen then sends another frame in its place),
+``offered`` = sent + errors, and ``loss`` = offered - received: a refused frame is a lost
+frame, never hidden.
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .params import FCS_LEN
+
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
-         "it; pps and Mb/s from pktgen (Mb/s without FCS); L1 Mb/s adds FCS, preamble and gap "
-         "(frame + 20 B); offered = sent (accepted by the driver) + errors (refused by it); "
+         "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
+         "from pktgen (Mb/s without FCS, of the frame sent); L1 Mb/s adds FCS, preamble and gap "
+         "(frame sent + 20 B); offered = sent (accepted by the driver) + errors (refused by it); "
          "loss = offered - received")
 TABLE_COLUMNS = {  # column -> heading in the terminal table
     "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
+    "frame_sent": "sent as",
     "clone_skb": "clone", "flows": "flows", "threads": "threads", "pps": "pps",
     "pps_spread": "spread", "mbps": "Mb/s", "l1_mbps": "L1 Mb/s", "sent": "sent",
     "received": "received", "loss_ratio": "loss", "errors": "errors", "gate": "gate",
@@ -89,6 +96,11 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     sent = sum(r.sent for r in rounds)
     offered = sum(r.offered for r in rounds)
     axes = point.axes()
+    # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
+    # labels, its own 16 bytes) did not fit; then Mb/s count what was sent, not what was asked
+    statuses = [s for r in rounds for s in r.devices.values()]
+    frame_sent = max((s.frame_sent for s in statuses), default=point.frame)
+    grown = frame_sent if frame_sent > point.frame else None
     extra = {k: v for k, v in axes.items()
              if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}
     row = {
@@ -100,8 +112,10 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
         "pps_min": float(min(pps)), "pps_max": float(max(pps)),
         "pps_spread": (max(pps) - min(pps)) / statistics.median(pps) if statistics.median(pps)
         else 0.0,
-        "mbps": float(statistics.median(mbps)),
-        "l1_mbps": float(statistics.median(pps)) * (point.frame + L1_OVERHEAD) * 8 / 1e6,
+        "frame_sent": frame_sent,
+        "mbps": float(statistics.median(mbps)) if grown is None else
+        float(statistics.median(pps)) * (frame_sent - FCS_LEN) * 8 / 1e6,
+        "l1_mbps": float(statistics.median(pps)) * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
         "offered": offered, "sent": sent, "errors": offered - sent,
         "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,
         "wall_s": sum(r.wall_s for r in rounds),
@@ -158,6 +172,8 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
                    if group[c].nunique(dropna=False) > 1]
         columns = ["frame", "pkt_size", *varying, "pps", "pps_spread", "mbps", "l1_mbps", "sent",
                    "errors", "received", "loss_ratio", "gate"]
+        if "frame_sent" in group and (group["frame_sent"] != group["frame"]).any():
+            columns.insert(1, "frame_sent")  # the frame really sent, beside the one asked
         if group["extra"].astype(bool).any():
             columns.insert(2 + len(varying), "id")
         shown = group[columns].copy()

@@ -83,6 +83,7 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
         assert extra[frame]["stats"]["rounds"] == 2
         # and consistent with itself: a median of the rounds, Mb/s from pkt_size, L1 from frame
         assert row["pps_min"] <= row["pps"] <= row["pps_max"]
+        assert row["frame_sent"] == frame  # IPv4 headers fit every frame of this sweep
         assert row["mbps"] == pytest.approx(row["pps"] * (frame - 4) * 8 / 1e6, rel=0.01)
         assert row["l1_mbps"] == pytest.approx(row["pps"] * (frame + 20) * 8 / 1e6)
         # pytest-benchmark timed start..end of each round: no faster than pktgen's own clock

@@ -180,3 +180,16 @@ def test_parse_command_line_emits_json_lines(tmp_path):
     assert lines[0]["result"]["sofar"] == 20000
     assert lines[1]["result"]["pps"] == 782840 and lines[1]["result"]["frags"] is None
     assert "bad.txt: not a pktgen device file" in proc.stderr
+
+
+@pytest.mark.parametrize("name, ipv6, encap, smallest", [
+    ("device-ipv4-crossover.txt", False, 0, 58),     # 14 + 20 + 8 + pktgen's 16
+    ("device-ipv6-flows.txt", True, 0, 78),          # 14 + 40 + 8 + 16
+    ("device-dummy-vlan-range.txt", False, 8, 66),   # a VLAN and an SVLAN tag
+    ("device-dummy-mpls-imix.txt", False, 8, 66),    # two MPLS labels
+])
+def test_the_smallest_frame_pktgen_builds_follows_its_headers(name, ipv6, encap, smallest):
+    status = parse_device(read(name))
+    assert (status.ipv6, status.encap_bytes, status.min_frame_built) == (ipv6, encap, smallest)
+    assert status.frame_built == max(status.pkt_size, smallest)
+    assert status.frame_sent == max(status.frame_built, 60) + 4
