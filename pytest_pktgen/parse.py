@@ -125,6 +125,12 @@ class DeviceStatus:
         return max(self.pkt_size, self.min_frame_built)
 
     @property
+    def fixed_size(self) -> bool:
+        """Every frame the same size (no imix, no size range): frame_built is then exact."""
+        return ("imix_weights" not in self.params
+                and self.params.get("min_pkt_size") == self.params.get("max_pkt_size"))
+
+    @property
     def frame_sent(self) -> int:
         """The frame on the wire with the FCS, as sweeps count frames: what pktgen built, padded
         to Ethernet's 60-byte minimum by the NIC."""

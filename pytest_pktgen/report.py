@@ -98,8 +98,11 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     axes = point.axes()
     # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
     # labels, its own 16 bytes) did not fit; then Mb/s count what was sent, not what was asked
+    # (sizes that vary, imix: no single frame to name; pktgen's own bps count what it sent)
     statuses = [s for r in rounds for s in r.devices.values()]
-    frame_sent = max((s.frame_sent for s in statuses), default=point.frame)
+    fixed = all(s.fixed_size for s in statuses)
+    frame_sent = max((s.frame_sent for s in statuses), default=point.frame) if fixed \
+        else point.frame
     grown = frame_sent if frame_sent > point.frame else None
     extra = {k: v for k, v in axes.items()
              if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}

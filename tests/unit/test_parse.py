@@ -193,3 +193,24 @@ def test_the_smallest_frame_pktgen_builds_follows_its_headers(name, ipv6, encap,
     assert (status.ipv6, status.encap_bytes, status.min_frame_built) == (ipv6, encap, smallest)
     assert status.frame_built == max(status.pkt_size, smallest)
     assert status.frame_sent == max(status.frame_built, 60) + 4
+
+
+def test_a_report_names_no_single_frame_when_sizes_vary():
+    """imix (and size ranges): no one frame was sent; the row keeps the point's frame and
+    pktgen's own bps, which count the sizes it really sent."""
+    from pytest_pktgen.report import row_for
+    from pytest_pktgen.runner import RunResult
+    from pytest_pktgen.sweep import Point
+
+    imix = parse_device(read("device-dummy-mpls-imix.txt"))
+    fixed = parse_device(read("device-ipv6-flows.txt"))
+    assert not imix.fixed_size and fixed.fixed_size
+
+    def row(status, frame):
+        run = RunResult(devices={"d": status}, configs={}, wall_s=1.0, stopped_by_us=False)
+        return row_for("t", "t", Point(frame=frame), None, [run], None, None, {})
+
+    r = row(imix, 64)
+    assert r["frame_sent"] == 64 and r["mbps"] == imix.result.bps / 1e6
+    r = row(fixed, 204)  # IPv6 headers fit 200 bytes: sent as asked
+    assert r["frame_sent"] == 204 and r["mbps"] == fixed.result.bps / 1e6
