@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 import types
 
 
@@ -27,6 +28,7 @@ def _enter_lazily(name: str = "pyroute2") -> None:
     if spec is None or spec.loader is None:
         raise ImportError(f"{name} is not installed", name=name)
     package = importlib.util.module_from_spec(spec)
+    lock = threading.Lock()
 
     def __getattr__(attr: str):
         try:  # a submodule (``from pyroute2 import netns``) imports on its own
@@ -34,8 +36,9 @@ def _enter_lazily(name: str = "pyroute2") -> None:
         except ModuleNotFoundError as err:
             if err.name != f"{name}.{attr}":
                 raise
-        del package.__dict__["__getattr__"]
-        spec.loader.exec_module(package)  # the real __init__, once, into this module
+        with lock:  # the real __init__, once, into this module (two threads may ask at once)
+            if package.__dict__.pop("__getattr__", None) is not None:
+                spec.loader.exec_module(package)
         try:
             return package.__dict__[attr]
         except KeyError:
