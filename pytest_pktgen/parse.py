@@ -71,7 +71,7 @@ class Result:
     @property
     def frame_size(self) -> int:
         """Size on the wire with the FCS, as the paper's tables count it."""
-        return self.pkt_size + 4
+        return self.pkt_size + FCS_LEN
 
     def as_dict(self) -> dict:
         return asdict(self)

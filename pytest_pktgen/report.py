@@ -103,7 +103,6 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     fixed = all(s.fixed_size for s in statuses)
     frame_sent = max((s.frame_sent for s in statuses), default=point.frame) if fixed \
         else point.frame
-    grown = frame_sent if frame_sent > point.frame else None
     extra = {k: v for k, v in axes.items()
              if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}
     row = {
@@ -116,8 +115,8 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
         "pps_spread": (max(pps) - min(pps)) / statistics.median(pps) if statistics.median(pps)
         else 0.0,
         "frame_sent": frame_sent,
-        "mbps": float(statistics.median(mbps)) if grown is None else
-        float(statistics.median(pps)) * (frame_sent - FCS_LEN) * 8 / 1e6,
+        "mbps": float(statistics.median(pps)) * (frame_sent - FCS_LEN) * 8 / 1e6
+        if frame_sent > point.frame else float(statistics.median(mbps)),
         "l1_mbps": float(statistics.median(pps)) * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
         "offered": offered, "sent": sent, "errors": offered - sent,
         "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,

@@ -205,8 +205,8 @@ class PktgenRun:
             for config in self.configs.values():
                 self.pktgen.add_device(config.thread, config.device)
                 self.pktgen.configure(config)
-                # pktgen answers OK to values it then holds otherwise (an address it could not
-                # parse becomes ::, a port is cut to 16 bits): read every device back
+                # pktgen answers OK to values it then holds otherwise (an address it cannot
+                # parse leaves the one it had, :: on a new device): read every device back
                 wrong = mismatches(config, self.pktgen.device_status(config.device),
                                    shown_only=True)
                 if wrong:
