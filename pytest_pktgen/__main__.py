@@ -1,4 +1,5 @@
-"""``python -m pytest_pktgen parse FILE...``: saved pktgen device files as JSON lines."""
+"""``python -m pytest_pktgen parse FILE...``: saved pktgen device files as JSON lines;
+``python -m pytest_pktgen clean``: undo what killed sessions left (NICs home, namespaces)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     parse = sub.add_parser("parse", help="turn saved /proc/net/pktgen/<dev> files into JSON lines")
     parse.add_argument("files", nargs="+", metavar="FILE")
+    sub.add_parser("clean", help="send NICs home and delete namespaces and links that killed "
+                                 "sessions left behind (the next session does it too)")
     args = parser.parse_args(argv)
+    if args.command == "clean":
+        return _clean()
     status = 0
     for name in args.files:
         try:
@@ -26,6 +31,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(json.dumps({"file": name, **device.as_dict()}))
     return status
+
+
+def _clean() -> int:
+    from .leftovers import clean
+
+    said = clean()
+    for line in said:
+        print(f"pytest-pktgen: {line}")
+    if not said:
+        print("pytest-pktgen: nothing left by dead sessions")
+    return 1 if any("came home, but not" in line or "did not come back" in line
+                    for line in said) else 0
 
 
 if __name__ == "__main__":

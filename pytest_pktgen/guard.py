@@ -22,8 +22,9 @@ from pathlib import Path
 
 from . import netdev
 from .errors import PktgenConfigError, PktgenError
+from .ledger import RUN_DIR
 
-LOCK_DIR = Path("/run/pytest-pktgen")
+LOCK_DIR = RUN_DIR
 TCP_ESTABLISHED = "01"
 RTN_UNICAST = 1
 
@@ -48,6 +49,10 @@ class NamespaceLock:
         self.netns, self.timeout = netns, timeout
         self.echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
         self._fd: int | None = None
+        # taken afresh (no run of this process held it): pktgen devices found in the namespace
+        # then are a dead run's; ``left_by`` is the process that held the lock last, if it said
+        self.fresh = False
+        self.left_by = ""
 
     def acquire(self) -> None:
         if self._fd is not None:
@@ -56,6 +61,7 @@ class NamespaceLock:
         if held:
             held[1] += 1
             self._fd = held[0]
+            self.fresh = False
             return
         LOCK_DIR.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -77,6 +83,8 @@ class NamespaceLock:
                               f"pktgen in namespace {self.netns or '(this one)'}")
                     told = True
                 time.sleep(0.1)
+        self.left_by = os.pread(fd, 64, 0).decode(errors="replace").strip()
+        self.fresh = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

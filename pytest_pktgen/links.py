@@ -6,6 +6,7 @@ import itertools
 import os
 from contextlib import contextmanager
 
+from .ledger import ledger
 from .netdev import quiet, set_state
 from .netlink import IPRoute
 
@@ -30,6 +31,7 @@ def dummy_link(up: bool = True):
     """A dummy device (the paper's reproducible TX-only sink); deleted on exit."""
     name = unique_name("pgd")
     with IPRoute() as ipr:
+        ledger().add("links", name)
         ipr.link("add", ifname=name, kind="dummy")
         try:
             quiet(name)
@@ -38,6 +40,7 @@ def dummy_link(up: bool = True):
             yield name
         finally:
             ipr.link("del", ifname=name)
+            ledger().drop("links", name)
 
 
 @contextmanager
@@ -45,6 +48,7 @@ def veth_link(up: bool = True):
     """A veth pair in this namespace: (name, peer name); deleting one end deletes both."""
     name, peer = unique_name("pgv"), unique_name("pgp")
     with IPRoute() as ipr:
+        ledger().add("links", name)
         ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
         try:
             for ifname in (name, peer):
@@ -55,3 +59,4 @@ def veth_link(up: bool = True):
         finally:
             if ipr.get_links(ifname=name):
                 ipr.link("del", ifname=name)
+            ledger().drop("links", name)

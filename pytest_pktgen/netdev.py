@@ -94,10 +94,11 @@ def sysctl(key: str, value: str | int, netns: str | None = None) -> str:
     return call_in(netns, swap)
 
 
-def quiet(ifname: str, netns: str | None = None) -> None:
+def quiet(ifname: str, netns: str | None = None, value: str | int = 1) -> str:
     """Keep the kernel from sending its own frames on a test link (IPv6 DAD, RS, MLD), so
-    that interface counters count pktgen's frames only."""
-    sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", 1, netns)
+    that interface counters count pktgen's frames only; returns the ``disable_ipv6`` it had
+    (``value=`` that to undo)."""
+    return sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", value, netns)
 
 
 def link_info(ifname: str, ipr: IPRoute | None = None, netns: str | None = None) -> dict:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from .ledger import ledger
 from .links import unique_name
 from .netlink import netns as _netns
 
@@ -25,6 +26,7 @@ T = TypeVar("T")
 def create(prefix: str = "pgns") -> str:
     """A new named namespace (``ip netns`` style) with a name unique to this process."""
     name = unique_name(prefix)
+    ledger().add("namespaces", name)  # written down first: a kill in between leaves no orphan
     _netns.create(name)
     return name
 
@@ -33,6 +35,7 @@ def remove(name: str) -> None:
     """Remove a namespace; its virtual links go with it, physical NICs return to init_net."""
     if (NETNS_DIR / name).exists():
         _netns.remove(name)
+    ledger().drop("namespaces", name)
 
 
 def enter(name: str) -> None:

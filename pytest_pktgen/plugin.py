@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from . import gates, measure, module, options, report, sweep, topology, vm
+from . import gates, ledger, leftovers, measure, module, options, report, sweep, topology, vm
 from .errors import DeviceUnsupported, PktgenNotAvailable, VmLabError
 from .guard import ModuleUse, NamespaceLock
 from .proc import Pktgen
@@ -27,6 +27,7 @@ MARKERS = (
     "measurement labelled relative_to at the same point, earlier in the session",
 )
 STATE = pytest.StashKey[measure.SessionState]()
+LEFTOVERS = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,6 +39,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     _cleanup_on_sigterm()
     config.stash[STATE] = _session_state(config)
+    config.stash[LEFTOVERS] = _clean_leftovers()
+
+
+def _clean_leftovers() -> list[str]:
+    """Before anything starts: undo what killed sessions left here (NICs home, namespaces)."""
+    if os.geteuid() != 0 or not (ledger.any_dead() or Pktgen().devices_here()):
+        return []
+    return leftovers.clean()
 
 
 def _session_state(config: pytest.Config) -> measure.SessionState:
@@ -137,12 +146,13 @@ def pytest_runtest_call(item):
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = [f"pytest-pktgen: {line}" for line in config.stash.get(LEFTOVERS, [])]
     lab = vm.lab_info()
     if lab is None:
-        return []
+        return lines
     pairs = ", ".join(f"{a}<->{b}" for a, b in lab.pairs) or "none"
-    return [f"pktgen VM lab: kernel {lab.kernel_release}, {lab.accel.upper()}, {lab.cpus} vCPUs, "
-            f"{lab.memory}, NIC pairs (by MAC): {pairs}"]
+    return lines + [f"pktgen VM lab: kernel {lab.kernel_release}, {lab.accel.upper()}, "
+                    f"{lab.cpus} vCPUs, {lab.memory}, NIC pairs (by MAC): {pairs}"]
 
 
 KERNEL_INFO = pytest.StashKey["module.KernelInfo"]()
@@ -282,15 +292,15 @@ class NicPair:
 
 @pytest.fixture(scope="session")
 def lab_nic_pairs(lab) -> list[NicPair]:
-    """The lab's crossover pairs, found by MAC and set up; set down again afterwards."""
+    """The lab's crossover pairs, found by MAC, set up and IPv6-quiet; as found afterwards."""
     from . import netdev
 
-    pairs, brought_up = [], []
+    pairs, brought_up, ipv6_was = [], [], {}
     try:
         for tx_mac, rx_mac in lab.pairs:
             tx, rx = netdev.ifname_by_mac(tx_mac), netdev.ifname_by_mac(rx_mac)
             for ifname in (tx, rx):
-                netdev.quiet(ifname)
+                ipv6_was[ifname] = netdev.quiet(ifname)
                 if netdev.set_state(ifname, "up"):
                     brought_up.append(ifname)
             pairs.append(NicPair(tx, rx, tx_mac, rx_mac))
@@ -300,6 +310,8 @@ def lab_nic_pairs(lab) -> list[NicPair]:
     finally:
         for ifname in brought_up:
             netdev.set_state(ifname, "down")
+        for ifname, value in ipv6_was.items():
+            netdev.quiet(ifname, value=value)
 
 
 class _Made:

@@ -106,6 +106,10 @@ class Pktgen:
         return sorted(p.name for p in self.dir.iterdir()
                       if p.name != "pgctrl" and not p.name.startswith("kpktgend_"))
 
+    def devices_here(self) -> bool:
+        """Whether pktgen is loaded and has any device in this namespace (a cheap look)."""
+        return self.available and bool(self.devices())
+
     def device_status(self, device: str) -> DeviceStatus:
         return parse_device(self.device_path(device).read_text())
 

@@ -192,6 +192,10 @@ class PktgenRun:
 
     def _set_up_devices(self) -> None:
         threads = self.pktgen.threads()
+        if self._lock.fresh:
+            said = remove_dead_runs_devices(self.pktgen, self._lock)
+            if said:
+                self._lock.echo(f"pytest-pktgen: {said}")
         for config in self.configs.values():
             if config.thread not in threads:
                 raise PktgenConfigError("thread", config.thread,
@@ -399,6 +403,20 @@ class PktgenRun:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+def remove_dead_runs_devices(pktgen: Pktgen, lock: NamespaceLock) -> str:
+    """Devices on pktgen's threads when the namespace's lock was free were left by a run that
+    died without cleaning up (SIGKILL; pktgen itself stopped when its start write died):
+    remove them. Call with ``lock`` just taken afresh; returns a sentence, or "" if none."""
+    left = {t: pktgen.thread_status(t).devices for t in pktgen.threads()}
+    left = {t: devices for t, devices in left.items() if devices}
+    if not left:
+        return ""
+    pktgen.remove_thread_devices(sorted(left))
+    owner = f"process {lock.left_by}" if lock.left_by else "a process"
+    return (f"removed pktgen devices {sorted(d for ds in left.values() for d in ds)} that "
+            f"{owner} left in namespace {pktgen.netns or '(this one)'} when it died")
 
 
 def expected_seconds(config: DeviceConfig) -> float:

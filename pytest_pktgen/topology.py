@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netdev, netns
+from . import netdev, netns, nicstate
 from .errors import DeviceUnsupported
 from .guard import check_not_management
 from .links import unique_name
@@ -283,7 +282,9 @@ class Nic:
 def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
               allow_devices: Sequence[str] = ()) -> Topology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
-    one host). On close both NICs come back to this namespace as they were found.
+    one host). On close both NICs come back to this namespace exactly as they were found:
+    addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.nicstate`); a NIC
+    whose qdiscs would not come back is refused before anything is made.
 
     Moving a NIC cuts whatever it carries: a NIC that looks like a management link (the
     default route, an SSH session's address; see :func:`~pytest_pktgen.guard.management_reason`)
@@ -291,12 +292,14 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
     names it."""
     for nic in (tx_nic, rx_nic):
         check_not_management(nic.ifname, nic.ifname, None, allow_devices)
+    saved = [nicstate.before_moving(nic.ifname) for nic in (tx_nic, rx_nic)]
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
         gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
         ends = []
-        for nic, ns, host in ((tx_nic, gen_ns, 1), (rx_nic, sink_ns, 2)):
-            _move_nic(stack, nic, ns)
+        for nic, state, ns, host in ((tx_nic, saved[0], gen_ns, 1), (rx_nic, saved[1], sink_ns, 2)):
+            nicstate.move_away(state, ns)
+            stack.callback(nicstate.send_home, state, ns)
             ip4, ip6 = f"198.18.{10 + pair}.{host}", f"2001:2:0:{10 + pair}::{host}"
             mac = _configure(nic.ifname, ns, ip4, 24, ip6 if ipv6 else None)
             ends.append(Endpoint(nic.ifname, ns, mac, ip4, ip6))
@@ -330,50 +333,6 @@ def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
     tx = Endpoint(tx_nic, None, info["mac"], "198.18.0.1", "2001:2::1")
     receiver = Endpoint("-", None, dst_mac, ip4, ip6)
     return Topology("remote", None, [tx], None, [receiver])
-
-
-def _move_nic(stack: contextlib.ExitStack, nic: Nic, ns: str) -> None:
-    """Move a NIC into ``ns``; register its return (state and IPv6 quiet as found)."""
-    with IPRoute() as ipr:
-        link = ipr.get_links(ifname=nic.ifname)[0]
-        was_up = bool(link["flags"] & 1)
-        ipv6_off = Path(f"/proc/sys/net/ipv6/conf/{nic.ifname}/disable_ipv6").read_text().strip()
-        ipr.link("set", index=link["index"], net_ns_fd=ns)
-
-    def back():
-        if not (netns.NETNS_DIR / ns).exists():
-            _wait_home(nic.ifname)  # its namespace was deleted: the kernel sends it home
-        if (netns.NETNS_DIR / ns).exists():
-            with IPRoute(netns=ns, flags=0) as ipr:
-                found = ipr.link_lookup(ifname=nic.ifname)
-                if found:
-                    ipr.link("set", index=found[0], state="down")
-                    ipr.flush_addr(index=found[0])
-                    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-                    try:
-                        ipr.link("set", index=found[0], net_ns_fd=home)
-                    finally:
-                        os.close(home)
-        netdev.sysctl(f"net/ipv6/conf/{nic.ifname}/disable_ipv6", ipv6_off)
-        if was_up:
-            netdev.set_state(nic.ifname, "up")
-
-    stack.callback(back)
-
-
-def _wait_home(ifname: str, timeout: float = 10.0) -> None:
-    """Wait for a NIC to reappear here after its namespace was destroyed (asynchronously, in
-    the kernel's cleanup_net work)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            netdev.link_info(ifname)
-            return
-        except LookupError:
-            if time.monotonic() > deadline:
-                raise LookupError(f"{ifname} did not come back from its deleted namespace "
-                                  f"within {timeout:.0f}s") from None
-            time.sleep(0.05)
 
 
 def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:

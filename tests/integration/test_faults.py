@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import nics
 import pytest
 from leftovers import state
 
@@ -92,7 +93,14 @@ def test_sink_cut(crossover, pktgen_bench):
 
 
 def test_sink_namespace_deleted_mid_run_fails_and_the_nic_comes_home(pytester, lab_nic_pairs):
-    before = state()
+    """The receiving NIC comes home by itself when its namespace goes (the kernel's work), and
+    then gets back what the move took: addresses, routes, neighbours, sysctls, qdiscs."""
+    with nics.dressed(lab_nic_pairs[0].rx, 80, ipv6=False) as rx_nic:
+        _sink_cut(pytester, rx_nic)
+
+
+def _sink_cut(pytester, rx_nic: str) -> None:
+    before, rx_before = state(), nics.view(rx_nic)
     pytester.makepyfile(SINK_CUT)
     # a fixed time: the lab's virtio cable stalls its sender once the receiving NIC is down
     result = pytester.runpytest("--pktgen-duration", "5", "--pktgen-repeats", "1",
@@ -106,3 +114,4 @@ def test_sink_namespace_deleted_mid_run_fails_and_the_nic_comes_home(pytester, l
     assert after["netns"] == before["netns"]
     assert after["links"] == before["links"]  # the receiving NIC is back, up as it was
     assert after["our_links"] == before["our_links"]
+    assert nics.differences(rx_before, nics.view(rx_nic)) == []

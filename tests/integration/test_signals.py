@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 
+import nics
 import pytest
+from leftovers import state
 
 from pytest_pktgen.netlink import netns as pr_netns
+from pytest_pktgen.proc import Pktgen
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +49,105 @@ def test_signal_mid_run_cleans_up(pytester, signum, pktgen_module):
     out = child.stdout.read()
     assert child.wait(timeout=60) == pytest.ExitCode.INTERRUPTED, out
     assert [n for n in pr_netns.listnetns() if n.startswith("pg")] == ours_before
+
+
+KILLED = '''
+import time
+
+from pytest_pktgen.params import DeviceConfig
+from pytest_pktgen.proc import Pktgen
+from pytest_pktgen.runner import PktgenRun
+
+
+def test_killed(crossover, lab_nic_pairs):
+    crossing = crossover.prepare(crossover.config(count=0, pkt_size=60, ratep=5000), duration=120)
+    crossing.setup()
+    crossing.start()
+    spare = DeviceConfig(lab_nic_pairs[1].tx, {"count": 0, "pkt_size": 60, "ratep": 5000,
+                                               "dst": "198.18.0.2", "dst_mac": "02:50:47:ff:ff:ff"})
+    here = PktgenRun([spare], pktgen=Pktgen(), duration=120)
+    here.setup()
+    here.start()
+    print("RUNNING", flush=True)
+    time.sleep(120)
+'''
+
+
+def _wait_for(child, word: str) -> str:
+    lines = []
+    for line in child.stdout:
+        lines.append(line)
+        if word in line:
+            return line
+    raise AssertionError("".join(lines))
+
+
+def test_sigkill_mid_run_the_next_session_cleans_up(pytester, lab_nic_pairs, pktgen_module):
+    """SIGKILL runs no undo at all: the killed session's crossover NICs stay in its namespaces
+    and its pktgen device on a NIC here stays on its thread. The next session finds them by the
+    dead session's ledger and lock, undoes them before it starts, and says so."""
+    pair, spare = lab_nic_pairs[0], lab_nic_pairs[1].tx
+    with nics.dressed(pair.tx, 90, ipv6=False):
+        before, tx_view = state(), nics.view(pair.tx)
+        pytester.makepyfile(test_killed=KILLED)
+        child = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
+                                  "test_killed.py"], cwd=pytester.path, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        _wait_for(child, "RUNNING")
+        child.kill()
+        child.wait(timeout=60)
+        left = state()
+        assert len(left["netns"]) == len(before["netns"]) + 2  # its generator and sink
+        assert pair.tx not in left["links"] and pair.rx not in left["links"]
+        assert Pktgen().devices() == [spare]
+        pytester.makepyfile(test_next="def test_next():\n    pass\n")
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_next.py")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines([
+            f"pytest-pktgen: cleaned up after dead process {child.pid}: sent {pair.tx} home from "
+            f"pgg*, restored as found; sent {pair.rx} home from pgs*, restored as found; removed "
+            f"namespace(s) pg*, pg*",
+            f"pytest-pktgen: removed pktgen devices ['{spare}'] that process {child.pid} left in "
+            f"namespace (this one) when it died"])
+        after = state()
+        assert (after["netns"], after["links"]) == (before["netns"], before["links"])
+        assert nics.differences(tx_view, nics.view(pair.tx)) == []
+        assert Pktgen().devices() == []
+
+
+CLEAN_CHILD = '''
+import sys
+import time
+
+from pytest_pktgen import links, netns, nicstate
+
+ns = netns.create("pgg")
+nicstate.move_away(nicstate.before_moving(sys.argv[1]), ns)
+with links.dummy_link() as dummy:
+    print("MADE", ns, dummy, flush=True)
+    time.sleep(120)
+'''
+
+
+def test_sigkill_then_the_clean_command_undoes_it(lab_nic_pairs):
+    """``python -m pytest_pktgen clean`` does by hand what the next session does."""
+    rx = lab_nic_pairs[1].rx
+    with nics.dressed(rx, 95):
+        before, rx_view = state(), nics.view(rx)
+        child = subprocess.Popen([sys.executable, "-c", CLEAN_CHILD, rx], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        _, ns, dummy = _wait_for(child, "MADE").split()
+        child.kill()
+        child.wait(timeout=60)
+        left = state()
+        assert ns in left["netns"] and dummy in left["our_links"] and rx not in left["links"]
+        clean = [sys.executable, "-m", "pytest_pktgen", "clean"]
+        out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
+        assert out == (f"pytest-pktgen: cleaned up after dead process {child.pid}: sent {rx} home "
+                       f"from {ns}, restored as found; removed namespace(s) {ns}; removed link(s) "
+                       f"{dummy}\n")
+        after = state()
+        assert (after["netns"], after["links"]) == (before["netns"], before["links"])
+        assert nics.differences(rx_view, nics.view(rx)) == []
+        out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
+        assert out == "pytest-pktgen: nothing left by dead sessions\n"

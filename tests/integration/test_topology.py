@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import nics
 import pytest
 from accounting import CABLE_QUEUE, arrived, sent_checked
+from leftovers import state
 
 from pytest_pktgen.check import mismatches
 from pytest_pktgen.errors import DeviceUnsupported
@@ -65,19 +67,49 @@ def test_crossover(crossover, lab_nic_pairs):
     assert caps.tx_queues >= 1
 
 
-def test_crossover_returns_the_nics(lab_nic_pairs, pktgen_module):
-    """After a crossover the lab's NICs are back in this namespace, up, as found."""
+def test_crossover_returns_the_nics_exactly_as_found(lab_nic_pairs, pktgen_module):
+    """A lab host's NICs carry addresses (one with lifetimes), routes in several tables (one
+    multipath), a permanent neighbour, their own sysctls and qdiscs: moving them into the lab's
+    namespaces deletes all of it, and all of it is back after the crossover."""
     from pytest_pktgen import topology
     from pytest_pktgen.netdev import link_info
 
     pair = lab_nic_pairs[0]
-    before = {n: link_info(n) for n in (pair.tx, pair.rx)}
-    with topology.crossover(topology.Nic.named(pair.tx), topology.Nic.named(pair.rx)):
-        with pytest.raises(LookupError):
-            link_info(pair.tx)  # moved away
-    for name, info in before.items():
-        now = link_info(name)
-        assert (now["mac"], now["up"]) == (info["mac"], info["up"])
+    with nics.dressed(pair.tx, 60), nics.dressed(pair.rx, 70):
+        before = {name: nics.view(name) for name in (pair.tx, pair.rx)}
+        with topology.crossover(topology.Nic.named(pair.tx), topology.Nic.named(pair.rx),
+                                ipv6=True) as topo:
+            with pytest.raises(LookupError):
+                link_info(pair.tx)  # moved away: its addresses and routes went with the move
+            assert nics.sh("ip", "route", "show", "table", nics.TABLES[0]) == ""
+            sink, rx_before = topo.sink, topo.sink.stats()
+            result = topo.run(topo.config(count=1000, pkt_size=60, ipv6=True))
+            assert result.sent == 1000
+            assert arrived(sink, rx_before, result.sent) >= 1000
+        after = {name: nics.view(name) for name in (pair.tx, pair.rx)}
+    for name in before:
+        assert nics.differences(before[name], after[name]) == [], name
+
+
+def test_a_nic_whose_qdiscs_would_not_come_back_is_never_moved(lab_nic_pairs, pktgen_module):
+    """htb dumps its options in a form its own init refuses: moving a NIC with an htb root
+    would lose it for good, so the crossover refuses before it makes or moves anything."""
+    from pytest_pktgen import topology
+    from pytest_pktgen.nicstate import NicNotRestored
+
+    pair = lab_nic_pairs[0]
+    ours_before = state()["netns"]
+    nics.sh("tc", "qdisc", "add", "dev", pair.rx, "root", "handle", "1:", "htb", "default", "10")
+    try:
+        with pytest.raises(NicNotRestored, match=rf"{pair.rx} is not moved into a lab namespace: "
+                           r"moving a NIC deletes its queueing disciplines, and these would not "
+                           r"come back as they are: qdisc htb 1:0: Invalid argument"):
+            topology.crossover(topology.Nic.named(pair.tx), topology.Nic.named(pair.rx))
+        assert '"kind":"htb"' in nics.sh("tc", "-j", "qdisc", "show", "dev", pair.rx)
+        assert nics.view(pair.tx)["link"]["operstate"] is not None  # never moved
+        assert state()["netns"] == ours_before
+    finally:
+        nics.sh("tc", "qdisc", "del", "dev", pair.rx, "root")
 
 
 def test_veth_clone_skb_is_a_capability_not_an_errno(veth):

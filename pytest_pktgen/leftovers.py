@@ -1,0 +1,72 @@
+"""Undo what killed sessions left behind (their ledgers, :mod:`pytest_pktgen.ledger`).
+
+Every session does it when it starts, and ``python -m pytest_pktgen clean`` by hand: NICs
+moved into a lab namespace are sent home and restored as they were found, the namespaces
+(with the links and pktgen devices inside them) and links made here are deleted, and pktgen
+devices a dead run left on this namespace's threads are removed. A ledger written in another
+network namespace is left for a cleaner running there.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import netns, nicstate
+from .guard import NamespaceLock, PktgenBusy
+from .ledger import RUN_DIR, dead_owners
+from .netlink import IPRoute
+from .proc import Pktgen
+from .runner import remove_dead_runs_devices
+
+
+def clean(run_dir=RUN_DIR) -> list[str]:
+    """Undo every dead owner's ledger here; one sentence per owner saying what was undone
+    (and what could not be)."""
+    said = []
+    here = os.stat("/proc/self/ns/net").st_ino
+    for record, release in dead_owners(run_dir):
+        if record.get("netns_inode") != here:
+            release(done=False)  # for a cleaner in the namespace it was written in
+            continue
+        done, failed = [], []
+        for ifname, moved in record.get("nics", {}).items():
+            try:
+                nicstate.send_home(nicstate.NicState.from_dict(moved["state"]), moved["netns"])
+                done.append(f"sent {ifname} home from {moved['netns']}, restored as found")
+            except (OSError, LookupError, nicstate.NicNotRestored) as err:
+                failed.append(f"{ifname}: {err}")
+        gone = [name for name in record.get("namespaces", [])
+                if (netns.NETNS_DIR / name).exists()]
+        for name in gone:
+            netns.remove(name)
+        if gone:
+            done.append(f"removed namespace(s) {', '.join(gone)}")
+        with IPRoute() as ipr:
+            links = [name for name in record.get("links", []) if ipr.link_lookup(ifname=name)]
+            for name in links:
+                ipr.link("del", ifname=name)
+        if links:
+            done.append(f"removed link(s) {', '.join(links)}")
+        release()
+        if done or failed:
+            said.append(f"cleaned up after dead process {record['pid']}: "
+                        + "; ".join(done + failed))
+    devices = _pktgen_leftovers()
+    return said + ([devices] if devices else [])
+
+
+def _pktgen_leftovers() -> str:
+    """pktgen devices a dead run left in this namespace (on a NIC of its own: on links it made,
+    deleting them removed the devices too); a live session holding pktgen is left alone."""
+    pktgen = Pktgen()
+    if not pktgen.available or not pktgen.devices():
+        return ""
+    lock = NamespaceLock(None, timeout=0)
+    try:
+        lock.acquire()
+    except PktgenBusy:
+        return ""
+    try:
+        return remove_dead_runs_devices(pktgen, lock) if lock.fresh else ""
+    finally:
+        lock.release()
