@@ -11,6 +11,7 @@ owner is gone, and undoes what its ledger lists (:mod:`pytest_pktgen.leftovers`)
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
@@ -39,6 +40,14 @@ class Ledger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX)  # held until this process ends
+            atexit.register(self._close)
+
+    def _close(self) -> None:
+        """At a normal exit with nothing left undone: no lock file for the next session to
+        take for a dead owner's."""
+        with self._mutex:
+            if self._pid == os.getpid() and not self.path.exists():
+                self.lock_path.unlink(missing_ok=True)
 
     def _write(self) -> None:
         empty = not any(self.record[k] for k in ("namespaces", "links", "nics"))

@@ -19,10 +19,10 @@ from .proc import Pktgen
 from .runner import remove_dead_runs_devices
 
 
-def clean(run_dir=RUN_DIR) -> list[str]:
-    """Undo every dead owner's ledger here; one sentence per owner saying what was undone
-    (and what could not be)."""
-    said = []
+def clean(run_dir=RUN_DIR) -> tuple[list[str], bool]:
+    """Undo every dead owner's ledger here: one sentence per owner saying what was undone
+    (and what could not be), and whether all of it was."""
+    said, complete = [], True
     here = os.stat("/proc/self/ns/net").st_ino
     for record, release in dead_owners(run_dir):
         if record.get("netns_inode") != here:
@@ -48,18 +48,19 @@ def clean(run_dir=RUN_DIR) -> list[str]:
         if links:
             done.append(f"removed link(s) {', '.join(links)}")
         release()
+        complete = complete and not failed
         if done or failed:
             said.append(f"cleaned up after dead process {record['pid']}: "
                         + "; ".join(done + failed))
     devices = _pktgen_leftovers()
-    return said + ([devices] if devices else [])
+    return said + ([devices] if devices else []), complete
 
 
 def _pktgen_leftovers() -> str:
     """pktgen devices a dead run left in this namespace (on a NIC of its own: on links it made,
     deleting them removed the devices too); a live session holding pktgen is left alone."""
     pktgen = Pktgen()
-    if not pktgen.available or not pktgen.devices():
+    if not pktgen.devices_here():
         return ""
     lock = NamespaceLock(None, timeout=0)
     try:

@@ -1,4 +1,5 @@
-"""pyroute2, the two parts the package uses: :class:`IPRoute` and the ``netns`` helpers.
+"""pyroute2, the parts the package uses: :class:`IPRoute`, the ``netns`` helpers, and the
+rtnetlink message classes that :mod:`pytest_pktgen.nicstate` sends saved messages back with.
 
 ``import pyroute2`` runs the package's ``__init__``, which imports every socket it has (NDB,
 IPDB, conntrack, nftables, wireless, devlink, ...): 233 modules, 0.2 s on a host, 18-22 s in
@@ -58,5 +59,12 @@ _enter_lazily()
 
 from pyroute2 import netns  # noqa: E402
 from pyroute2.iproute.linux import IPRoute  # noqa: E402
+from pyroute2.netlink import nlmsg  # noqa: E402
+from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
+from pyroute2.netlink.rtnl.ndmsg import ndmsg  # noqa: E402
+from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
+from pyroute2.netlink.rtnl.tcmsg import tcmsg  # noqa: E402
 
-__all__ = ["IPRoute", "netns", "loaded_fully"]
+__all__ = ["IPRoute", "NetlinkError", "ifaddrmsg", "loaded_fully", "ndmsg", "netns", "nlmsg",
+           "rtmsg", "tcmsg"]

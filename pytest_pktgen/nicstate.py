@@ -29,7 +29,7 @@ from . import netns
 from .errors import PktgenError
 from .ledger import ledger
 from .links import unique_name
-from .netlink import IPRoute
+from .netlink import IPRoute, NetlinkError, ifaddrmsg, ndmsg, nlmsg, rtmsg, tcmsg
 
 # state the kernel sets on an address by itself, not something a user asked for: secondary,
 # optimistic, dadfailed, deprecated, tentative
@@ -37,7 +37,7 @@ IFA_F_TRANSIENT = 0x01 | 0x04 | 0x08 | 0x20 | 0x40
 IFA_LIFETIME_FOREVER = 0xFFFFFFFF
 RTPROT_KERNEL = 2
 RTM_F_CLONED = 0x200
-NUD_PERMANENT, NUD_NOARP = 0x80, 0x40
+NUD_PERMANENT = 0x80
 NL_CREATE = 0x1 | 0x4 | 0x400  # NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE
 NL_EXCL, NL_REPLACE = 0x200, 0x100
 RTM_NEWROUTE, RTM_NEWADDR, RTM_NEWNEIGH = 24, 20, 28
@@ -115,16 +115,12 @@ def _plain_tc(type_: str, msg) -> dict:
     return {"type": type_, "fields": fields, "attrs": attrs}
 
 
-def _raw_tcmsg():
-    from pyroute2.netlink import nlmsg
-    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+class raw_tcmsg(nlmsg):
+    """tcmsg's header with its attributes as bytes (pyroute2's tcmsg encodes by kind)."""
 
-    class raw_tcmsg(nlmsg):  # tcmsg's header, its attributes as bytes (tcmsg encodes by kind)
-        fields = tcmsg.fields
-        nla_map = tuple((number, name, "asciiz" if name == "TCA_KIND" else "cdata")
-                        for number, name in TC_KEEP.items())
-
-    return raw_tcmsg
+    fields = tcmsg.fields
+    nla_map = tuple((number, name, "asciiz" if name == "TCA_KIND" else "cdata")
+                    for number, name in TC_KEEP.items())
 
 
 def _jsonable(value):
@@ -175,7 +171,7 @@ def snapshot(ifname: str, ipr: IPRoute | None = None) -> NicState:
                 if msg.get_attr("RTA_OIF") == index or any(h["oif"] == index for h in hops):
                     state.routes.append(_plain("route", msg, index))
         for msg in ipr.get_neighbours(ifindex=index):
-            if msg["state"] & (NUD_PERMANENT | NUD_NOARP) and msg["state"] & NUD_PERMANENT:
+            if msg["state"] & NUD_PERMANENT:
                 state.neighbours.append(_plain("neigh", msg, index))
         qdiscs = [q for q in ipr.get_qdiscs(index=index) if q["handle"] != 0]  # 0: a default
         classes = [c for c in ipr.get_classes(index=index) if c["handle"] & 0xFFFF]
@@ -222,7 +218,8 @@ def restore(state: NicState, ipr: IPRoute | None = None) -> list[str]:
             failed += _send(ipr, "tc", entry, *_TC_SEND[entry["type"]], index)
         if state.up and not link[0]["flags"] & 1:
             ipr.link("set", index=index, state="up")
-        present = {_address_key(a) for a in snapshot(state.ifname, ipr).addresses}
+        present = {_address_key(_plain("addr", msg, index))
+                   for msg in ipr.get_addr(index=index)}
         elapsed = int(time.monotonic() - state.taken)
         for entry in state.addresses:
             if _address_key(entry) not in present:
@@ -264,12 +261,7 @@ def _aged(entry: dict, elapsed: int) -> dict:
 
 def _send(ipr: IPRoute, kind: str, entry: dict, msg_type: int, flags: int, index: int) -> list[str]:
     """Send one saved message back to the kernel; what it refused, as a sentence."""
-    from pyroute2.netlink.exceptions import NetlinkError
-    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
-    from pyroute2.netlink.rtnl.ndmsg import ndmsg
-    from pyroute2.netlink.rtnl.rtmsg import rtmsg
-
-    msg = {"addr": ifaddrmsg, "route": rtmsg, "neigh": ndmsg, "tc": _raw_tcmsg()}[kind]()
+    msg = {"addr": ifaddrmsg, "route": rtmsg, "neigh": ndmsg, "tc": raw_tcmsg}[kind]()
     entry = _with_index(entry, None, index)
     for key, value in entry["fields"].items():
         msg[key] = value

@@ -46,7 +46,7 @@ def _clean_leftovers() -> list[str]:
     """Before anything starts: undo what killed sessions left here (NICs home, namespaces)."""
     if os.geteuid() != 0 or not (ledger.any_dead() or Pktgen().devices_here()):
         return []
-    return leftovers.clean()
+    return leftovers.clean()[0]
 
 
 def _session_state(config: pytest.Config) -> measure.SessionState:
