@@ -1,8 +1,8 @@
 """The paper's flow and route-DoS setups (pktgen.conf-1-1-flows, -rdos) as measurements.
 
-flows: pktgen keeps N flows (here differing by UDP source port) of 4 packets each in turn, as a
-router or NIC with per-flow state sees real traffic. rdos: a random destination from a /15 per
-packet, the route-cache DoS of the paper's Section 7.
+flows: N flows, N UDP source ports taken in turn (one packet each), as a NIC spreading flows
+over its queues or a router with per-flow state sees real traffic. rdos: a random destination
+from a /15 per packet, the route-cache DoS of the paper's Section 7.
 """
 
 from __future__ import annotations

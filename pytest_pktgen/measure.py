@@ -121,8 +121,8 @@ class _nothing:
 def device_configs(topology, index: int, point: Point, settings: Settings,
                    params: dict) -> list[DeviceConfig]:
     """The point's configs: one device, or ``dev@N`` on threads 0..N-1 sharing the count."""
-    point_params, flow_flags = point.params()
-    flags = tuple(dict.fromkeys((*settings.flags, *flow_flags, *params.pop("flags", ()))))
+    point_params = point.params()
+    flags = tuple(dict.fromkeys((*settings.flags, *params.pop("flags", ()))))
     ipv6 = params.pop("ipv6", settings.ipv6)
     merged = {**settings.params, **point_params, **params}
     count = settings.count

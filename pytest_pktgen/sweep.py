@@ -20,8 +20,12 @@ from .errors import PktgenConfigError
 from .params import FCS_LEN, PARAMS, _did_you_mean
 
 AXES = ("frame", "clone_skb", "flows", "threads")
-FLOWLEN = 4  # packets per flow before pktgen picks the next: the paper's flows test
-FLOW_PORT_BASE = 1024  # flows differ by UDP source port: 1024, 1025, ...
+# N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in
+# turn: pktgen's next packet takes the next port of [udp_src_min, udp_src_max). (pktgen's own
+# ``flows``/``flowlen`` keep only an IPv4 destination per flow: with one ``dst`` they send
+# one flow whatever N says, and nothing per flow for IPv6.)
+FLOW_PORT_BASE = 1024
+FLOWS_MAX = 0xFFFF - FLOW_PORT_BASE  # udp_src_max, exclusive, is a port number too
 RUN_KEYS = ("count", "duration", "rounds", "warmup", "rx", "flags", "ipv6")
 
 
@@ -46,12 +50,21 @@ def _threads(value: object) -> int:
     return value
 
 
+def _flows(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= FLOWS_MAX:
+        raise PktgenConfigError("flows", value, f"a number of flows, 0 (off) to {FLOWS_MAX}: "
+                                f"flows are UDP source ports from {FLOW_PORT_BASE}")
+    return value
+
+
 def check_value(name: str, value: object) -> object:
     """A sweep or marker value checked as pktgen (or the sweep axis) would take it."""
     if name == "frame":
         return _frame(value)
     if name == "threads":
         return _threads(value)
+    if name == "flows":
+        return _flows(value)
     if name == "pkt_size":
         raise PktgenConfigError("pkt_size", value, "frame=... instead: sweeps and markers take "
                                 "frame sizes on the wire (pkt_size = frame - 4)")
@@ -95,16 +108,13 @@ class Point:
         return {"frame": self.frame, "pkt_size": self.pkt_size, "clone_skb": self.clone_skb,
                 "flows": self.flows, "threads": self.threads, **dict(self.extra)}
 
-    def params(self) -> tuple[dict, tuple[str, ...]]:
-        """pktgen parameters and flags of one device at this point (count comes later)."""
+    def params(self) -> dict:
+        """pktgen parameters of one device at this point (count comes later)."""
         params: dict = {"pkt_size": self.pkt_size, "clone_skb": self.clone_skb}
-        flags: tuple[str, ...] = ()
-        if self.flows:
-            params.update(flows=self.flows, flowlen=FLOWLEN, udp_src_min=FLOW_PORT_BASE,
-                          udp_src_max=FLOW_PORT_BASE + self.flows)
-            flags = ("UDPSRC_RND",)
+        if self.flows:  # sequential, not UDPSRC_RND: exactly N 5-tuples, each every N packets
+            params.update(udp_src_min=FLOW_PORT_BASE, udp_src_max=FLOW_PORT_BASE + self.flows)
         params.update(dict(self.extra))
-        return params, flags
+        return params
 
 
 @dataclass(frozen=True)

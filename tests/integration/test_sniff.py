@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_pktgen.sniff import PKTGEN_MAGIC, check
+from pytest_pktgen.sweep import FLOW_PORT_BASE, Point
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +31,23 @@ def test_ipv4_range_config(veth, sniffer):
     assert all(f.magic == PKTGEN_MAGIC for f in frames)
     assert len({f.dst_ip for f in frames}) > 10  # random over the range, not one address
     assert len({f.sport for f in frames}) > 10
+
+
+@pytest.mark.parametrize("veth", [{"ipv6": True}], indirect=True)
+def test_a_flows_point_sends_exactly_its_flows(veth, sniffer):
+    """``pktgen_sweep(flows=8)``: 8 distinct 5-tuples at the sink, taken in turn (each frame's
+    UDP source port follows from its sequence number), over IPv4 and IPv6 alike."""
+    for ipv6 in (False, True):
+        config = veth.config(count=400, ipv6=ipv6, **Point(frame=128, flows=8).params(), **RATE)
+        sniff = sniffer(veth)
+        result = veth.run(config)
+        report = check(sniff.stop(), config, result.sent, veth.tx[0].mac)
+        assert report.problems == []
+        assert len(report.frames) >= 40, f"captured only {len(report.frames)} of 400"
+        flows = {(f.src_ip, f.dst_ip, f.sport, f.dport) for f in report.frames}
+        assert len(flows) == 8, ipv6
+        assert {f.sport for f in report.frames} == set(range(FLOW_PORT_BASE, FLOW_PORT_BASE + 8))
+        assert len({(f.sport - FLOW_PORT_BASE - f.seq) % 8 for f in report.frames}) == 1
 
 
 @pytest.mark.parametrize("veth", [{"ipv6": True}], indirect=True)

@@ -124,6 +124,8 @@ def test_sweep_frames_default_to_the_sizes_option(pytester):
     ("pktgen_sweep(pkt_size=[60])", "*'pkt_size'*frame=... instead*"),
     ("pktgen_sweep(clone_skb=[0, -1])", "*'clone_skb': -1 is not allowed*"),
     ("pktgen_sweep(flows=[])", "*pktgen_sweep(flows=...) takes a non-empty list*"),
+    ("pktgen_sweep(flows=[8, 64512])", "*'flows': 64512 is not allowed; a number of flows, 0 "
+     "(off) to 64511: flows are UDP source ports from 1024*"),
     ("pktgen_sweep(ratep=[5, 5])", "*names a value twice*"),
     ("pktgen_sweep(clonesk=[1])", "*'clonesk'*did you mean 'clone_skb'*"),
     ("pktgen_sweep([64])", "*pktgen_sweep takes keyword lists only*"),
