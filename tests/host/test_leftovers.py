@@ -1,0 +1,62 @@
+"""A killed process's leftovers undone by hand, on this host's own kernel: namespaces, links
+and a moved link need no pktgen (the next pytest session doing the same, pktgen devices
+included, is a VM-lab test: test_signals)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nics
+import pytest
+
+from pytest_pktgen.links import veth_link
+from pytest_pktgen.netlink import IPRoute
+from pytest_pktgen.netlink import netns as pr_netns
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="LOUD: moving links needs root")
+
+CHILD = '''
+import sys
+import time
+
+from pytest_pktgen import links, netns, nicstate
+
+ns = netns.create("pgg")
+nicstate.move_away(nicstate.before_moving(sys.argv[1]), ns)
+with links.veth_link() as (link, _):
+    print("MADE", ns, link, flush=True)
+    time.sleep(120)
+'''
+
+
+def _ours() -> tuple[list[str], list[str]]:
+    with IPRoute() as ipr:
+        links = sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links())
+    return sorted(n for n in pr_netns.listnetns() if n.startswith("pg")), links
+
+
+def test_sigkill_then_the_clean_command_undoes_it():
+    """``python -m pytest_pktgen clean``: the link a killed process moved comes home exactly
+    as it was (addresses, routes, neighbour, sysctls, qdiscs), its namespace and link go."""
+    with veth_link() as (nic, _), nics.dressed(nic, 95):
+        before, nic_view = _ours(), nics.view(nic)
+        child = subprocess.Popen([sys.executable, "-c", CHILD, nic], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        line = child.stdout.readline()
+        assert line.startswith("MADE"), line + child.stdout.read()
+        _, ns, link = line.split()
+        child.kill()
+        child.wait(timeout=60)
+        namespaces, links = _ours()
+        assert ns in namespaces and link in links and nic not in links
+        clean = [sys.executable, "-m", "pytest_pktgen", "clean"]
+        out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
+        assert out == (f"pytest-pktgen: cleaned up after dead process {child.pid}: sent {nic} "
+                       f"home from {ns}, restored as found; removed namespace(s) {ns}; removed "
+                       f"link(s) {link}\n")
+        assert _ours() == before
+        assert nics.differences(nic_view, nics.view(nic)) == []
+        out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
+        assert out == "pytest-pktgen: nothing left by dead sessions\n"
