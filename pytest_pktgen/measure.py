@@ -19,6 +19,7 @@ from .errors import PktgenRunError
 from .netdev import driver_info
 from .params import DeviceConfig
 from .runner import RunResult, Sample
+from .rx import AFTER_TC_INGRESS
 from .sweep import Point, Settings
 
 
@@ -158,14 +159,18 @@ class Bench:
                         f"(kpktgend_0..{len(threads) - 1})")
         counter = None
         if settings.rx and topology.sink is not None:
-            counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx)
+            # a backend counting after tc ingress takes over the sink's discard: it drops
+            drop = {"drop": True} if (settings.rx in AFTER_TC_INGRESS
+                                      and topology.sink_drop) else {}
+            counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx, **drop)
         tx = topology.tx[index]
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
         rounds, received = self._rounds(topology, configs, counter, what)
         device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         row = report.row_for(self.request.node.nodeid, self.request.node.originalname, point,
-                             label, rounds, received, counter and counter.backend, device)
+                             label, rounds, received, counter and counter.backend, device,
+                             topology.sink_mode)
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)
@@ -287,8 +292,8 @@ class Bench:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
         keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "frame_sent", "pkt_size",
                 "clone_skb", "flows", "threads", "offered", "sent", "errors", "received", "loss",
-                "loss_ratio", "rx_backend", "dev_name", "dev_driver", "dev_firmware", "gate",
-                "label")
+                "loss_ratio", "rx_backend", "sink", "dev_name", "dev_driver", "dev_firmware",
+                "gate", "label")
         info = {k: row[k] for k in keep if k in row}
         info["units"] = report.UNITS
         benchmark = getattr(self, "_benchmark", None)

@@ -168,6 +168,10 @@ OPTIONS = (
            "ratep=100000 (repeatable)", (), param, "NAME=VALUE", multiple=True),
     Option("pktgen_rx", "receive counter for loss: ifstats, tc, nft, kmod or patched", "ifstats",
            choice("ifstats", "tc", "nft", "kmod", "patched"), "BACKEND"),
+    Option("pktgen_sink", "what a topology's sink does with pktgen's frames: discard (count "
+           "and drop them at its tc ingress, the cheapest: the sink is not what is measured) or "
+           "stack (up its stack to UDP port 9, as a receiving host takes them)", "discard",
+           choice("discard", "stack"), "MODE"),
     Option("pktgen_min_pps", "fail a measurement below this many packets per second", None,
            count, "PPS"),
     Option("pktgen_max_loss", "fail a measurement that loses more than this share", None, ratio,

@@ -337,8 +337,11 @@ class _Made:
             raise errors[0]
 
 
-def _topology(request, build, **kwargs):
-    """Build a topology with the test's indirect parameters (a dict of keyword arguments)."""
+def _topology(request, build, sink: bool = True, **kwargs):
+    """Build a topology with the test's indirect parameters (a dict of keyword arguments); one
+    with a sink discards there by ``--pktgen-sink`` unless they say ``discard``."""
+    if sink:
+        kwargs["discard"] = options.get(request.config, "pktgen_sink") == "discard"
     kwargs.update(getattr(request, "param", None) or {})
     topo = build(**kwargs)
     request.addfinalizer(topo.close)
@@ -352,7 +355,9 @@ def veth(pktgen_module, request):
     A :class:`~pytest_pktgen.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
     addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
     ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
-    Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too.
+    Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too; ``{"discard":
+    False}`` lets pktgen's frames go up the sink's stack (default: ``--pktgen-sink``, which
+    counts and drops them at its tc ingress: ``.sink_mode``, ``.discard.read()``).
     """
     return _topology(request, topology.veth)
 
@@ -360,7 +365,7 @@ def veth(pktgen_module, request):
 @pytest.fixture
 def dummy(pktgen_module, request):
     """A dummy device in a namespace of its own: the paper's reproducible TX-only output."""
-    return _topology(request, topology.dummy)
+    return _topology(request, topology.dummy, sink=False)
 
 
 @pytest.fixture
@@ -401,8 +406,9 @@ def pktgen_dut(request, pytestconfig, pktgen_module):
     (``--pktgen-dev`` with ``--pktgen-dst-mac``, optionally ``--pktgen-dst``)."""
     dst_mac = options.get(pytestconfig, "pktgen_dst_mac")
     if dst_mac:
-        return _topology(request, topology.remote, tx_nic=options.get(pytestconfig, "pktgen_dev"),
-                         dst_mac=dst_mac, dst=options.get(pytestconfig, "pktgen_dst"),
+        return _topology(request, topology.remote, sink=False,
+                         tx_nic=options.get(pytestconfig, "pktgen_dev"), dst_mac=dst_mac,
+                         dst=options.get(pytestconfig, "pktgen_dst"),
                          allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
     return request.getfixturevalue("crossover")
 
@@ -475,7 +481,11 @@ def rx_counter(request):
     """``rx_counter(topology, backend, **options)``: a receive counter at the topology's sink,
     reset and ready. Backends: ifstats, tc, nft, kmod, patched (see :mod:`pytest_pktgen.rx`);
     tc/nft/kmod take ``port`` and ``drop``, patched ``drop``. Whatever a counter installed is
-    removed afterwards."""
+    removed afterwards.
+
+    nft, kmod and patched count after tc ingress, where the sink discards pktgen's frames: the
+    first of them lifts that discard, and the topology's ``sink_mode`` then says who drops
+    them (a counter made with ``drop=True``) or that the sink's stack takes them."""
     from . import rx
 
     made = _Made()
@@ -486,7 +496,11 @@ def rx_counter(request):
                                     f"{', '.join(rx.BACKENDS)}")
         if backend == "kmod":
             request.getfixturevalue("pgrx")
+        if backend in rx.AFTER_TC_INGRESS:
+            topo.lift_discard()
         counter = made.add(rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs))
+        if counter.drop and backend in rx.AFTER_TC_INGRESS:
+            topo.sink_drop = backend
         counter.reset()
         return counter
 

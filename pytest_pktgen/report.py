@@ -87,8 +87,9 @@ def point_key_of(row: Mapping) -> tuple:
 
 
 def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
-            rx_backend: str | None, device: Mapping[str, str]) -> dict:
-    """One measurement as a row: the point, the medians over rounds, the totals."""
+            rx_backend: str | None, device: Mapping[str, str], sink: str = "") -> dict:
+    """One measurement as a row: the point, the medians over rounds, the totals; ``sink`` is
+    what the sink did with the frames (:attr:`~pytest_pktgen.topology.Topology.sink_mode`)."""
     import statistics
 
     pps = [r.pps for r in rounds]
@@ -122,6 +123,7 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
         "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,
         "wall_s": sum(r.wall_s for r in rounds),
         "received": None, "loss": None, "loss_ratio": None, "rx_backend": rx_backend,
+        "sink": sink,
         **{f"dev_{k}": v for k, v in device.items()},
         "gate": "",
     }
@@ -190,8 +192,10 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
         shown = shown.rename(columns=TABLE_COLUMNS)
         text = shown.to_string(index=False)
         backends = sorted({b for b in group["rx_backend"].dropna()})
+        sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (
-            f", received counted by {', '.join(backends)}" if backends else "")
+            f", received counted by {', '.join(backends)}" if backends else "") + (
+            f", sink {', '.join(sinks)}" if sinks else "")
         out.append((title, text.splitlines()))
     return out
 

@@ -18,6 +18,7 @@ Bytes are counted from the Ethernet header on (``ifstats``, ``kmod``) or from th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import netdev
+from .netlink import NetlinkError
 from .netns import call_in
 
 KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
@@ -104,6 +106,7 @@ class RxCounter:
     """Counts what arrives at ``endpoint`` between :meth:`reset` and :meth:`read`."""
 
     backend = "base"
+    drop = False  # whether it drops what it counts (the backends that can: ``drop=True``)
 
     def __init__(self, ifname: str, netns: str | None):
         self.ifname = ifname
@@ -282,7 +285,7 @@ class NftCounter(RxCounter):
                 }}
                 counter pktgen {{ }}
             }}""")
-        self._drop = drop
+        self.drop = drop
         self._open = True
 
     def _nft(self, script: str, *args: str) -> str:
@@ -301,7 +304,7 @@ class NftCounter(RxCounter):
     def read(self) -> RxCount:
         out = self._nft("", "list", "counter", "netdev", self.table, "pktgen")
         packets, nbytes = (int(n) for n in re.search(r"packets (\d+) bytes (\d+)", out).groups())
-        return RxCount(self.backend, packets, nbytes, packets if self._drop else 0,
+        return RxCount(self.backend, packets, nbytes, packets if self.drop else 0,
                        bytes_from="ip")
 
     def close(self) -> None:
@@ -322,35 +325,61 @@ def netstat(netns: str | None = None) -> dict[str, int]:
     return out
 
 
+PKTGEN_MAGIC = 0xBE9BE955  # the first word of pktgen's header, just after the UDP header
+
+
 class TcCounter(RxCounter):
-    """An ingress qdisc with u32 filters on UDP ``port`` (IPv4 without options, and IPv6), each
-    with a gact action (ok, or drop) whose statistics count; removed on close (pyroute2)."""
+    """u32 filters at the sink's ingress qdisc on UDP ``port`` (IPv4 without options, and IPv6),
+    or with ``port=None`` on pktgen's magic at the start of the UDP payload (any port), each
+    with a gact action whose statistics count: ``drop``, or else classification goes on to the
+    next filter (a counter never ends it, so filters of lower priority still see the frame).
+    Several counters share one ingress qdisc, each at its own ``prio`` pair (lower runs first);
+    each removes its own filters on close, and the qdisc if it made it and nothing is left."""
 
     backend = "tc"
     INGRESS = 0xFFFF0000
     ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 
-    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
+    def __init__(self, ifname: str, netns: str | None, port: int | None = 9, drop: bool = False,
+                 prio: int = 1):
         super().__init__(ifname, netns)
-        self.port = _check_port(port)
-        self._drop = drop
+        self.port = None if port is None else _check_port(port)
+        self.drop = drop
+        self._prios = (prio, prio + 1)
+        self._made_qdisc = self._open = False
+        # u32 keys: value/mask at a byte offset from the network header
+        if port is None:
+            word = f"0x{PKTGEN_MAGIC:08x}/0xffffffff"
+            keys4, keys6 = [f"{word}+28"], [f"{word}+48"]
+        else:
+            keys4, keys6 = [f"0x{port:08x}/0x0000ffff+20"], [f"0x{port:08x}/0x0000ffff+40"]
         with netdev.route(netns=netns) as ipr:
             self._index = ipr.link_lookup(ifname=ifname)[0]
-            ipr.tc("add", "ingress", self._index, "ffff:")
+            if not any(q.get_attr("TCA_KIND") == "ingress"
+                       for q in ipr.get_qdiscs(index=self._index)):
+                ipr.tc("add", "ingress", self._index, "ffff:")
+                self._made_qdisc = True
             self._open = True
-            # u32 keys: value/mask at a byte offset from the network header
-            for prio, protocol, keys in (
-                (1, self.ETH_P_IP, ["0x00110000/0x00ff0000+8", f"0x{port:08x}/0x0000ffff+20"]),
-                (2, self.ETH_P_IPV6, ["0x00001100/0x0000ff00+4", f"0x{port:08x}/0x0000ffff+40"]),
-            ):
-                ipr.tc("add-filter", "u32", self._index, parent=self.INGRESS, prio=prio,
-                       protocol=protocol, keys=keys, target=0x10001,  # classid 1:1, unused
-                       action="drop" if drop else "ok")
+            try:
+                for each, protocol, keys in (
+                    (prio, self.ETH_P_IP, ["0x00110000/0x00ff0000+8", *keys4]),
+                    (prio + 1, self.ETH_P_IPV6, ["0x00001100/0x0000ff00+4", *keys6]),
+                ):
+                    ipr.tc("add-filter", "u32", self._index, parent=self.INGRESS, prio=each,
+                           protocol=protocol, keys=keys, target=0x10001,  # classid 1:1, unused
+                           action="drop" if drop else "unspec")
+            except BaseException:
+                self.close()
+                raise
+
+    def _filters(self, ipr) -> list:
+        return [msg for msg in ipr.get_filters(index=self._index, parent=self.INGRESS)
+                if msg["info"] >> 16 in self._prios]
 
     def _totals(self) -> tuple[int, int]:
         packets = nbytes = 0
         with netdev.route(netns=self.netns) as ipr:
-            for msg in ipr.get_filters(index=self._index, parent=self.INGRESS):
+            for msg in self._filters(ipr):
                 options = msg.get_attr("TCA_OPTIONS")
                 actions = options.get_attr("TCA_U32_ACT") if options else None
                 if not actions:
@@ -369,13 +398,24 @@ class TcCounter(RxCounter):
 
     def read(self) -> RxCount:
         packets, nbytes = (a - b for a, b in zip(self._totals(), self._base, strict=True))
-        return RxCount(self.backend, packets, nbytes, packets if self._drop else 0,
+        return RxCount(self.backend, packets, nbytes, packets if self.drop else 0,
                        bytes_from="ip")
 
     def close(self) -> None:
         if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
             with netdev.route(netns=self.netns) as ipr:
-                ipr.tc("del", "ingress", self._index, "ffff:")
+                if ipr.link_lookup(ifname=self.ifname):
+                    for prio, protocol in zip(self._prios, (self.ETH_P_IP, self.ETH_P_IPV6),
+                                              strict=True):
+                        # by kind, prio and protocol: without a kind pyroute2 sends neither,
+                        # and the kernel then flushes every filter of the qdisc (the u32
+                        # plugin wants a target; a whole prio's removal ignores it)
+                        with contextlib.suppress(NetlinkError):  # never added, or gone
+                            ipr.tc("del-filter", "u32", self._index, parent=self.INGRESS,
+                                   prio=prio, protocol=protocol, target=0x10001)
+                    if self._made_qdisc and not ipr.get_filters(index=self._index,
+                                                                parent=self.INGRESS):
+                        ipr.tc("del", "ingress", self._index, "ffff:")
         self._open = False
 
 
@@ -391,6 +431,7 @@ class PatchedCounter(RxCounter):
         if "PktgenRcv" not in self._netstat():
             raise RuntimeError("this kernel has no PktgenRcv counter: boot the kernel built "
                                "from patches/ (make patched-kernel; --pktgen-vm-kernel <tree>)")
+        self.drop = drop
         self._old = netdev.sysctl(self.SYSCTL, 2 if drop else 1, netns)
 
     def _netstat(self) -> dict[str, int]:
@@ -410,6 +451,12 @@ class PatchedCounter(RxCounter):
             netdev.sysctl(self.SYSCTL, self._old, self.netns)
         self._old = None
 
+
+# A frame on its way up a sink passes the driver's counters (ifstats), tc ingress, nftables'
+# netdev ingress, PRE_ROUTING (pgrx) and ip_rcv (the patched kernel), in that order; one
+# dropped at one of them reaches none after it. These count after tc ingress, where a
+# topology's sink discards pktgen's frames (see :mod:`pytest_pktgen.topology`).
+AFTER_TC_INGRESS = frozenset({"nft", "kmod", "patched"})
 
 BACKENDS = {"ifstats": IfStatsCounter, "tc": TcCounter, "nft": NftCounter,
             "kmod": KmodCounter, "patched": PatchedCounter}

@@ -5,6 +5,14 @@ namespace the tests run in is never touched, and what it sends cannot arrive loc
 cross a veth, a cable or a router to reach the sink. Addresses come from 198.18.0.0/15 and
 2001:2::/48; neighbours are static, so no ARP or ND is sent. Each step registers its undo on an
 ExitStack right where it is made; :meth:`Topology.close` runs them in reverse, also after errors.
+
+The sink discards pktgen's frames by default, counted, at its tc ingress: a u32 filter on
+pktgen's magic with a drop action (the paper's count-and-drop, done where the kernel lets us
+without a patch). Frames that went up the sink's stack instead (to UDP port 9, which answers
+with ICMP) halved what pktgen reached on a veth under TCG: the sink's receive work runs in the
+softirq of the sending CPU, so a costly sink measures itself, not the device under test.
+``discard=False`` lets them go up as to a receiving host; :attr:`Topology.sink_mode` says
+which, and the reports carry it.
 """
 
 from __future__ import annotations
@@ -24,10 +32,12 @@ from .netlink import IPRoute
 from .params import DeviceConfig
 from .proc import Pktgen
 from .runner import PktgenRun, RunResult
+from .rx import TcCounter
 
 NUD_PERMANENT = 0x80
 MLD_SETTLE_S = 0.2  # the last MLD report of a new IPv6 address leaves within a few ms
 IFA_F_NODAD = 0x02
+DISCARD_PRIO = 0xC000  # the sink's discard runs after any tc counter (prio 1 up)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,38 @@ class Topology:
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
     _pktgen: Pktgen | None = field(default=None, repr=False)
     _caps: dict[str, Caps] = field(default_factory=dict, repr=False)
+    # the sink's count-and-drop at tc ingress (None: lifted, or never there)
+    discard: TcCounter | None = field(default=None, repr=False)
+    # who drops pktgen's frames at the sink: "tc" (the discard), a receive backend that counts
+    # later on their way (:data:`pytest_pktgen.rx.AFTER_TC_INGRESS`), or None: its stack
+    sink_drop: str | None = None
+
+    @property
+    def sink_mode(self) -> str:
+        """What the sink does with pktgen's frames, for the reports: ``tc-drop`` (counted and
+        dropped at tc ingress), ``<backend>-drop`` (at that backend's hook), ``stack`` (up the
+        sink's stack, as a receiving host takes them), or ``""``: no sink here."""
+        if self.sink is None:
+            return ""
+        return f"{self.sink_drop}-drop" if self.sink_drop else "stack"
+
+    def discard_at_sink(self) -> None:
+        """Count and drop pktgen's frames at the sink's tc ingress, until :meth:`lift_discard`
+        or close."""
+        if self.sink is None or self.discard is not None:
+            return
+        self.discard = TcCounter(self.sink.ifname, self.sink.netns, port=None, drop=True,
+                                 prio=DISCARD_PRIO)
+        self.sink_drop = "tc"
+        self._stack.callback(self.lift_discard)
+
+    def lift_discard(self) -> None:
+        """Let pktgen's frames past tc ingress (a backend that counts later must see them)."""
+        if self.discard is not None:
+            self.discard.close()
+            self.discard = None
+            if self.sink_drop == "tc":
+                self.sink_drop = None
 
     @property
     def pktgen(self) -> Pktgen:
@@ -235,14 +277,15 @@ def _delete_link(ifname: str, ns: str) -> None:
 
 # --- the topologies ---------------------------------------------------------------------
 
-def veth(ipv6: bool = False) -> Topology:
-    """Generator end of a veth pair in its own namespace, the sink end in another."""
+def veth(ipv6: bool = False, discard: bool = True) -> Topology:
+    """Generator end of a veth pair in its own namespace, the sink end in another (which
+    counts and drops pktgen's frames at its ingress unless ``discard`` is False)."""
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
         gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
         gen, sink = _veth_between(stack, gen_ns, sink_ns, ("198.18.0.1", "2001:2::1"),
                                   ("198.18.0.2", "2001:2::2"), ipv6, "pgv")
-        return Topology("veth", gen_ns, [gen], sink, [sink], _stack=stack)
+        return _discarding(Topology("veth", gen_ns, [gen], sink, [sink], _stack=stack), discard)
 
 
 def dummy() -> Topology:
@@ -280,7 +323,7 @@ class Nic:
 
 
 def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
-              allow_devices: Sequence[str] = ()) -> Topology:
+              allow_devices: Sequence[str] = (), discard: bool = True) -> Topology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
     one host). On close both NICs come back to this namespace exactly as they were found:
     addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.nicstate`); a NIC
@@ -310,8 +353,8 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
         _wait_carrier(sink)
         _neighbour(gen, sink, ipv6)
         _neighbour(sink, gen, ipv6)
-        return Topology("crossover", gen_ns, [gen], sink, [sink],
-                        nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack)
+        return _discarding(Topology("crossover", gen_ns, [gen], sink, [sink],
+                                    nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack), discard)
 
 
 def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
@@ -343,7 +386,7 @@ def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def forwarding(parallel: bool = False, ipv6: bool = False) -> Topology:
+def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True) -> Topology:
     """Generator -> router (forwarding on) -> sink (Figure 6); ``parallel`` adds a second
     generator link into the router for two devices on two threads (Figure 7)."""
     stack = contextlib.ExitStack()
@@ -372,14 +415,20 @@ def forwarding(parallel: bool = False, ipv6: bool = False) -> Topology:
                 _route(sink, gen.ip6.rsplit(":", 2)[0] + "::", out.ip6, family=10)
         hops = {f"in{n}": hop for n, hop in enumerate(hops_in)}
         hops["out"] = out
-        return Topology("forwarding-parallel" if parallel else "forwarding", gen_ns, tx, sink,
-                        hops_in, hops=hops, _stack=stack)
+        return _discarding(Topology("forwarding-parallel" if parallel else "forwarding", gen_ns,
+                                    tx, sink, hops_in, hops=hops, _stack=stack), discard)
 
 
 def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:
     with IPRoute(netns=end.netns, flags=0) as ipr:
         ipr.route("add", dst=dst, dst_len=24 if family == 2 else 64, gateway=gateway,
                   family=family)
+
+
+def _discarding(topology: Topology, discard: bool) -> Topology:
+    if discard:
+        topology.discard_at_sink()
+    return topology
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
                  f"--junitxml={out}/junit.xml")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
-        "*pktgen: test_veth_sweep: 3 point(s), received counted by ifstats*",
+        "*pktgen: test_veth_sweep: 3 point(s), received counted by ifstats, sink tc-drop*",
         "*frame*pkt_size*pps*spread*Mb/s*L1 Mb/s*sent*errors*received*loss*",
         "*64*60*20000*", "*512*508*", "*1500*1496*",
         "frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4*",
@@ -69,6 +69,7 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
     for frame in (64, 512, 1500):
         row = csv.loc[frame]
         assert row["pkt_size"] == frame - 4
+        assert row["sink"] == "tc-drop"  # counted and dropped at the sink's tc ingress
         # unpaced, a veth may refuse frames (its peer's backlog full): pktgen counts them as
         # errors and sends others in their place, so all it sent arrived, and loss is exactly
         # what was refused

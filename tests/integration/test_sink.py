@@ -1,0 +1,81 @@
+"""The sink: pktgen's frames counted and dropped at its tc ingress by default, everything else
+left to its stack; ``discard=False`` (``--pktgen-sink stack``) lets them go up as to a host."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from accounting import CABLE_QUEUE, wait_until
+
+from pytest_pktgen.netns import call_in
+from pytest_pktgen.rx import netstat
+
+pytestmark = pytest.mark.integration
+
+COUNT = 5_000  # under the cable's queue: every frame the crossover's sink takes arrives
+
+
+def ip_received(topo) -> int:
+    """IPv4 packets the sink's stack took in (ip_rcv counts each in IpExt InNoECTPkts)."""
+    return netstat(topo.sink.netns)["InNoECTPkts"]
+
+
+def datagram_to_port_9(topo) -> None:
+    """One UDP datagram to the sink's port 9 from the generator's side: not pktgen's (no magic)."""
+    def send():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(b"not pktgen", (topo.sink.ip4, 9))
+
+    call_in(topo.generator_ns, send)
+
+
+@pytest.mark.parametrize("name", ["veth", "forwarding", "crossover"])
+def test_the_sink_drops_pktgens_frames_counted_and_nothing_else(name, request, rx_counter):
+    topo = request.getfixturevalue(name)
+    assert topo.sink_mode == "tc-drop"
+    ifstats = rx_counter(topo, "ifstats")
+    tc = rx_counter(topo, "tc")  # UDP port 9, before the discard: it counts, the discard drops
+    topo.discard.reset()
+    stack_before, sink_before = ip_received(topo), topo.sink.stats()
+    assert COUNT <= CABLE_QUEUE
+    result = topo.run(topo.config(count=COUNT, pkt_size=60), rx=[ifstats, tc])
+    arrived = result.received["ifstats"].packets
+    if name == "veth":
+        assert arrived == result.sent == COUNT
+    assert arrived > 0 and result.received["tc"].packets == arrived
+    discarded = topo.discard.settled(arrived)
+    assert discarded.packets == discarded.dropped == arrived
+    assert discarded.bytes == arrived * 46  # from the IP header on: 60 - 14
+    # none went up the sink's stack, so nothing answered them (ICMP port unreachable)
+    assert ip_received(topo) == stack_before
+    assert (topo.sink.stats() - sink_before).tx_packets == 0
+    # a datagram to the same port that pktgen did not make goes up, and is answered
+    datagram_to_port_9(topo)
+    wait_until(lambda: (topo.sink.stats() - sink_before).tx_packets > 0,
+               "ICMP port unreachable for a datagram that is not pktgen's", timeout=10)
+    assert ip_received(topo) == stack_before + 1
+    assert topo.discard.read().packets == arrived
+
+
+@pytest.mark.parametrize("veth", [{"discard": False}], indirect=True)
+def test_a_sink_that_does_not_discard_takes_the_frames_up_its_stack(veth):
+    assert veth.sink_mode == "stack" and veth.discard is None
+    stack_before, sink_before = ip_received(veth), veth.sink.stats()
+    result = veth.run(veth.config(count=COUNT, pkt_size=60))
+    wait_until(lambda: ip_received(veth) - stack_before == result.sent,
+               "every frame at the sink's ip_rcv", timeout=10)
+    wait_until(lambda: (veth.sink.stats() - sink_before).tx_packets > 0,
+               "ICMP port unreachable from the sink's UDP", timeout=10)
+
+
+def test_a_counter_after_tc_ingress_takes_over_the_discard(veth, rx_counter, pgrx):
+    """pgrx counts at PRE_ROUTING, after tc ingress: the discard steps aside for it, and with
+    ``drop`` it is pgrx that drops; its counters close, the discard's filters are gone."""
+    kmod = rx_counter(veth, "kmod", drop=True)
+    assert veth.discard is None and veth.sink_mode == "kmod-drop"
+    stack_before = ip_received(veth)
+    veth.run(veth.config(count=COUNT, pkt_size=60))
+    count = kmod.settled(COUNT)
+    assert count.packets == count.dropped == COUNT
+    assert ip_received(veth) - stack_before == COUNT  # ip_rcv counts, PRE_ROUTING drops
