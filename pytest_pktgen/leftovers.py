@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 
-from . import netns, nicstate
+from . import netlink, netns, nicstate
 from .guard import NamespaceLock, PktgenBusy
 from .ledger import RUN_DIR, dead_owners
-from .netlink import IPRoute
 from .proc import Pktgen
 from .runner import remove_dead_runs_devices
 
@@ -41,7 +40,7 @@ def clean(run_dir=RUN_DIR) -> tuple[list[str], bool]:
             netns.remove(name)
         if gone:
             done.append(f"removed namespace(s) {', '.join(gone)}")
-        with IPRoute() as ipr:
+        with netlink.IPRoute() as ipr:
             links = [name for name in record.get("links", []) if ipr.link_lookup(ifname=name)]
             for name in links:
                 ipr.link("del", ifname=name)

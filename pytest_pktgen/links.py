@@ -6,9 +6,9 @@ import itertools
 import os
 from contextlib import contextmanager
 
+from . import netlink
 from .ledger import ledger
 from .netdev import quiet, set_state
-from .netlink import IPRoute
 
 _serial = itertools.count()
 
@@ -30,7 +30,7 @@ def unique_name(prefix: str) -> str:
 def dummy_link(up: bool = True):
     """A dummy device (the paper's reproducible TX-only sink); deleted on exit."""
     name = unique_name("pgd")
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         ledger().add("links", name)
         ipr.link("add", ifname=name, kind="dummy")
         try:
@@ -47,7 +47,7 @@ def dummy_link(up: bool = True):
 def veth_link(up: bool = True):
     """A veth pair in this namespace: (name, peer name); deleting one end deletes both."""
     name, peer = unique_name("pgv"), unique_name("pgp")
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         ledger().add("links", name)
         ipr.link("add", ifname=name, kind="veth", peer={"ifname": peer})
         try:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .netlink import IPRoute
+from . import netlink
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,25 @@ def _astuple(stats: LinkStats) -> tuple:
 
 
 @contextmanager
-def route(ipr: IPRoute | None = None, netns: str | None = None) -> Iterator[IPRoute]:
+def route(ipr: netlink.IPRoute | None = None,
+          netns: str | None = None) -> Iterator[netlink.IPRoute]:
     """The given IPRoute, or a new one in ``netns`` (never creating it) closed afterwards."""
     if ipr is not None:
         yield ipr
         return
-    with (IPRoute(netns=netns, flags=0) if netns else IPRoute()) as own:
+    with (netlink.IPRoute(netns=netns, flags=0) if netns else netlink.IPRoute()) as own:
         yield own
 
 
-def _one_link(ipr: IPRoute, ifname: str):
+def _one_link(ipr: netlink.IPRoute, ifname: str):
     links = ipr.get_links(ifname=ifname)
     if not links:
         raise LookupError(f"no network device {ifname!r}")
     return links[0]
 
 
-def link_stats(ifname: str, ipr: IPRoute | None = None, netns: str | None = None) -> LinkStats:
+def link_stats(ifname: str, ipr: netlink.IPRoute | None = None,
+               netns: str | None = None) -> LinkStats:
     """The kernel's 64-bit interface counters of ``ifname``."""
     with route(ipr, netns) as ipr:
         stats = _one_link(ipr, ifname).get_attr("IFLA_STATS64")
@@ -58,7 +60,7 @@ def link_stats(ifname: str, ipr: IPRoute | None = None, netns: str | None = None
                      stats["tx_bytes"], stats["rx_dropped"], stats["tx_dropped"])
 
 
-def ifname_by_mac(mac: str, ipr: IPRoute | None = None, netns: str | None = None) -> str:
+def ifname_by_mac(mac: str, ipr: netlink.IPRoute | None = None, netns: str | None = None) -> str:
     with route(ipr, netns) as ipr:
         for link in ipr.get_links():
             if (link.get_attr("IFLA_ADDRESS") or "").lower() == mac.lower():
@@ -66,7 +68,7 @@ def ifname_by_mac(mac: str, ipr: IPRoute | None = None, netns: str | None = None
     raise LookupError(f"no network device with MAC {mac}")
 
 
-def set_state(ifname: str, state: str, ipr: IPRoute | None = None,
+def set_state(ifname: str, state: str, ipr: netlink.IPRoute | None = None,
               netns: str | None = None) -> bool:
     """Set a link administratively up or down; True if that changed anything."""
     with route(ipr, netns) as ipr:
@@ -101,7 +103,7 @@ def quiet(ifname: str, netns: str | None = None, value: str | int = 1) -> str:
     return sysctl(f"net/ipv6/conf/{ifname}/disable_ipv6", value, netns)
 
 
-def link_info(ifname: str, ipr: IPRoute | None = None, netns: str | None = None) -> dict:
+def link_info(ifname: str, ipr: netlink.IPRoute | None = None, netns: str | None = None) -> dict:
     """MAC, operational state, carrier, MTU, driver kind, IFF_UP and link type of a link."""
     with route(ipr, netns) as ipr:
         link = _one_link(ipr, ifname)

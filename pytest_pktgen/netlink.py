@@ -1,5 +1,7 @@
 """pyroute2, the parts the package uses: :class:`IPRoute`, the ``netns`` helpers, and the
-rtnetlink message classes that :mod:`pytest_pktgen.nicstate` sends saved messages back with.
+rtnetlink message classes that :mod:`pytest_pktgen.nicstate` sends saved messages back with,
+each imported when first asked for (``netlink.IPRoute``): a session that never opens a netlink
+socket never imports pyroute2 at all (9 s of a trivial session's start in the VM lab).
 
 ``import pyroute2`` runs the package's ``__init__``, which imports every socket it has (NDB,
 IPDB, conntrack, nftables, wireless, devlink, ...): 233 modules, 0.2 s on a host, 18-22 s in
@@ -55,16 +57,31 @@ def loaded_fully(module: types.ModuleType | None = None) -> bool:
     return module is not None and "__getattr__" not in module.__dict__
 
 
-_enter_lazily()
+# name -> (module, attribute of it; None: the module itself)
+_PARTS = {
+    "IPRoute": ("pyroute2.iproute.linux", "IPRoute"),
+    "NetlinkError": ("pyroute2.netlink.exceptions", "NetlinkError"),
+    "netns": ("pyroute2.netns", None),
+    "nlmsg": ("pyroute2.netlink", "nlmsg"),
+    "ifaddrmsg": ("pyroute2.netlink.rtnl.ifaddrmsg", "ifaddrmsg"),
+    "ndmsg": ("pyroute2.netlink.rtnl.ndmsg", "ndmsg"),
+    "rtmsg": ("pyroute2.netlink.rtnl.rtmsg", "rtmsg"),
+    "tcmsg": ("pyroute2.netlink.rtnl.tcmsg", "tcmsg"),
+}
 
-from pyroute2 import netns  # noqa: E402
-from pyroute2.iproute.linux import IPRoute  # noqa: E402
-from pyroute2.netlink import nlmsg  # noqa: E402
-from pyroute2.netlink.exceptions import NetlinkError  # noqa: E402
-from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg  # noqa: E402
-from pyroute2.netlink.rtnl.ndmsg import ndmsg  # noqa: E402
-from pyroute2.netlink.rtnl.rtmsg import rtmsg  # noqa: E402
-from pyroute2.netlink.rtnl.tcmsg import tcmsg  # noqa: E402
 
-__all__ = ["IPRoute", "NetlinkError", "ifaddrmsg", "loaded_fully", "ndmsg", "netns", "nlmsg",
-           "rtmsg", "tcmsg"]
+def __getattr__(name: str):
+    """A part of pyroute2, imported on first use (PEP 562); then a plain module attribute."""
+    if name not in _PARTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _enter_lazily()
+    module, attr = _PARTS[name]
+    value = importlib.import_module(module)
+    if attr is not None:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["IPRoute", "NetlinkError", "ifaddrmsg", "loaded_fully", "ndmsg",  # noqa: F822
+           "netns", "nlmsg", "rtmsg", "tcmsg"]  # noqa: F822 - provided by __getattr__

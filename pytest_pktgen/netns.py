@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from . import netlink
 from .ledger import ledger
 from .links import unique_name
-from .netlink import netns as _netns
 
 NETNS_DIR = Path("/var/run/netns")
 T = TypeVar("T")
@@ -27,20 +27,20 @@ def create(prefix: str = "pgns") -> str:
     """A new named namespace (``ip netns`` style) with a name unique to this process."""
     name = unique_name(prefix)
     ledger().add("namespaces", name)  # written down first: a kill in between leaves no orphan
-    _netns.create(name)
+    netlink.netns.create(name)
     return name
 
 
 def remove(name: str) -> None:
     """Remove a namespace; its virtual links go with it, physical NICs return to init_net."""
     if (NETNS_DIR / name).exists():
-        _netns.remove(name)
+        netlink.netns.remove(name)
     ledger().drop("namespaces", name)
 
 
 def enter(name: str) -> None:
     """Move the calling thread into namespace ``name``; never creates one (a typo fails)."""
-    _netns.setns(name, flags=0)
+    netlink.netns.setns(name, flags=0)
 
 
 def call_in(name: str, fn: Callable[..., T], *args) -> T:

@@ -18,6 +18,7 @@ addresses, the default qdisc) is not saved: it comes back with what it is made f
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import struct
@@ -25,11 +26,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import netns
+from . import netlink, netns
 from .errors import PktgenError
 from .ledger import ledger
 from .links import unique_name
-from .netlink import IPRoute, NetlinkError, ifaddrmsg, ndmsg, nlmsg, rtmsg, tcmsg
 
 # state the kernel sets on an address by itself, not something a user asked for: secondary,
 # optimistic, dadfailed, deprecated, tentative
@@ -115,12 +115,17 @@ def _plain_tc(type_: str, msg) -> dict:
     return {"type": type_, "fields": fields, "attrs": attrs}
 
 
-class raw_tcmsg(nlmsg):
-    """tcmsg's header with its attributes as bytes (pyroute2's tcmsg encodes by kind)."""
+@functools.cache
+def _raw_tcmsg() -> type:
+    """tcmsg's header with its attributes as bytes (pyroute2's tcmsg encodes by kind); made
+    when first needed, pyroute2 with it."""
 
-    fields = tcmsg.fields
-    nla_map = tuple((number, name, "asciiz" if name == "TCA_KIND" else "cdata")
-                    for number, name in TC_KEEP.items())
+    class raw_tcmsg(netlink.nlmsg):
+        fields = netlink.tcmsg.fields
+        nla_map = tuple((number, name, "asciiz" if name == "TCA_KIND" else "cdata")
+                        for number, name in TC_KEEP.items())
+
+    return raw_tcmsg
 
 
 def _jsonable(value):
@@ -147,10 +152,10 @@ def _attr(entry: dict, name: str):
     return next((value for key, value in entry["attrs"] if key == name), None)
 
 
-def snapshot(ifname: str, ipr: IPRoute | None = None) -> NicState:
+def snapshot(ifname: str, ipr: netlink.IPRoute | None = None) -> NicState:
     """Everything a namespace move destroys on ``ifname``, here (the NIC's home namespace)."""
     own = ipr is None
-    ipr = ipr or IPRoute()
+    ipr = ipr or netlink.IPRoute()
     try:
         link = ipr.get_links(ifname=ifname)
         if not link:
@@ -203,11 +208,11 @@ def _read_sysctls(ifname: str) -> dict[str, str]:
     return values
 
 
-def restore(state: NicState, ipr: IPRoute | None = None) -> list[str]:
+def restore(state: NicState, ipr: netlink.IPRoute | None = None) -> list[str]:
     """Put back what ``state`` saved on its NIC, here; return what still differs (empty when
     the NIC is exactly as found)."""
     own = ipr is None
-    ipr = ipr or IPRoute()
+    ipr = ipr or netlink.IPRoute()
     try:
         link = ipr.get_links(ifname=state.ifname)
         if not link:
@@ -259,9 +264,11 @@ def _aged(entry: dict, elapsed: int) -> dict:
     return {**entry, "fields": {**entry["fields"], "flags": flags}, "attrs": attrs}
 
 
-def _send(ipr: IPRoute, kind: str, entry: dict, msg_type: int, flags: int, index: int) -> list[str]:
+def _send(ipr: netlink.IPRoute, kind: str, entry: dict, msg_type: int, flags: int,
+          index: int) -> list[str]:
     """Send one saved message back to the kernel; what it refused, as a sentence."""
-    msg = {"addr": ifaddrmsg, "route": rtmsg, "neigh": ndmsg, "tc": raw_tcmsg}[kind]()
+    msg = {"addr": lambda: netlink.ifaddrmsg, "route": lambda: netlink.rtmsg,
+           "neigh": lambda: netlink.ndmsg, "tc": _raw_tcmsg}[kind]()()
     entry = _with_index(entry, None, index)
     for key, value in entry["fields"].items():
         msg[key] = value
@@ -274,7 +281,7 @@ def _send(ipr: IPRoute, kind: str, entry: dict, msg_type: int, flags: int, index
     try:
         tuple(ipr._generate_with_cleanup(  # IPRoute.nlm_request of 0.9.7 fails on its status
             ipr.asyncore.nlm_request, msg, msg_type, flags, None, None, None))
-    except NetlinkError as err:
+    except netlink.NetlinkError as err:
         if err.code == errno.EEXIST or (entry.get("type") == "class"
                                         and err.code == errno.EOPNOTSUPP):
             return []  # there already, or a class its qdisc makes (tbf, prio): compared after
@@ -344,7 +351,7 @@ def unrestorable(state: NicState) -> list[str]:
     scratch = netns.create("pgc")
     try:
         name = unique_name("pgc")
-        with IPRoute(netns=scratch, flags=0) as ipr:
+        with netlink.IPRoute(netns=scratch, flags=0) as ipr:
             ipr.link("add", ifname=name, kind="veth", peer={"ifname": name + "p"})
             index = ipr.link_lookup(ifname=name)[0]
             refused = []
@@ -377,7 +384,7 @@ def move_away(state: NicState, ns: str) -> None:
     """Move a NIC saved by :func:`before_moving` into ``ns``, written in this process's ledger
     first (so that the next session sends it home if this one is killed)."""
     ledger().add("nics", state.ifname, {"netns": ns, "state": state.as_dict()})
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         ipr.link("set", index=state.index, net_ns_fd=ns)
 
 
@@ -385,7 +392,7 @@ def send_home(state: NicState, ns: str, timeout: float = 10.0) -> None:
     """Bring a NIC back from ``ns`` (or, if ``ns`` is gone, wait for the kernel to bring it)
     and restore what :func:`move_away` saved; NicNotRestored names what differs."""
     if (netns.NETNS_DIR / ns).exists():
-        with IPRoute(netns=ns, flags=0) as ipr:
+        with netlink.IPRoute(netns=ns, flags=0) as ipr:
             found = ipr.link_lookup(ifname=state.ifname)
             if found:
                 ipr.link("set", index=found[0], state="down")
@@ -409,7 +416,7 @@ def _wait_home(ifname: str, timeout: float) -> None:
     """Wait for a NIC to be here (after its namespace was destroyed, the kernel's cleanup_net
     work moves it, some time later)."""
     deadline = time.monotonic() + timeout
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         while not ipr.link_lookup(ifname=ifname):
             if time.monotonic() > deadline:
                 raise LookupError(f"{ifname} did not come back from its namespace within "

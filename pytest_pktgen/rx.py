@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netdev
-from .netlink import NetlinkError
+from . import netdev, netlink
 from .netns import call_in
 
 KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
@@ -410,7 +409,7 @@ class TcCounter(RxCounter):
                         # by kind, prio and protocol: without a kind pyroute2 sends neither,
                         # and the kernel then flushes every filter of the qdisc (the u32
                         # plugin wants a target; a whole prio's removal ignores it)
-                        with contextlib.suppress(NetlinkError):  # never added, or gone
+                        with contextlib.suppress(netlink.NetlinkError):  # never added, or gone
                             ipr.tc("del-filter", "u32", self._index, parent=self.INGRESS,
                                    prio=prio, protocol=protocol, target=0x10001)
                     if self._made_qdisc and not ipr.get_filters(index=self._index,
