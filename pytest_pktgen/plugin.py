@@ -345,6 +345,10 @@ def _topology(request, build, sink: bool = True, **kwargs):
     kwargs.update(getattr(request, "param", None) or {})
     topo = build(**kwargs)
     request.addfinalizer(topo.close)
+    if topo.discard_error:
+        request.node.warn(pytest.PytestWarning(f"{topo.name}: the sink cannot discard "
+                                               f"pktgen's frames ({topo.discard_error}): they "
+                                               "go up its stack, which costs pps"))
     return topo
 
 

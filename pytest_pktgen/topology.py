@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ class Topology:
     # who drops pktgen's frames at the sink: "tc" (the discard), a receive backend that counts
     # later on their way (:data:`pytest_pktgen.rx.AFTER_TC_INGRESS`), or None: its stack
     sink_drop: str | None = None
+    discard_error: str | None = None  # why the sink could not discard, when it could not
 
     @property
     def sink_mode(self) -> str:
@@ -112,11 +114,19 @@ class Topology:
 
     def discard_at_sink(self) -> None:
         """Count and drop pktgen's frames at the sink's tc ingress, until :meth:`lift_discard`
-        or close."""
+        or close. A kernel without an ingress qdisc, u32 or gact cannot: the frames then go up
+        the sink's stack, and :attr:`discard_error` says why."""
         if self.sink is None or self.discard is not None:
             return
-        self.discard = TcCounter(self.sink.ifname, self.sink.netns, port=None, drop=True,
-                                 prio=DISCARD_PRIO)
+        try:
+            self.discard = TcCounter(self.sink.ifname, self.sink.netns, port=None, drop=True,
+                                     prio=DISCARD_PRIO)
+        except netlink.NetlinkError as err:
+            self.discard_error = (f"no tc ingress drop on {self.sink.ifname}: the kernel "
+                                  f"answered {os.strerror(err.code)} (ingress qdisc, u32 "
+                                  "filter and gact action needed)")
+            return
+        self.discard_error = None
         self.sink_drop = "tc"
         self._stack.callback(self.lift_discard)
 

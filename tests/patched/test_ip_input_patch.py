@@ -67,3 +67,14 @@ def test_patched_backend_of_the_rx_counter(veth, patched, rx_counter):
     assert patched_count.packets == patched_count.dropped == ifstats.packets == result.sent
     counters[0].close()
     assert sysctl("net/ipv4/pktgen_rcv", 0, veth.sink.netns) == "0"  # restored on close
+
+
+def test_a_sink_that_cannot_discard_takes_the_frames_up_and_says_why(patched, veth):
+    """This kernel is allnoconfig plus what the lab needs: no ingress qdisc. The topology is
+    built all the same, its sink takes pktgen's frames up its stack, and it says why."""
+    assert veth.discard is None and veth.sink_mode == "stack"
+    assert veth.discard_error.startswith(f"no tc ingress drop on {veth.sink.ifname}: the kernel "
+                                         "answered No such file or directory")
+    before = patched(veth.sink.netns)["InNoECTPkts"]
+    result = veth.run(veth.config(count=1_000, pkt_size=60))
+    assert patched(veth.sink.netns)["InNoECTPkts"] - before == result.sent  # all up to ip_rcv
