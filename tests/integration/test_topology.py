@@ -168,6 +168,9 @@ def test_forwarding_parallel_two_threads(forwarding_parallel):
     _forwarded(topo, sent, before)
 
 
+# the sink must answer (ICMP) so that its NIC's TX-queue IRQ fires too and moves: a sink that
+# discards never transmits, and that IRQ would keep its old effective CPU
+@pytest.mark.parametrize("crossover", [{"discard": False}], indirect=True)
 def test_irq_pinning_on_crossover(crossover, irq_pin):
     """The paper's Section 5: pktgen sends from CPU 0, the receiving NIC's IRQs are pinned to
     CPU 1. At least 99% of them must land there; the fixture restores and reads back every
