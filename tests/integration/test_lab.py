@@ -26,6 +26,27 @@ def test_pktgen_module_is_real(pktgen_module, pktgen, lab):
     assert pktgen.devices() == []
 
 
+def test_the_guest_runs_its_python_from_cached_read_only_shares(lab, tmp_path):
+    """The venv and the interpreter come over 9p shares the guest mounted with cache=loose
+    (the root's mount caches nothing), read-only; the checkout stays writable."""
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    mounts = {f[1]: f for f in (line.split() for line in open("/proc/mounts"))}
+    for path in (sys.prefix, sysconfig.get_path("stdlib")):
+        resolved = Path(path).resolve()
+        point = next(m for m in sorted(mounts, key=len, reverse=True)
+                     if resolved.is_relative_to(m))
+        _, _, fstype, options, *_ = mounts[point]
+        assert (fstype, point) != ("9p", "/"), f"{path} is read from the uncached root"
+        assert fstype == "9p" and {"ro", "loose"} <= set(options.split(",")), mounts[point]
+        with pytest.raises(OSError):
+            (resolved / "pytest-pktgen-write-probe").write_text("")
+    (Path.cwd() / ".pytest-pktgen-write-probe").write_text("")
+    (Path.cwd() / ".pytest-pktgen-write-probe").unlink()
+
+
 def test_features_are_probed_from_the_module(pktgen_module, pktgen):
     features = pktgen_module.features
     assert features.not_supported_errno in (95, 524)

@@ -39,6 +39,33 @@ def test_vng_command(tmp_path):
     assert cmd[-2:] == ["--exec", "true"]
     assert not any(c.startswith("--network") for c in cmd)
     assert "--disable-kvm" not in vm.vng_command(Path("v"), Path("k"), opts, "kvm", "true")
+    # udev is denied the boot's unused modules (KVM, AHCI, ...), never the lab's
+    denied = next(c for c in cmd if c.startswith("--append=modprobe.blacklist="))
+    assert {"kvm", "ahci"} <= set(denied.split("=", 2)[2].split(","))
+    assert not {"virtio_net", "pktgen", "veth", "dummy"} & set(denied.split("=", 2)[2].split(","))
+
+
+def test_python_is_shared_cached_and_never_over_what_the_guest_writes(tmp_path):
+    trees = vm.python_trees([str(tmp_path)])
+    assert str(Path(sys.prefix).resolve()) in trees  # the venv the guest runs
+    assert all(not Path(a).is_relative_to(b) for a in trees for b in trees if a != b)
+    writable = Path(sys.prefix, "lib").resolve()  # a directory the guest writes, in the venv
+    fewer = vm.python_trees([str(writable)])
+    assert str(Path(sys.prefix).resolve()) not in fewer
+    assert not any(writable.is_relative_to(t) for t in fewer) and len(fewer) >= len(trees) - 1
+    opts = vm.VmOptions(nics=1, rwdirs=[str(tmp_path)], cwd=str(tmp_path))
+    cmd = vm.vng_command(Path("/v/vng"), Path("/boot/k"), opts, "tcg", "true", trees)
+    qemu = next(c for c in cmd if c.startswith("--qemu-opts=")).split()
+    assert cmd[-2:] == ["--exec", "true"]  # vng takes everything after --qemu-opts as QEMU's
+    for i, tree in enumerate(trees):
+        assert (f"local,id=pktgen-py{i},path={tree},security_model=none,readonly=on"
+                in qemu)
+        assert f"virtio-9p-pci,fsdev=pktgen-py{i},mount_tag=pktgen-py{i}" in qemu
+    assert "virtio-net-pci,netdev=pg0s0,mac=02:50:47:00:00:01" in qemu
+    command = vm.guest_command(sys.executable, [], "/lab.json", "/w", "/s", trees)
+    mounts = command.index(f"pktgen-py0 {trees[0]}")
+    assert "cache=loose" in command and ",ro," not in command and "-o ro," in command
+    assert mounts < command.index("cd /w") < command.index("-m pytest")
 
 
 def test_strip_vm_args():
