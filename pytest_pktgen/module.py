@@ -8,15 +8,15 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import probe
 from .errors import PktgenNotAvailable
 from .proc import PROC_DIR, Pktgen
 
-PROBE_TIMEOUT_S = 180  # a Python start under TCG on a loaded host takes tens of seconds
+PROBE_TIMEOUT_S = 60  # a second or two under TCG; the rest is for a loaded host
 FEATURES_DIR = Path("/run/pytest-pktgen")  # tmpfs: gone with the boot it describes
 
 
@@ -92,18 +92,17 @@ def kernel_info(loaded_by_us: bool = False) -> KernelInfo:
 @functools.cache
 def features() -> Features:
     """Probe pktgen in a throw-away network namespace (the module must be loaded; see
-    :mod:`pytest_pktgen.probe`): once per boot and module build, the answer kept in /run (a
-    probe is a Python start of its own, seconds under TCG, in every session)."""
+    :mod:`pytest_pktgen.probe`): once per boot and module build, the answer kept in /run for
+    the sessions after this one."""
     cache = _features_cache()
     try:
         return Features(**json.loads(cache.read_text()))
     except (OSError, ValueError, TypeError):
         pass
-    proc = subprocess.run([sys.executable, "-m", "pytest_pktgen.probe"], capture_output=True,
-                          text=True, timeout=PROBE_TIMEOUT_S)
-    if proc.returncode != 0:
-        raise PktgenNotAvailable(f"probing pktgen's features failed: {proc.stderr.strip()}")
-    found = Features(**json.loads(proc.stdout))
+    try:
+        found = Features(**probe.features(PROBE_TIMEOUT_S))
+    except Exception as err:  # noqa: BLE001 - any failure: no pktgen to trust
+        raise PktgenNotAvailable(f"probing pktgen's features failed: {err}") from err
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}")

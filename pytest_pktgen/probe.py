@@ -1,33 +1,37 @@
 """What this kernel's pktgen accepts, asked of the module itself in a throw-away namespace.
 
-Run as ``python -m pytest_pktgen.probe``: the process moves into a new, unnamed network
-namespace (pktgen gives it its own threads), adds ``lo@probe``, tries the commands whose answers
-differ between kernels, prints them as JSON and exits; the namespace, its pktgen threads and the
-device vanish with it. Nothing in the caller's namespace is touched.
+:func:`features` starts a thread that leaves for a new, unnamed network namespace (pktgen gives
+it its own threads), adds ``lo@probe`` there, tries the commands whose answers differ between
+kernels and ends; the namespace, its pktgen threads and the device vanish with the thread.
+Nothing in the caller's namespace is touched, and no Python process is started (one costs
+seconds under TCG). ``python -m pytest_pktgen.probe`` prints the answers as JSON.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
-import os
-import sys
+import threading
 import time
+from pathlib import Path
+
+from . import netlink
+from .errors import PktgenWriteError
+from .proc import Pktgen, write_command
 
 CLONE_NEWNET = 0x40000000
+# /proc/net follows the process's (the main thread's) namespace; this follows the caller's
+OWN_PKTGEN = Path("/proc/thread-self/net/pktgen")
 
 
-def probe() -> dict:
-    from .errors import PktgenWriteError
-    from .netlink import IPRoute
-    from .proc import Pktgen, write_command
-
+def _probe_here() -> dict:
+    """Probe on the calling thread, which it moves into a new network namespace for good."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
-    pg = Pktgen()
+    pg = Pktgen(OWN_PKTGEN)
     deadline = time.monotonic() + 5
     while not pg.available:
         if time.monotonic() > deadline:
@@ -37,24 +41,38 @@ def probe() -> dict:
     pg.add_device(0, device)
     path = pg.device_path(device)
 
-    features = {
+    found = {
         "shared_flag": pg.accepts(device, "flag SHARED"),
         "ipsec": pg.accepts(device, "flag IPSEC"),
         "name_equals_value": pg.accepts(device, "count=7"),
     }
     try:
         write_command(path, "clone_skb 1")  # lo never has shared-skb support
-        features["not_supported_errno"] = 0
+        found["not_supported_errno"] = 0
     except PktgenWriteError as err:
-        features["not_supported_errno"] = err.errno
-    return features
+        found["not_supported_errno"] = err.errno
+    return found
+
+
+def features(timeout: float = 60) -> dict:
+    """pktgen's answers as a dict of :class:`~pytest_pktgen.module.Features` fields."""
+    outcome: dict[str, object] = {}
+
+    def target():
+        try:
+            outcome["value"] = _probe_here()
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, name="pktgen-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise RuntimeError(f"probing pktgen took over {timeout:.0f}s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 if __name__ == "__main__":
-    try:
-        print(json.dumps(probe()))
-    except Exception as err:  # noqa: BLE001 - reported to the parent as text
-        print(f"probe failed: {err}", file=sys.stderr)
-        sys.exit(1)
-    sys.stdout.flush()
-    os._exit(0)
+    print(json.dumps(features()))
