@@ -504,7 +504,7 @@ def rx_counter(request):
             topo.lift_discard()
         counter = made.add(rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs))
         if counter.drop and backend in rx.AFTER_TC_INGRESS:
-            topo.sink_drop = backend
+            topo.dropper = counter
         counter.reset()
         return counter
 

@@ -129,8 +129,15 @@ class RxCounter:
         settle(packets, sent)
         return last[0]
 
+    closed = False
+
     def close(self) -> None:
         """Undo whatever the backend installed (idempotent)."""
+        self._undo()
+        self.closed = True
+
+    def _undo(self) -> None:
+        """What :meth:`close` undoes: each backend its own."""
 
 
 class IfStatsCounter(RxCounter):
@@ -175,7 +182,7 @@ class KmodCounter(RxCounter):
     def read(self) -> RxCount:
         return parse_pgrx(self.raw())
 
-    def close(self) -> None:
+    def _undo(self) -> None:
         if self.netns is None or (Path("/var/run/netns") / self.netns).exists():
             self._command("drop 0")
 
@@ -306,7 +313,7 @@ class NftCounter(RxCounter):
         return RxCount(self.backend, packets, nbytes, packets if self.drop else 0,
                        bytes_from="ip")
 
-    def close(self) -> None:
+    def _undo(self) -> None:
         if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
             self._nft("", "delete", "table", "netdev", self.table)
         self._open = False
@@ -400,7 +407,7 @@ class TcCounter(RxCounter):
         return RxCount(self.backend, packets, nbytes, packets if self.drop else 0,
                        bytes_from="ip")
 
-    def close(self) -> None:
+    def _undo(self) -> None:
         if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
             with netdev.route(netns=self.netns) as ipr:
                 if ipr.link_lookup(ifname=self.ifname):
@@ -444,7 +451,7 @@ class PatchedCounter(RxCounter):
         return RxCount(self.backend, now["PktgenRcv"] - self._base["PktgenRcv"], None,
                        now["PktgenDrop"] - self._base["PktgenDrop"], bytes_from="")
 
-    def close(self) -> None:
+    def _undo(self) -> None:
         if self._old is not None and (self.netns is None
                                       or (Path("/var/run/netns") / self.netns).exists()):
             netdev.sysctl(self.SYSCTL, self._old, self.netns)

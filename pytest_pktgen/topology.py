@@ -32,7 +32,7 @@ from .links import unique_name
 from .params import DeviceConfig
 from .proc import Pktgen
 from .runner import PktgenRun, RunResult
-from .rx import TcCounter
+from .rx import RxCounter, TcCounter
 
 NUD_PERMANENT = 0x80
 MLD_SETTLE_S = 0.2  # the last MLD report of a new IPv6 address leaves within a few ms
@@ -98,10 +98,18 @@ class Topology:
     _caps: dict[str, Caps] = field(default_factory=dict, repr=False)
     # the sink's count-and-drop at tc ingress (None: lifted, or never there)
     discard: TcCounter | None = field(default=None, repr=False)
-    # who drops pktgen's frames at the sink: "tc" (the discard), a receive backend that counts
-    # later on their way (:data:`pytest_pktgen.rx.AFTER_TC_INGRESS`), or None: its stack
-    sink_drop: str | None = None
+    # a receive counter that drops pktgen's frames later on their way, in the discard's place
+    # (:data:`pytest_pktgen.rx.AFTER_TC_INGRESS`)
+    dropper: RxCounter | None = field(default=None, repr=False)
     discard_error: str | None = None  # why the sink could not discard, when it could not
+
+    @property
+    def sink_drop(self) -> str | None:
+        """Who drops pktgen's frames at the sink now: the dropping counter's backend while it
+        is open, ``"tc"`` while the discard is there, or None: the sink's stack takes them."""
+        if self.dropper is not None and not self.dropper.closed:
+            return self.dropper.backend
+        return "tc" if self.discard is not None else None
 
     @property
     def sink_mode(self) -> str:
@@ -127,7 +135,6 @@ class Topology:
                                   "filter and gact action needed)")
             return
         self.discard_error = None
-        self.sink_drop = "tc"
         self._stack.callback(self.lift_discard)
 
     def lift_discard(self) -> None:
@@ -135,8 +142,6 @@ class Topology:
         if self.discard is not None:
             self.discard.close()
             self.discard = None
-            if self.sink_drop == "tc":
-                self.sink_drop = None
 
     @property
     def pktgen(self) -> Pktgen:

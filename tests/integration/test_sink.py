@@ -79,3 +79,5 @@ def test_a_counter_after_tc_ingress_takes_over_the_discard(veth, rx_counter, pgr
     count = kmod.settled(COUNT)
     assert count.packets == count.dropped == COUNT
     assert ip_received(veth) - stack_before == COUNT  # ip_rcv counts, PRE_ROUTING drops
+    kmod.close()  # nothing drops them now: the report must not say pgrx does
+    assert veth.sink_mode == "stack" and veth.sink_drop is None
