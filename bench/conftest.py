@@ -46,6 +46,24 @@ def record(environment, request):
     return keep
 
 
+@pytest.fixture
+def ab_pairs():
+    """``ab_pairs(runners, a, b, pairs)``: run ``runners[a]`` and ``runners[b]`` (each returns
+    pps) side by side ``pairs`` times, alternating which goes first; a row per pair with both
+    figures and the ratio a/b."""
+
+    def run(runners: dict, a: str, b: str, pairs: int) -> list[dict]:
+        rows = []
+        for pair in range(pairs):
+            order = (a, b) if pair % 2 == 0 else (b, a)
+            pps = {who: runners[who]() for who in order}
+            rows.append({"pair": pair + 1, "order": "/".join(order), f"{a}_pps": pps[a],
+                         f"{b}_pps": pps[b], "ratio": pps[a] / pps[b]})
+        return rows
+
+    return run
+
+
 def render_table(rows: list[dict]) -> str:
     """A Markdown table of rows (numbers formatted for reading)."""
     if not rows:

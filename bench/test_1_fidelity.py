@@ -81,14 +81,9 @@ def run_plugin(dummy) -> int:
     return result.pps
 
 
-def test_fidelity_against_the_papers_script(dummy, tmp_path, record):
+def test_fidelity_against_the_papers_script(dummy, tmp_path, record, ab_pairs):
     runners = {"plugin": lambda: run_plugin(dummy), "script": lambda: run_script(dummy, tmp_path)}
-    rows = []
-    for pair in range(PAIRS):
-        order = ("plugin", "script") if pair % 2 == 0 else ("script", "plugin")
-        pps = {who: runners[who]() for who in order}
-        rows.append({"pair": pair + 1, "order": "/".join(order), "plugin_pps": pps["plugin"],
-                     "script_pps": pps["script"], "ratio": pps["plugin"] / pps["script"]})
+    rows = ab_pairs(runners, "plugin", "script", PAIRS)
     ratios = [r["ratio"] for r in rows]
     median = statistics.median(ratios)
     first = statistics.median(r["ratio"] for r in rows if r["order"].startswith("plugin"))

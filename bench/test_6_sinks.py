@@ -193,14 +193,9 @@ def raw_side(name: str, pairs) -> Callable[[], int]:
 
 
 @pytest.mark.parametrize("name", ["veth", "crossover", "forwarding", "dummy"])
-def test_topology_against_raw_pktgen(name, pktgen_module, lab_nic_pairs, record):
+def test_topology_against_raw_pktgen(name, pktgen_module, lab_nic_pairs, record, ab_pairs):
     runners = {"plugin": plugin_side(name, lab_nic_pairs), "raw": raw_side(name, lab_nic_pairs)}
-    rows = []
-    for pair in range(PAIRS):
-        order = ("plugin", "raw") if pair % 2 == 0 else ("raw", "plugin")
-        pps = {who: runners[who]() for who in order}
-        rows.append({"pair": pair + 1, "order": "/".join(order), "plugin_pps": pps["plugin"],
-                     "raw_pps": pps["raw"], "ratio": pps["plugin"] / pps["raw"]})
+    rows = ab_pairs(runners, "plugin", "raw", PAIRS)
     ratios = [r["ratio"] for r in rows]
     median = statistics.median(ratios)
     floor = [runners["raw"]() / runners["raw"]() for _ in range(FLOOR_PAIRS)]
