@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import netdev
+from . import host, netdev
 from .errors import PktgenConfigError, PktgenError
 from .ledger import RUN_DIR
 
@@ -33,11 +33,6 @@ class PktgenBusy(PktgenError):
     """Another run holds pktgen in this namespace."""
 
 
-def netns_inode(netns: str | None) -> int:
-    path = f"/var/run/netns/{netns}" if netns else "/proc/thread-self/ns/net"
-    return os.stat(path).st_ino
-
-
 class NamespaceLock:
     """An exclusive lock on pktgen in one namespace, for the length of a run. Re-entrant within
     a process (a test holding it may run pktgen several times)."""
@@ -45,7 +40,7 @@ class NamespaceLock:
     _held: dict[Path, list] = {}  # path -> [fd, depth]: flock is per open file, not per process
 
     def __init__(self, netns: str | None, timeout: float = 300.0, echo=None):
-        self.path = LOCK_DIR / f"netns-{netns_inode(netns)}.lock"
+        self.path = LOCK_DIR / f"netns-{host.on(netns).namespace_id()}.lock"
         self.netns, self.timeout = netns, timeout
         self.echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
         self._fd: int | None = None
@@ -240,12 +235,7 @@ def _established_local_addresses(netns: str | None) -> set:
                 lines += path.read_text().splitlines()[1:]
         return lines
 
-    if netns is None:
-        lines = read()
-    else:
-        from .netns import call_in
-
-        lines = call_in(netns, read)
+    lines = host.on(netns).call(read)
     out = set()
     for line in lines:
         fields = line.split()

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from contextlib import contextmanager
 
 from . import netlink
 from .ledger import ledger
 from .netdev import quiet, set_state
-
-_serial = itertools.count()
-
-
-NAME_PREFIX = "pg"  # every link and namespace this project makes starts with it
-
-
-def unique_name(prefix: str) -> str:
-    """An interface name no other session or xdist worker uses: prefix, pid, serial (<=15)."""
-    if not prefix.startswith(NAME_PREFIX):
-        raise ValueError(f"name prefixes start with {NAME_PREFIX!r}: {prefix!r}")
-    name = f"{prefix}{os.getpid() % 0x100000:x}n{next(_serial)}"
-    if len(name) > 15:
-        raise ValueError(f"interface name {name!r} is longer than 15 characters")
-    return name
+from .netns import unique_name
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import netlink
+from . import host, netlink
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def route(ipr: netlink.IPRoute | None = None,
     if ipr is not None:
         yield ipr
         return
-    with (netlink.IPRoute(netns=netns, flags=0) if netns else netlink.IPRoute()) as own:
+    with host.on(netns).netlink() as own:
         yield own
 
 
@@ -89,11 +89,7 @@ def sysctl(key: str, value: str | int, netns: str | None = None) -> str:
         path.write_text(f"{value}\n")
         return old
 
-    if netns is None:
-        return swap()
-    from .netns import call_in
-
-    return call_in(netns, swap)
+    return host.on(netns).call(swap)
 
 
 def quiet(ifname: str, netns: str | None = None, value: str | int = 1) -> str:
@@ -180,10 +176,6 @@ def driver_info(ifname: str, netns: str | None = None) -> dict[str, str]:
         return dict(zip(("driver", "driver_version", "firmware", "bus"), text, strict=True))
 
     try:
-        if netns is None:
-            return ask()
-        from . import netns as _ns
-
-        return _ns.call_in(netns, ask)
+        return host.on(netns).call(ask)
     except OSError:
         return {"driver": "", "driver_version": "", "firmware": "", "bus": ""}

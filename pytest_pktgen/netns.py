@@ -9,6 +9,7 @@ process stays where it is.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -17,10 +18,22 @@ from typing import TypeVar
 
 from . import netlink
 from .ledger import ledger
-from .links import unique_name
 
 NETNS_DIR = Path("/var/run/netns")
 T = TypeVar("T")
+
+NAME_PREFIX = "pg"  # every link and namespace this project makes starts with it
+_serial = itertools.count()
+
+
+def unique_name(prefix: str) -> str:
+    """An interface name no other session or xdist worker uses: prefix, pid, serial (<=15)."""
+    if not prefix.startswith(NAME_PREFIX):
+        raise ValueError(f"name prefixes start with {NAME_PREFIX!r}: {prefix!r}")
+    name = f"{prefix}{os.getpid() % 0x100000:x}n{next(_serial)}"
+    if len(name) > 15:
+        raise ValueError(f"interface name {name!r} is longer than 15 characters")
+    return name
 
 
 def create(prefix: str = "pgns") -> str:

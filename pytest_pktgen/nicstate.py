@@ -26,10 +26,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import netlink, netns
+from . import host, netlink, netns
 from .errors import PktgenError
 from .ledger import ledger
-from .links import unique_name
+from .netns import unique_name
 
 # state the kernel sets on an address by itself, not something a user asked for: secondary,
 # optimistic, dadfailed, deprecated, tentative
@@ -351,7 +351,7 @@ def unrestorable(state: NicState) -> list[str]:
     scratch = netns.create("pgc")
     try:
         name = unique_name("pgc")
-        with netlink.IPRoute(netns=scratch, flags=0) as ipr:
+        with host.on(scratch).netlink() as ipr:
             ipr.link("add", ifname=name, kind="veth", peer={"ifname": name + "p"})
             index = ipr.link_lookup(ifname=name)[0]
             refused = []
@@ -392,7 +392,7 @@ def send_home(state: NicState, ns: str, timeout: float = 10.0) -> None:
     """Bring a NIC back from ``ns`` (or, if ``ns`` is gone, wait for the kernel to bring it)
     and restore what :func:`move_away` saved; NicNotRestored names what differs."""
     if (netns.NETNS_DIR / ns).exists():
-        with netlink.IPRoute(netns=ns, flags=0) as ipr:
+        with host.on(ns).netlink() as ipr:
             found = ipr.link_lookup(ifname=state.ifname)
             if found:
                 ipr.link("set", index=found[0], state="down")

@@ -13,7 +13,9 @@ import os
 import time
 from pathlib import Path
 
+from . import host
 from .errors import PktgenResultError, PktgenWriteError
+from .netns import Resident
 from .params import RESULT_UNCHANGED, DeviceConfig, check_device_name
 from .parse import DeviceStatus, ThreadStatus, parse_device, parse_pgctrl, parse_thread, result_line
 
@@ -70,8 +72,6 @@ class Pktgen:
         self.netns = netns
         self._resident = None
         if netns is not None:
-            from .netns import Resident
-
             self._resident = Resident(netns)
             proc_dir = self._resident.proc_net / "pktgen"
         self.dir = Path(proc_dir)
@@ -126,12 +126,7 @@ class Pktgen:
             raise ValueError(f"pgctrl takes start, stop or reset, not {command!r}")
         args = (self.dir / "pgctrl", command)
         kwargs = {"check": False, "max_len": MAX_PGCTRL}
-        if self.netns is None:
-            write_command(*args, **kwargs)
-        else:
-            from .netns import call_in
-
-            call_in(self.netns, lambda: write_command(*args, **kwargs))
+        host.on(self.netns).call(lambda: write_command(*args, **kwargs))
 
     def thread_command(self, thread: int, command: str) -> str:
         return write_command(self.thread_path(thread), command)

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netdev, netlink
-from .netns import call_in
+from . import host, netdev, netlink
+from .proc import write_command
 
 KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
 KMOD_NAME = "pgrx"
@@ -110,6 +110,7 @@ class RxCounter:
     def __init__(self, ifname: str, netns: str | None):
         self.ifname = ifname
         self.netns = netns
+        self.host = host.on(netns)
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -165,25 +166,20 @@ class KmodCounter(RxCounter):
         self._command(f"port {port}")
         self._command(f"drop {int(drop)}")
 
-    def _in_ns(self, fn):
-        return fn() if self.netns is None else call_in(self.netns, fn)
-
     def _command(self, text: str) -> None:
-        from .proc import write_command
-
-        self._in_ns(lambda: write_command("/proc/thread-self/net/pgrx", text, check=False))
+        self.host.call(lambda: write_command("/proc/thread-self/net/pgrx", text, check=False))
 
     def reset(self) -> None:
         self._command("reset")
 
     def raw(self) -> str:
-        return self._in_ns(lambda: Path("/proc/thread-self/net/pgrx").read_text())
+        return self.host.read_text("/proc/thread-self/net/pgrx")
 
     def read(self) -> RxCount:
         return parse_pgrx(self.raw())
 
     def _undo(self) -> None:
-        if self.netns is None or (Path("/var/run/netns") / self.netns).exists():
+        if self.host.exists:
             self._command("drop 0")
 
 
@@ -295,11 +291,8 @@ class NftCounter(RxCounter):
         self._open = True
 
     def _nft(self, script: str, *args: str) -> str:
-        def run():
-            return subprocess.run(["nft", *args, "-f", "-"] if script else ["nft", *args],
-                                  input=script or None, text=True, capture_output=True)
-
-        proc = run() if self.netns is None else call_in(self.netns, run)
+        proc = self.host.run(["nft", *args, "-f", "-"] if script else ["nft", *args],
+                             input=script or None, text=True, capture_output=True)
         if proc.returncode != 0:
             raise RuntimeError(f"nft failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -314,17 +307,14 @@ class NftCounter(RxCounter):
                        bytes_from="ip")
 
     def _undo(self) -> None:
-        if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
+        if self._open and self.host.exists:
             self._nft("", "delete", "table", "netdev", self.table)
         self._open = False
 
 
 def netstat(netns: str | None = None) -> dict[str, int]:
     """/proc/net/netstat of a namespace as {column: value}, all its sections merged."""
-    def read():
-        return Path("/proc/thread-self/net/netstat").read_text().splitlines()
-
-    lines = read() if netns is None else call_in(netns, read)
+    lines = host.on(netns).read_text("/proc/thread-self/net/netstat").splitlines()
     out: dict[str, int] = {}
     for header, values in zip(lines[::2], lines[1::2], strict=True):
         out.update(zip(header.split()[1:], map(int, values.split()[1:]), strict=True))
@@ -408,7 +398,7 @@ class TcCounter(RxCounter):
                        bytes_from="ip")
 
     def _undo(self) -> None:
-        if self._open and (self.netns is None or (Path("/var/run/netns") / self.netns).exists()):
+        if self._open and self.host.exists:
             with netdev.route(netns=self.netns) as ipr:
                 if ipr.link_lookup(ifname=self.ifname):
                     for prio, protocol in zip(self._prios, (self.ETH_P_IP, self.ETH_P_IPV6),
@@ -452,8 +442,7 @@ class PatchedCounter(RxCounter):
                        now["PktgenDrop"] - self._base["PktgenDrop"], bytes_from="")
 
     def _undo(self) -> None:
-        if self._old is not None and (self.netns is None
-                                      or (Path("/var/run/netns") / self.netns).exists()):
+        if self._old is not None and self.host.exists:
             netdev.sysctl(self.SYSCTL, self._old, self.netns)
         self._old = None
 

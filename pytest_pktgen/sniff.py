@@ -12,7 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from .netns import call_in
+from . import host
 from .params import PARAMS, DeviceConfig
 
 PKTGEN_MAGIC = 0xBE9BE955
@@ -67,7 +67,7 @@ class Sniffer:
             sock.ins.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, SOCKET_BUFFER)
             return sock
 
-        self._socket = open_socket() if self.netns is None else call_in(self.netns, open_socket)
+        self._socket = host.on(self.netns).call(open_socket)
         self._packets = []
         self._sniffer = AsyncSniffer(opened_socket=self._socket, store=False, count=self.limit,
                                      lfilter=self._wanted, prn=self._packets.append)

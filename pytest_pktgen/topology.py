@@ -25,10 +25,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import netdev, netlink, netns, nicstate
+from . import host, netdev, netlink, netns, nicstate
 from .errors import DeviceUnsupported
 from .guard import check_not_management
-from .links import unique_name
+from .netns import unique_name
 from .params import DeviceConfig
 from .proc import Pktgen
 from .runner import PktgenRun, RunResult
@@ -246,7 +246,7 @@ def _configure(ifname: str, ns: str, ip4: str, prefix4: int, ip6: str | None,
                            ("mldv1_unsolicited_report_interval", 1),
                            ("mldv2_unsolicited_report_interval", 1)):
             netdev.sysctl(f"net/ipv6/conf/{ifname}/{key}", value, ns)
-    with netlink.IPRoute(netns=ns, flags=0) as ipr:
+    with host.on(ns).netlink() as ipr:
         index = ipr.link_lookup(ifname=ifname)[0]
         ipr.addr("add", index=index, address=ip4, prefixlen=prefix4)
         if ip6 is not None:
@@ -258,7 +258,7 @@ def _configure(ifname: str, ns: str, ip4: str, prefix4: int, ip6: str | None,
 
 def _neighbour(local: Endpoint, remote: Endpoint, ipv6: bool) -> None:
     """A permanent neighbour entry: ``local`` reaches ``remote`` without ARP/ND."""
-    with netlink.IPRoute(netns=local.netns, flags=0) as ipr:
+    with host.on(local.netns).netlink() as ipr:
         index = ipr.link_lookup(ifname=local.ifname)[0]
         ipr.neigh("add", dst=remote.ip4, lladdr=remote.mac, ifindex=index, state=NUD_PERMANENT)
         if ipv6:
@@ -270,7 +270,7 @@ def _veth_between(stack, ns_a: str, ns_b: str, addr_a: tuple[str, str],
                   addr_b: tuple[str, str], ipv6: bool, prefix: str) -> tuple[Endpoint, Endpoint]:
     """A veth pair with one end in each namespace (deleting the namespaces deletes it)."""
     name_a, name_b = unique_name(prefix + "a"), unique_name(prefix + "b")
-    with netlink.IPRoute(netns=ns_a, flags=0) as ipr:
+    with host.on(ns_a).netlink() as ipr:
         ipr.link("add", ifname=name_a, kind="veth", peer={"ifname": name_b, "net_ns_fd": ns_b})
     stack.callback(_delete_link, name_a, ns_a)
     mac_a = _configure(name_a, ns_a, addr_a[0], 24, addr_a[1] if ipv6 else None)
@@ -284,7 +284,7 @@ def _veth_between(stack, ns_a: str, ns_b: str, addr_a: tuple[str, str],
 
 def _delete_link(ifname: str, ns: str) -> None:
     if (netns.NETNS_DIR / ns).exists():
-        with netlink.IPRoute(netns=ns, flags=0) as ipr:
+        with host.on(ns).netlink() as ipr:
             if ipr.link_lookup(ifname=ifname):
                 ipr.link("del", ifname=ifname)
 
@@ -308,7 +308,7 @@ def dummy() -> Topology:
     with _undo_on_error(stack):
         gen_ns = _new_ns(stack, "pgg")
         name = unique_name("pgd")
-        with netlink.IPRoute(netns=gen_ns, flags=0) as ipr:
+        with host.on(gen_ns).netlink() as ipr:
             ipr.link("add", ifname=name, kind="dummy")
         stack.callback(_delete_link, name, gen_ns)
         mac = _configure(name, gen_ns, "198.18.0.1", 24, None)
@@ -434,7 +434,7 @@ def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True)
 
 
 def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:
-    with netlink.IPRoute(netns=end.netns, flags=0) as ipr:
+    with host.on(end.netns).netlink() as ipr:
         ipr.route("add", dst=dst, dst_len=24 if family == 2 else 64, gateway=gateway,
                   family=family)
 

@@ -7,9 +7,9 @@ def state() -> dict:
     """What the suite must leave as it found it: namespaces, links of ours, IRQ masks, the
     lab NICs' place and state."""
     from pytest_pktgen.irq import PROC_IRQ
-    from pytest_pktgen.links import NAME_PREFIX
     from pytest_pktgen.netlink import IPRoute
     from pytest_pktgen.netlink import netns as pr_netns
+    from pytest_pktgen.netns import NAME_PREFIX
 
     with IPRoute() as ipr:
         links = {link.get_attr("IFLA_IFNAME"): bool(link["flags"] & 1) for link in ipr.get_links()}
