@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from .leftovers import clean
 from .parse import parse_device
 
 
@@ -34,8 +35,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _clean() -> int:
-    from .leftovers import clean
-
     said, complete = clean()
     for line in said:
         print(f"pytest-pktgen: {line}")

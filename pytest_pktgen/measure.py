@@ -16,11 +16,12 @@ import pytest
 
 from . import gates, report
 from .errors import PktgenRunError
+from .irq import read_mask
 from .netdev import driver_info
 from .params import DeviceConfig
+from .point import Point, Settings
 from .runner import RunResult, Sample
 from .rx import AFTER_TC_INGRESS
-from .sweep import Point, Settings
 
 
 @dataclass
@@ -307,8 +308,6 @@ class Bench:
 
 def _irq_affinity(topology) -> str:
     """The sending NIC's IRQs and their CPU masks, e.g. ``24:1 25:2`` (empty for virtual links)."""
-    from .irq import read_mask
-
     nic = topology.nics.get("tx")
     if nic is None:
         return ""

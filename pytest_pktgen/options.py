@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from .errors import PktgenConfigError
+from .gates import BASELINE_METRICS
+from .params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
+from .point import AXES, check_value
+
 
 def positive_int(text: str) -> int:
     if not re.fullmatch(r"\d+", str(text).strip()) or int(text) < 1:
@@ -50,7 +55,6 @@ def choice(*choices: str) -> Callable[[str], str]:
     return check
 
 
-FRAME_MIN, FRAME_MAX = 64, 65539  # Ethernet's minimum frame; pktgen's largest pkt_size + FCS
 
 
 def frame_sizes(text: str) -> tuple[int, ...]:
@@ -90,8 +94,6 @@ def param(text: str) -> tuple[str, str]:
 def tolerances(text: str) -> dict[str, float]:
     """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1% (relative for pps and mbps,
     absolute for loss_ratio)."""
-    from .gates import BASELINE_METRICS
-
     out = {}
     for item in str(text).replace(" ", "").split(","):
         name, sep, value = item.partition("=")
@@ -255,10 +257,6 @@ def given(config: pytest.Config, name: str) -> bool:
 
 def check_usage(config: pytest.Config) -> None:
     """Contradictions and bad values among the options: a UsageError with a sentence."""
-    from .errors import PktgenConfigError
-    from .params import PARAMS, ipv4, ipv6, mac
-    from .sweep import AXES, check_value
-
     for opt in OPTIONS:  # every ini value converted once: a bad one is an error now
         get(config, opt.name)
     dev, rx_dev = get(config, "pktgen_dev"), get(config, "pktgen_rx_dev")

@@ -20,6 +20,7 @@ TEN_DIGITS = 9_999_999_999  # num_arg parses at most 10 digits
 MIN_PKT_SIZE = 42  # 14 Ethernet + 20 IPv4 + 8 UDP; the kernel clamps smaller sizes silently
 MAX_PKT_SIZE = 65535
 FCS_LEN = 4  # pkt_size leaves out the frame check sequence the NIC appends
+FRAME_MIN, FRAME_MAX = 64, 65539  # Ethernet's minimum frame; pktgen's largest pkt_size + FCS
 DELAY_PAUSE = 2147483647  # the kernel's "never transmit" value
 
 XMIT_MODES = ("start_xmit", "netif_receive", "queue_xmit")

@@ -1,0 +1,317 @@
+"""The plugin's fixtures: the pktgen module and its namespace, the VM lab and its NIC pairs,
+topologies, the measurement (``pktgen_bench``), IRQ pinning and receive counters."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from . import measure, module, netdev, options, rx, sweep, topology, vm
+from .errors import PktgenNotAvailable
+from .guard import ModuleUse, NamespaceLock
+from .irq import IrqPinning
+from .point import Point, Settings
+from .proc import Pktgen
+from .session import KERNEL_INFO, STATE
+from .sniff import Sniffer
+
+
+def unavailable(message: str):
+    """Fail inside the lab and in CI (a missing pktgen there is a broken lab); skip elsewhere."""
+    if vm.lab_info() is not None or os.environ.get("CI"):
+        pytest.fail(message, pytrace=False)
+    pytest.skip(f"{message} -- run with --pktgen-vm to use the VM lab")
+
+
+@pytest.fixture(scope="session")
+def pktgen_module(pytestconfig):
+    """The pktgen module, loaded if needed; yields its :class:`~pytest_pktgen.module.KernelInfo`.
+
+    Unloads the module at the end only if a session of ours loaded it and no other session
+    still uses it (see :class:`~pytest_pktgen.guard.ModuleUse`).
+    """
+    use = ModuleUse()  # other sessions may use the module too: the last one out unloads it
+    try:
+        loaded = module.load()
+        if loaded:
+            use.loaded_it()
+        info = module.kernel_info(loaded_by_us=loaded)
+    except PktgenNotAvailable as err:
+        use.release(module.unload)
+        unavailable(str(err))
+    except BaseException:
+        use.release(module.unload)  # no teardown follows a failed setup: undo it here
+        raise
+    pytestconfig.stash[KERNEL_INFO] = info
+    yield info
+    # reset acts on every device of the namespace: only when no other session runs here
+    with NamespaceLock(None):
+        pg = Pktgen()
+        if pg.available and pg.devices():
+            pg.reset()
+    use.release(module.unload)
+
+
+@pytest.fixture
+def pktgen(pktgen_module) -> Pktgen:
+    """pktgen of this network namespace, with no devices, held for this test alone (another
+    session waits: start/stop/reset act on every device); every device is removed afterwards."""
+
+    pg = Pktgen()
+    with NamespaceLock(None):
+        if pg.devices():
+            pg.reset()
+        yield pg
+        if pg.devices():
+            pg.reset()
+
+
+@pytest.fixture(scope="session")
+def lab() -> vm.LabInfo:
+    """The VM lab's description (kernel, accel, NIC pairs by MAC); outside the lab a skip/fail."""
+    info = vm.lab_info()
+    if info is None:
+        unavailable("not inside the pytest-pktgen VM lab")
+    return info
+
+
+@dataclass(frozen=True)
+class NicPair:
+    """Two NICs joined by a cable: frames sent on ``tx`` arrive on ``rx``."""
+
+    tx: str
+    rx: str
+    tx_mac: str
+    rx_mac: str
+
+
+@pytest.fixture(scope="session")
+def lab_nic_pairs(lab) -> list[NicPair]:
+    """The lab's crossover pairs, found by MAC, set up and IPv6-quiet; as found afterwards."""
+    pairs, brought_up, ipv6_was = [], [], {}
+    try:
+        for tx_mac, rx_mac in lab.pairs:
+            tx, rx = netdev.ifname_by_mac(tx_mac), netdev.ifname_by_mac(rx_mac)
+            for ifname in (tx, rx):
+                ipv6_was[ifname] = netdev.quiet(ifname)
+                if netdev.set_state(ifname, "up"):
+                    brought_up.append(ifname)
+            pairs.append(NicPair(tx, rx, tx_mac, rx_mac))
+        if not pairs:
+            unavailable("the VM lab has no NIC pairs (--pktgen-vm-nics 0)")
+        yield pairs
+    finally:
+        for ifname in brought_up:
+            netdev.set_state(ifname, "down")
+        for ifname, value in ipv6_was.items():
+            netdev.quiet(ifname, value=value)
+
+
+class _Made:
+    """What a factory fixture made: undone in reverse order afterwards, every one tried, the
+    first error raised after that (a failure to clean up is a failure)."""
+
+    def __init__(self):
+        self.things: list = []
+
+    def add(self, thing):
+        self.things.append(thing)
+        return thing
+
+    def undo(self, undo_one=lambda thing: thing.close()) -> None:
+        errors = []
+        for thing in reversed(self.things):
+            try:
+                undo_one(thing)
+            except Exception as err:  # noqa: BLE001 - all undone, then reported
+                errors.append(err)
+        self.things.clear()
+        if errors:
+            raise errors[0]
+
+
+def _topology(request, build, sink: bool = True, **kwargs):
+    """Build a topology with the test's indirect parameters (a dict of keyword arguments); one
+    with a sink discards there by ``--pktgen-sink`` unless they say ``discard``."""
+    if sink:
+        kwargs["discard"] = options.get(request.config, "pktgen_sink") == "discard"
+    kwargs.update(getattr(request, "param", None) or {})
+    topo = build(**kwargs)
+    request.addfinalizer(topo.close)
+    if topo.discard_error:
+        request.node.warn(pytest.PytestWarning(f"{topo.name}: the sink cannot discard "
+                                               f"pktgen's frames ({topo.discard_error}): they "
+                                               "go up its stack, which costs pps"))
+    return topo
+
+
+@pytest.fixture
+def veth(pktgen_module, request):
+    """A veth pair: the generator end in a namespace of its own, the sink end in another.
+
+    A :class:`~pytest_pktgen.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
+    addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
+    ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
+    Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too; ``{"discard":
+    False}`` lets pktgen's frames go up the sink's stack (default: ``--pktgen-sink``, which
+    counts and drops them at its tc ingress: ``.sink_mode``, ``.discard.read()``).
+    """
+    return _topology(request, topology.veth)
+
+
+@pytest.fixture
+def dummy(pktgen_module, request):
+    """A dummy device in a namespace of its own: the paper's reproducible TX-only output."""
+    return _topology(request, topology.dummy, sink=False)
+
+
+@pytest.fixture
+def crossover(pktgen_module, request, pytestconfig):
+    """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4).
+
+    The NICs are ``--pktgen-dev``/``--pktgen-rx-dev`` on a real host, else the VM lab's first
+    pair. They come back to this namespace as they were found afterwards.
+    """
+    tx, rx = options.get(pytestconfig, "pktgen_dev"), options.get(pytestconfig, "pktgen_rx_dev")
+    if bool(tx) != bool(rx):
+        raise pytest.UsageError("a crossover needs both --pktgen-dev and --pktgen-rx-dev")
+    if not tx:
+        pairs = request.getfixturevalue("lab_nic_pairs")
+        tx, rx = pairs[0].tx, pairs[0].rx
+    return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx),
+                     rx_nic=topology.Nic.named(rx),
+                     allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
+
+
+@pytest.fixture
+def forwarding(pktgen_module, request):
+    """Generator -> router namespace (forwarding on) -> sink namespace (Figure 6). The frames
+    are addressed to the router (``.next_hops``); ``.hops`` are its in/out ends."""
+    return _topology(request, topology.forwarding)
+
+
+@pytest.fixture
+def forwarding_parallel(pktgen_module, request):
+    """Forwarding with two generator links into the router, for two threads (Figure 7)."""
+    return _topology(request, topology.forwarding, parallel=True)
+
+
+@pytest.fixture
+def pktgen_dut(request, pytestconfig, pktgen_module):
+    """The device under test as a topology: a crossover (``--pktgen-dev`` with
+    ``--pktgen-rx-dev``, or the VM lab's first NIC pair), or a NIC sending to a remote receiver
+    (``--pktgen-dev`` with ``--pktgen-dst-mac``, optionally ``--pktgen-dst``)."""
+    dst_mac = options.get(pytestconfig, "pktgen_dst_mac")
+    if dst_mac:
+        return _topology(request, topology.remote, sink=False,
+                         tx_nic=options.get(pytestconfig, "pktgen_dev"), dst_mac=dst_mac,
+                         dst=options.get(pytestconfig, "pktgen_dst"),
+                         allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
+    return request.getfixturevalue("crossover")
+
+
+@pytest.fixture
+def pktgen_point(request) -> Point:
+    """This test's point: frame size, clone_skb, flows, threads (and any swept parameter), from
+    its ``pktgen_sweep`` parametrization, else its ``pktgen`` marker, else the options."""
+    if hasattr(request, "param"):
+        return request.param
+    marker = request.node.get_closest_marker("pktgen")
+    return sweep.point_from_marker(request.config, marker.kwargs if marker else {},
+                                   request.node.nodeid)
+
+
+@pytest.fixture
+def pktgen_settings(request) -> Settings:
+    """Count (or duration) per round, rounds, receive counter and extra pktgen parameters:
+    the ``pktgen`` marker over ``--pktgen-*`` options over ini keys over defaults."""
+    marker = request.node.get_closest_marker("pktgen")
+    return sweep.settings_for(request.config, marker.kwargs if marker else {},
+                              request.node.nodeid)
+
+
+@pytest.fixture
+def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
+    """``pktgen_bench(topology, label=None, index=0, **params)`` measures pktgen on the
+    topology's tx link ``index`` at this test's point: ``rounds`` rounds of ``count`` packets
+    through pytest-benchmark (the first call of a test; later calls are timed alike but
+    outside it), received frames counted at the sink (``rx``), every gate checked (the test
+    fails with what was measured, what was required and by whom). Returns a
+    :class:`~pytest_pktgen.measure.Measurement` (``.pps``, ``.mbps``, ``.loss_ratio``, ``.row``);
+    ``label`` names a measurement that relative gates compare with. Each row goes to the
+    session's table, CSV, JSON and plot; pktgen devices and counters are removed after."""
+    state = request.config.stash[STATE]
+    if state.progress is None:
+        state.progress = measure.Progress(request.config)
+    return measure.Bench(request, pktgen_point, pktgen_settings, state)
+
+
+@pytest.fixture
+def irq_pin():
+    """``irq_pin(irqs, cpu)`` pins IRQs to one CPU and returns the
+    :class:`~pytest_pktgen.irq.IrqPinning`; every mask is restored (and read back) afterwards."""
+    made = _Made()
+
+    def pin(irqs, cpu: int):
+        return made.add(IrqPinning(list(irqs), cpu))
+
+    yield pin
+    made.undo(lambda pinning: pinning.restore())
+
+
+@pytest.fixture(scope="session")
+def pgrx(pktgen_module):
+    """The pgrx receive-counter module of kmod/: built with kbuild if needed and loaded; unloaded
+    afterwards if this session loaded it."""
+    loaded = rx.load_kmod(pktgen_module.kernel_release)
+    yield rx.KMOD_KO
+    if loaded:
+        rx.unload_kmod()
+
+
+@pytest.fixture
+def rx_counter(request):
+    """``rx_counter(topology, backend, **options)``: a receive counter at the topology's sink,
+    reset and ready. Backends: ifstats, tc, nft, kmod, patched (see :mod:`pytest_pktgen.rx`);
+    tc/nft/kmod take ``port`` and ``drop``, patched ``drop``. Whatever a counter installed is
+    removed afterwards.
+
+    nft, kmod and patched count after tc ingress, where the sink discards pktgen's frames: the
+    first of them lifts that discard, and the topology's ``sink_mode`` then says who drops
+    them (a counter made with ``drop=True``) or that the sink's stack takes them."""
+    made = _Made()
+
+    def make(topo, backend: str = "ifstats", **kwargs):
+        if backend not in rx.BACKENDS:
+            raise pytest.UsageError(f"rx_counter backend {backend!r}: one of "
+                                    f"{', '.join(rx.BACKENDS)}")
+        if backend == "kmod":
+            request.getfixturevalue("pgrx")
+        if backend in rx.AFTER_TC_INGRESS:
+            topo.lift_discard()
+        counter = made.add(rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs))
+        if counter.drop and backend in rx.AFTER_TC_INGRESS:
+            topo.dropper = counter
+        counter.reset()
+        return counter
+
+    yield make
+    made.undo()
+
+
+@pytest.fixture
+def sniffer(request):
+    """``sniffer(topology, limit=5000)``: a scapy capture of port-9 frames inside the sink's
+    namespace, started; ``.stop()`` returns the frames and
+    :func:`pytest_pktgen.sniff.check` compares them with a config. A sample, not a count."""
+    made = _Made()
+
+    def make(topo, limit: int = 5000):
+        sniff = made.add(Sniffer(topo.sink.ifname, topo.sink.netns, limit))
+        sniff.start()
+        return sniff
+
+    yield make
+    made.undo()

@@ -1,0 +1,121 @@
+"""A sweep point and a measurement's settings: what a measurement sends, checked as pktgen
+(or the sweep axis) would take it. The pytest surface (:mod:`pytest_pktgen.sweep`) builds them
+from markers and options.
+
+Sizes here are *frame* sizes, bytes on the wire with the 4-byte FCS, as the paper's 64-1500 B
+table counts them; pktgen's ``pkt_size`` leaves the FCS out (``pkt_size = frame - 4``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import PktgenConfigError
+from .params import FCS_LEN, FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean
+
+AXES = ("frame", "clone_skb", "flows", "threads")
+# N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in
+# turn: pktgen's next packet takes the next port of [udp_src_min, udp_src_max). (pktgen's own
+# ``flows``/``flowlen`` keep only an IPv4 destination per flow: with one ``dst`` they send
+# one flow whatever N says, and nothing per flow for IPv6.)
+FLOW_PORT_BASE = 1024
+FLOWS_MAX = 0xFFFF - FLOW_PORT_BASE  # udp_src_max, exclusive, is a port number too
+RUN_KEYS = ("count", "duration", "rounds", "warmup", "rx", "flags", "ipv6")
+
+
+
+def _frame(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            FRAME_MIN <= value <= FRAME_MAX):
+        raise PktgenConfigError("frame", value, "a frame size in bytes on the wire with the FCS, "
+                                f"{FRAME_MIN} to {FRAME_MAX} "
+                                "(pkt_size = frame - 4)")
+    return value
+
+
+def _threads(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PktgenConfigError("threads", value, "a number of pktgen threads, 1 or more")
+    return value
+
+
+def _flows(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= FLOWS_MAX:
+        raise PktgenConfigError("flows", value, f"a number of flows, 0 (off) to {FLOWS_MAX}: "
+                                f"flows are UDP source ports from {FLOW_PORT_BASE}")
+    return value
+
+
+def check_value(name: str, value: object) -> object:
+    """A sweep or marker value checked as pktgen (or the sweep axis) would take it."""
+    if name == "frame":
+        return _frame(value)
+    if name == "threads":
+        return _threads(value)
+    if name == "flows":
+        return _flows(value)
+    if name == "pkt_size":
+        raise PktgenConfigError("pkt_size", value, "frame=... instead: sweeps and markers take "
+                                "frame sizes on the wire (pkt_size = frame - 4)")
+    if name not in PARAMS:
+        raise PktgenConfigError(name, value, "a pktgen device parameter or one of "
+                                f"{', '.join(AXES)}" + _did_you_mean(name))
+    PARAMS[name].check(name, value)
+    return value
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a sweep: frame size, clone_skb, flows, threads and any other parameters.
+    ``swept`` names the axes that vary, which are the ones its id shows."""
+
+    frame: int = 64
+    clone_skb: int = 0
+    flows: int = 0
+    threads: int = 1
+    extra: tuple[tuple[str, object], ...] = ()
+    swept: tuple[str, ...] = ("frame",)
+
+    @property
+    def pkt_size(self) -> int:
+        return self.frame - FCS_LEN
+
+    @property
+    def id(self) -> str:
+        values = {"frame": self.frame, "clone_skb": self.clone_skb, "flows": self.flows,
+                  "threads": self.threads, **dict(self.extra)}
+        parts = []
+        for name in self.swept:
+            value = values[name]
+            parts.append({"frame": f"{value}B", "clone_skb": f"clone{value}",
+                          "flows": f"flows{value}", "threads": f"{value}thr"}.get(
+                              name, f"{name}{value}"))
+        return "-".join(parts)
+
+    def axes(self) -> dict[str, object]:
+        """The point's coordinates, for reports: the four axes and the extra parameters."""
+        return {"frame": self.frame, "pkt_size": self.pkt_size, "clone_skb": self.clone_skb,
+                "flows": self.flows, "threads": self.threads, **dict(self.extra)}
+
+    def params(self) -> dict:
+        """pktgen parameters of one device at this point (count comes later)."""
+        params: dict = {"pkt_size": self.pkt_size, "clone_skb": self.clone_skb}
+        if self.flows:  # sequential, not UDPSRC_RND: exactly N 5-tuples, each every N packets
+            params.update(udp_src_min=FLOW_PORT_BASE, udp_src_max=FLOW_PORT_BASE + self.flows)
+        params.update(dict(self.extra))
+        return params
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a test measures: packets per round (or seconds), rounds, the receive counter, and
+    pktgen parameters/flags that apply to every point."""
+
+    count: int = 1_000_000
+    duration: float | None = None
+    rounds: int = 3
+    warmup: int = 0
+    rx: str = "ifstats"
+    params: dict = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+    ipv6: bool = False

@@ -1,0 +1,96 @@
+"""The plugin's session: its state in pytest's stash (options checked, gates and baselines
+read, results), what killed sessions left cleaned first, SIGTERM ending it as Ctrl-C does, and
+the ``--pktgen-vm`` re-run of the whole session inside the VM lab."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+from . import gates, ledger, leftovers, measure, options, report, vm
+from .proc import Pktgen
+
+STATE = pytest.StashKey[measure.SessionState]()
+LEFTOVERS = pytest.StashKey[list]()
+KERNEL_INFO = pytest.StashKey["module.KernelInfo"]()
+REPORTS = pytest.StashKey[dict]()
+
+
+def session_state(config: pytest.Config) -> measure.SessionState:
+    """The options checked against each other, thresholds and baseline files read: a
+    UsageError for anything wrong."""
+    options.check_usage(config)
+    thresholds = options.get(config, "pktgen_thresholds")
+    baseline = options.get(config, "pktgen_baseline")
+    return measure.SessionState(
+        results=report.Results(),
+        requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
+                                               options.get(config, "pktgen_max_loss")),
+        thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
+        baseline=gates.load_baseline(baseline) if baseline else None,
+        baseline_path=baseline,
+        tolerance=options.get(config, "pktgen_tolerance"),
+        allow_devices=options.get(config, "pktgen_allow_dev"),
+    )
+
+
+def clean_leftovers() -> list[str]:
+    """Before anything starts: undo what killed sessions left here (NICs home, namespaces)."""
+    if os.geteuid() != 0 or not (ledger.any_dead() or Pktgen().devices_here()):
+        return []
+    return leftovers.clean()[0]
+
+
+def cleanup_on_sigterm() -> None:
+    """SIGTERM ends the session like Ctrl-C does: pytest then tears every fixture down, so
+    namespaces, links, pktgen devices, IRQ masks and modules are undone (the default action
+    would kill the process with all of them left behind)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return  # someone else handles it
+
+    session_pid = os.getpid()
+
+    def interrupt(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills for real
+        if os.getpid() != session_pid:
+            # A forked child (pyroute2 makes namespace sockets in some) must die as it would
+            # have, not unwind the copy of pytest's stack it carries and run tests itself.
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def run_in_vm(config: pytest.Config):
+    if not options.get(config, "pktgen_vm") or vm.lab_info() is not None:
+        return None
+    session_state(config)  # every usage error before a VM boots
+    invocation = config.invocation_params
+    out = Path(invocation.dir, options.get(config, "pktgen_out")).resolve()
+    rwdirs = [str(invocation.dir), str(config.rootpath)]
+    vm.check_shell_safe("--pktgen-out", str(out))  # before anything is made of it
+    if options.given(config, "pktgen_out"):  # there for the guest's tests to write into
+        out.mkdir(parents=True, exist_ok=True)
+    if not out.is_relative_to(invocation.dir) and not out.is_relative_to(config.rootpath):
+        out.mkdir(parents=True, exist_ok=True)
+        rwdirs.append(str(out))
+    opts = vm.VmOptions(
+        kernel=options.get(config, "pktgen_vm_kernel"),
+        cpus=options.get(config, "pktgen_vm_cpus"),
+        memory=options.get(config, "pktgen_vm_memory"),
+        nics=options.get(config, "pktgen_vm_nics"),
+        kvm=options.get(config, "pktgen_vm_kvm"),
+        timeout=options.get(config, "pktgen_vm_timeout"),
+        test_timeout=options.get(config, "pktgen_vm_test_timeout"),
+        rwdirs=rwdirs,
+        cwd=str(invocation.dir),
+    )
+    args = options.strip_vm_args(list(invocation.args))
+    return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
