@@ -22,7 +22,8 @@ RUN_ID = os.environ.get("PKTGEN_BENCH_RUN") or time.strftime("%Y%m%dT%H%M%S")
 
 @pytest.fixture(scope="session")
 def environment(pktgen_module):
-    from pytest_pktgen import report, vm
+    from pytest_pktgen.lab import vm
+    from pytest_pktgen.measurement import report
 
     return report.environment(pktgen_module, vm.lab_info())
 

@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from pytest_pktgen import vm
+from pytest_pktgen.lab import vm
 
 TRIVIAL = "def test_a():\n    pass\n\n\ndef test_b():\n    pass\n"
 ONE_PACKET = ("def test_first_packet(dummy):\n"

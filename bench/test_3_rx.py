@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from pytest_pktgen.sniff import Sniffer
+from pytest_pktgen.lab.sniff import Sniffer
 
 COUNT = 300_000
 

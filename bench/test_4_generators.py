@@ -9,7 +9,7 @@ import socket
 import subprocess
 import time
 
-from pytest_pktgen import netns
+from pytest_pktgen.host import netns
 
 FRAMES = {"pktgen": 1_000_000, "trafgen": 1_000_000, "scapy sendp": 20_000,
           "python AF_PACKET": 200_000}

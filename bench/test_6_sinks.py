@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from pytest_pktgen import netdev, topology
-from pytest_pktgen.proc import Pktgen
+from pytest_pktgen.host import netdev
+from pytest_pktgen.lab import topology
+from pytest_pktgen.pktgen.proc import Pktgen
 
 PAIRS = int(os.environ.get("PKTGEN_BENCH_PAIRS", "11"))
 FLOOR_PAIRS = 3

@@ -5,7 +5,7 @@ pktgen's own per-device figures are the result: no pktgen_bench, the runner dire
 
 from __future__ import annotations
 
-from pytest_pktgen.setups import Target, multi
+from pytest_pktgen.pktgen.setups import Target, multi
 
 RATEP = 20_000
 SECONDS = 2.0

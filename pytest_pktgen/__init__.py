@@ -1,18 +1,25 @@
 """pytest-pktgen: the Linux in-kernel packet generator as pytest fixtures and gated benchmarks."""
 
 from .errors import (
-                     PktgenConfigError,
-                     PktgenError,
-                     PktgenNotAvailable,
-                     PktgenResultError,
-                     PktgenRunError,
-                     PktgenWriteError,
-                     VmLabError,
+    PktgenConfigError,
+    PktgenError,
+    PktgenNotAvailable,
+    PktgenResultError,
+    PktgenRunError,
+    PktgenWriteError,
+    VmLabError,
 )
-from .params import DeviceConfig
-from .parse import DeviceStatus, Result, ThreadStatus, parse_device, parse_pgctrl, parse_thread
-from .proc import Pktgen
-from .runner import PktgenRun, RunResult, run
+from .pktgen.params import DeviceConfig
+from .pktgen.parse import (
+    DeviceStatus,
+    Result,
+    ThreadStatus,
+    parse_device,
+    parse_pgctrl,
+    parse_thread,
+)
+from .pktgen.proc import Pktgen
+from .run.runner import PktgenRun, RunResult, run
 
 __all__ = [
     "DeviceConfig", "DeviceStatus", "Pktgen", "PktgenConfigError", "PktgenError",

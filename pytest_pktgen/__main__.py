@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from .leftovers import clean
-from .parse import parse_device
+from .pktgen.parse import parse_device
+from .run.leftovers import clean
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,14 +8,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from . import measure, module, netdev, options, rx, sweep, topology, vm
+from . import options, sweep
 from .errors import PktgenNotAvailable
-from .guard import ModuleUse, NamespaceLock
-from .irq import IrqPinning
-from .point import Point, Settings
-from .proc import Pktgen
+from .host import netdev
+from .host.irq import IrqPinning
+from .lab import rx, topology, vm
+from .lab.sniff import Sniffer
+from .measurement import measure
+from .measurement.point import Point, Settings
+from .pktgen import module
+from .pktgen.proc import Pktgen
+from .run.guard import ModuleUse, NamespaceLock
 from .session import KERNEL_INFO, STATE
-from .sniff import Sniffer
 
 
 def unavailable(message: str):
@@ -27,10 +31,11 @@ def unavailable(message: str):
 
 @pytest.fixture(scope="session")
 def pktgen_module(pytestconfig):
-    """The pktgen module, loaded if needed; yields its :class:`~pytest_pktgen.module.KernelInfo`.
+    """The pktgen module, loaded if needed; yields its
+    :class:`~pytest_pktgen.pktgen.module.KernelInfo`.
 
     Unloads the module at the end only if a session of ours loaded it and no other session
-    still uses it (see :class:`~pytest_pktgen.guard.ModuleUse`).
+    still uses it (see :class:`~pytest_pktgen.run.guard.ModuleUse`).
     """
     use = ModuleUse()  # other sessions may use the module too: the last one out unloads it
     try:
@@ -151,7 +156,7 @@ def _topology(request, build, sink: bool = True, **kwargs):
 def veth(pktgen_module, request):
     """A veth pair: the generator end in a namespace of its own, the sink end in another.
 
-    A :class:`~pytest_pktgen.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
+    A :class:`~pytest_pktgen.lab.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
     addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
     ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
     Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too; ``{"discard":
@@ -239,7 +244,8 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
     through pytest-benchmark (the first call of a test; later calls are timed alike but
     outside it), received frames counted at the sink (``rx``), every gate checked (the test
     fails with what was measured, what was required and by whom). Returns a
-    :class:`~pytest_pktgen.measure.Measurement` (``.pps``, ``.mbps``, ``.loss_ratio``, ``.row``);
+    :class:`~pytest_pktgen.measurement.measure.Measurement` (``.pps``, ``.mbps``,
+    ``.loss_ratio``, ``.row``);
     ``label`` names a measurement that relative gates compare with. Each row goes to the
     session's table, CSV, JSON and plot; pktgen devices and counters are removed after."""
     state = request.config.stash[STATE]
@@ -251,7 +257,8 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
 @pytest.fixture
 def irq_pin():
     """``irq_pin(irqs, cpu)`` pins IRQs to one CPU and returns the
-    :class:`~pytest_pktgen.irq.IrqPinning`; every mask is restored (and read back) afterwards."""
+    :class:`~pytest_pktgen.host.irq.IrqPinning`; every mask is restored (and read back)
+    afterwards."""
     made = _Made()
 
     def pin(irqs, cpu: int):
@@ -274,7 +281,7 @@ def pgrx(pktgen_module):
 @pytest.fixture
 def rx_counter(request):
     """``rx_counter(topology, backend, **options)``: a receive counter at the topology's sink,
-    reset and ready. Backends: ifstats, tc, nft, kmod, patched (see :mod:`pytest_pktgen.rx`);
+    reset and ready. Backends: ifstats, tc, nft, kmod, patched (see :mod:`pytest_pktgen.lab.rx`);
     tc/nft/kmod take ``port`` and ``drop``, patched ``drop``. Whatever a counter installed is
     removed afterwards.
 
@@ -305,7 +312,7 @@ def rx_counter(request):
 def sniffer(request):
     """``sniffer(topology, limit=5000)``: a scapy capture of port-9 frames inside the sink's
     namespace, started; ``.stop()`` returns the frames and
-    :func:`pytest_pktgen.sniff.check` compares them with a config. A sample, not a count."""
+    :func:`pytest_pktgen.lab.sniff.check` compares them with a config. A sample, not a count."""
     made = _Made()
 
     def make(topo, limit: int = 5000):

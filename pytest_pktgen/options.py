@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 
 from .errors import PktgenConfigError
-from .gates import BASELINE_METRICS
-from .params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
-from .point import AXES, check_value
+from .measurement.gates import BASELINE_METRICS
+from .measurement.point import AXES, check_value
+from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
 
 
 def positive_int(text: str) -> int:

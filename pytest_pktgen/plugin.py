@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from . import gates, options, report, session, sweep, vm
+from . import options, session, sweep
 from .errors import DeviceUnsupported, VmLabError
+from .lab import vm
+from .measurement import gates, report
 from .session import KERNEL_INFO, LEFTOVERS, REPORTS, STATE
 
 pytest_plugins = ["pytest_pktgen.fixtures"]

@@ -11,8 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from . import gates, ledger, leftovers, measure, options, report, vm
-from .proc import Pktgen
+from . import options
+from .host import ledger
+from .lab import vm
+from .measurement import gates, measure, report
+from .pktgen.proc import Pktgen
+from .run import leftovers
 
 STATE = pytest.StashKey[measure.SessionState]()
 LEFTOVERS = pytest.StashKey[list]()

@@ -2,7 +2,7 @@
 
 Precedence of a setting: the test's marker, then the command line, then the ini file, then the
 default (a test that says ``clone_skb=0`` means it). Frame sizes are bytes on the wire with the
-FCS (see :mod:`pytest_pktgen.point`).
+FCS (see :mod:`pytest_pktgen.measurement.point`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 
 from . import options
 from .errors import PktgenConfigError
-from .point import AXES, RUN_KEYS, Point, Settings, check_value
-from .rx import BACKENDS
+from .lab.rx import BACKENDS
+from .measurement.point import AXES, RUN_KEYS, Point, Settings, check_value
 
 
 def bad(message: str):

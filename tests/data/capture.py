@@ -13,8 +13,8 @@ import pytest
 
 from pytest_pktgen import DeviceConfig, PktgenRun
 from pytest_pktgen.errors import PktgenResultError, PktgenWriteError
-from pytest_pktgen.netdev import set_state
-from pytest_pktgen.netlink import IPRoute
+from pytest_pktgen.host.netdev import set_state
+from pytest_pktgen.host.netlink import IPRoute
 
 OUT = Path(__file__).parent / "captured"
 
@@ -108,7 +108,7 @@ def test_capture_pgrx(veth, rx_counter, pktgen_module):
     """/proc/net/pgrx after 10000 frames with every 7th dropped by nftables at ingress."""
     import subprocess
 
-    from pytest_pktgen.netns import call_in
+    from pytest_pktgen.host.netns import call_in
 
     sink = veth.sink
     script = f"""

@@ -11,9 +11,9 @@ import sys
 import nics
 import pytest
 
-from pytest_pktgen.links import veth_link
-from pytest_pktgen.netlink import IPRoute
-from pytest_pktgen.netlink import netns as pr_netns
+from pytest_pktgen.host.links import veth_link
+from pytest_pktgen.host.netlink import IPRoute
+from pytest_pktgen.host.netlink import netns as pr_netns
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="LOUD: moving links needs root")
 
@@ -21,7 +21,7 @@ CHILD = '''
 import sys
 import time
 
-from pytest_pktgen import links, netns, nicstate
+from pytest_pktgen.host import links, netns, nicstate
 
 ns = netns.create("pgg")
 nicstate.move_away(nicstate.before_moving(sys.argv[1]), ns)

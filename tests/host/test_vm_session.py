@@ -75,7 +75,7 @@ def _read(path: Path) -> str:
 def test_guest_out_of_time_is_stopped_showing_what_was_measured(pytester):
     """--pktgen-vm-timeout: QEMU is killed at the deadline, the command says so and exits 3,
     the pps seen so far are in the output, and nothing of the VM is left on the host."""
-    from pytest_pktgen import vm
+    from pytest_pktgen.lab import vm
 
     pytester.makepyfile(test_endless=OUT_OF_TIME)
     qemu_before = _qemu_count()

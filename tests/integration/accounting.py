@@ -4,7 +4,8 @@
   (pktgen's ``errors``: a veth answers NET_XMIT_DROP when its peer's backlog is full and counts
   the frame in its own ``tx_dropped``); pktgen then sends another frame in its place, so a run
   still reaches its count. So ``errors`` equals the link's ``tx_dropped``, never "0 at full rate".
-- What was accepted arrives once nothing is in flight any more (:func:`pytest_pktgen.rx.settle`).
+- What was accepted arrives once nothing is in flight any more
+  (:func:`pytest_pktgen.lab.rx.settle`).
   The virtio cable's QEMU queue holds 10,000 frames the receiving guest has not taken yet and
   drops beyond that: runs that must arrive exactly send at most 10,000 frames per receiving NIC.
 - A run paced by ``ratep`` sends its n-th packet no earlier than ``(n - 1) / ratep`` seconds
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pytest_pktgen.rx import settle
+from pytest_pktgen.lab.rx import settle
 
 CABLE_QUEUE = 10_000  # QEMU's NetQueue nq_maxlen: frames a hub port holds for a busy receiver
 PACE_SLACK = 1.005  # the guest's clock under TCG: a paced run measured 0.05 % above its rate

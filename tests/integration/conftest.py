@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from leftovers import state
 
-from pytest_pktgen.links import dummy_link, veth_link
+from pytest_pktgen.host.links import dummy_link, veth_link
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def pytest_sessionfinish(session, exitstatus):
     lab_links = {n: up for n, up in after["links"].items() if not n.startswith("pg")}
     if lab_links != {n: up for n, up in before["links"].items() if not n.startswith("pg")}:
         problems.append(f"links: before {before['links']}, after {after['links']}")
-    from pytest_pktgen.proc import Pktgen
+    from pytest_pktgen.pktgen.proc import Pktgen
 
     pg = Pktgen()
     if pg.available and pg.devices():

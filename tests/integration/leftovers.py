@@ -6,10 +6,10 @@ from __future__ import annotations
 def state() -> dict:
     """What the suite must leave as it found it: namespaces, links of ours, IRQ masks, the
     lab NICs' place and state."""
-    from pytest_pktgen.irq import PROC_IRQ
-    from pytest_pktgen.netlink import IPRoute
-    from pytest_pktgen.netlink import netns as pr_netns
-    from pytest_pktgen.netns import NAME_PREFIX
+    from pytest_pktgen.host.irq import PROC_IRQ
+    from pytest_pktgen.host.netlink import IPRoute
+    from pytest_pktgen.host.netlink import netns as pr_netns
+    from pytest_pktgen.host.netns import NAME_PREFIX
 
     with IPRoute() as ipr:
         links = {link.get_attr("IFLA_IFNAME"): bool(link["flags"] & 1) for link in ipr.get_links()}

@@ -12,8 +12,8 @@ import pytest
 from leftovers import state
 
 from pytest_pktgen.errors import PktgenRunError
-from pytest_pktgen.netdev import set_state
-from pytest_pktgen.netlink import IPRoute
+from pytest_pktgen.host.netdev import set_state
+from pytest_pktgen.host.netlink import IPRoute
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ SINK_CUT = """
 import threading
 import time
 
-from pytest_pktgen import netns
+from pytest_pktgen.host import netns
 
 
 def cut_once_sending(topology):

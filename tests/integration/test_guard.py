@@ -13,9 +13,9 @@ import pytest
 from accounting import wait_until
 
 from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun
-from pytest_pktgen.guard import NamespaceLock
-from pytest_pktgen.netlink import IPRoute
-from pytest_pktgen.netlink import netns as pr_netns
+from pytest_pktgen.host.netlink import IPRoute
+from pytest_pktgen.host.netlink import netns as pr_netns
+from pytest_pktgen.run.guard import NamespaceLock
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_second_run_in_a_namespace_waits_or_gives_up(veth):
                "the first run sending")  # it holds the lock from its setup on
     # the same process's lock is re-entrant, so ask as another process would
     probe = subprocess.run([sys.executable, "-c", f"""
-from pytest_pktgen.guard import NamespaceLock, PktgenBusy
+from pytest_pktgen.run.guard import NamespaceLock, PktgenBusy
 try:
     NamespaceLock({veth.generator_ns!r}, timeout=0.5).acquire()
 except PktgenBusy as err:
@@ -86,7 +86,7 @@ def test_two_sessions_on_one_namespace_both_intact(pytester):
         import pytest
 
         from pytest_pktgen import DeviceConfig, PktgenRun
-        from pytest_pktgen.links import dummy_link
+        from pytest_pktgen.host.links import dummy_link
 
         @pytest.fixture
         def together():
@@ -131,7 +131,7 @@ import time
 from pathlib import Path
 
 from pytest_pktgen import DeviceConfig, PktgenRun
-from pytest_pktgen.links import dummy_link
+from pytest_pktgen.host.links import dummy_link
 
 
 def test_long_run(pktgen_module):
@@ -289,7 +289,7 @@ def test_a_crossover_refuses_a_management_nic_before_moving_it(lab_nic_pairs, pk
                                                              where):
     """A crossover moves its NICs away (which cuts what they carry): a NIC with the default
     route, or a VLAN on it with the route, is refused where it is, before anything is made."""
-    from pytest_pktgen import topology
+    from pytest_pktgen.lab import topology
 
     pair = lab_nic_pairs[0]
     name = pair.rx if where == "rx" else pair.tx

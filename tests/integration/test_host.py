@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from pytest_pktgen import host, netns
+from pytest_pktgen import host
+from pytest_pktgen.host import netns
 
 pytestmark = pytest.mark.integration
 

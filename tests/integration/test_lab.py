@@ -9,8 +9,8 @@ import pytest
 from accounting import CABLE_QUEUE
 
 from pytest_pktgen import DeviceConfig, run
-from pytest_pktgen.netdev import link_info, link_stats, nic_irqs, read_interrupts
-from pytest_pktgen.rx import settle
+from pytest_pktgen.host.netdev import link_info, link_stats, nic_irqs, read_interrupts
+from pytest_pktgen.lab.rx import settle
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def test_features_are_probed_from_the_module(pktgen_module, pktgen):
     # kept for this boot and this pktgen build: the next session does not probe again
     from dataclasses import asdict
 
-    from pytest_pktgen import module
+    from pytest_pktgen.pktgen import module
 
     assert json.loads(module._features_cache().read_text()) == asdict(features)
 
@@ -66,7 +66,7 @@ def test_a_session_never_unloads_pktgen_from_under_another(pktgen_module, pytest
     """A session that finds pktgen loaded leaves it; one that loads it leaves it too while
     another session (this one) still uses it: the last one out unloads it (tests/unit/
     test_guard.py; the leftover check at the end of this suite finds it unloaded)."""
-    from pytest_pktgen import module
+    from pytest_pktgen.pktgen import module
 
     pytester.makepyfile("def test_uses(pktgen_module): assert pktgen_module.pktgen_version")
     assert pytester.runpytest_subprocess("-p", "no:cacheprovider").ret == 0

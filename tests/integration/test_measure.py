@@ -252,7 +252,7 @@ def test_nothing_sent_and_stray_frames_are_failures_not_results(pytester, tmp_pa
 
         import pytest
 
-        from pytest_pktgen.netns import call_in
+        from pytest_pktgen.host.netns import call_in
 
         @pytest.mark.pktgen(duration=1, rounds=1)
         def test_paused(veth, pktgen_bench):

@@ -7,9 +7,9 @@ import subprocess
 import pytest
 from accounting import CABLE_QUEUE, sent_checked, wait_until
 
-from pytest_pktgen import rx
-from pytest_pktgen.netns import call_in
-from pytest_pktgen.runner import PktgenRun
+from pytest_pktgen.host.netns import call_in
+from pytest_pktgen.lab import rx
+from pytest_pktgen.run.runner import PktgenRun
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,11 @@ import pytest
 from accounting import CABLE_QUEUE, paced_within_rate, stopped_by_the_stop
 
 from pytest_pktgen import DeviceConfig, PktgenRun
-from pytest_pktgen.check import mismatches
-from pytest_pktgen.links import dummy_link
-from pytest_pktgen.netdev import link_stats
-from pytest_pktgen.rx import settle
-from pytest_pktgen.setups import SETUPS, Target, multi
+from pytest_pktgen.host.links import dummy_link
+from pytest_pktgen.host.netdev import link_stats
+from pytest_pktgen.lab.rx import settle
+from pytest_pktgen.pktgen.check import mismatches
+from pytest_pktgen.pktgen.setups import SETUPS, Target, multi
 
 pytestmark = pytest.mark.integration
 

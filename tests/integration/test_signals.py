@@ -11,8 +11,8 @@ import nics
 import pytest
 from leftovers import state
 
-from pytest_pktgen.netlink import netns as pr_netns
-from pytest_pktgen.proc import Pktgen
+from pytest_pktgen.host.netlink import netns as pr_netns
+from pytest_pktgen.pktgen.proc import Pktgen
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ import time
 
 def test_interrupted(veth, pktgen):
     config = veth.config(count=0, pkt_size=60, ratep=5000)
-    from pytest_pktgen.runner import PktgenRun
+    from pytest_pktgen.run.runner import PktgenRun
     with PktgenRun([config], pktgen=veth.pktgen, duration=120) as run:
         run.start()
         print("RUNNING", flush=True)
@@ -54,9 +54,9 @@ def test_signal_mid_run_cleans_up(pytester, signum, pktgen_module):
 KILLED = '''
 import time
 
-from pytest_pktgen.params import DeviceConfig
-from pytest_pktgen.proc import Pktgen
-from pytest_pktgen.runner import PktgenRun
+from pytest_pktgen.pktgen.params import DeviceConfig
+from pytest_pktgen.pktgen.proc import Pktgen
+from pytest_pktgen.run.runner import PktgenRun
 
 
 def test_killed(crossover, lab_nic_pairs):

@@ -8,8 +8,8 @@ import socket
 import pytest
 from accounting import CABLE_QUEUE, wait_until
 
-from pytest_pktgen.netns import call_in
-from pytest_pktgen.rx import netstat
+from pytest_pktgen.host.netns import call_in
+from pytest_pktgen.lab.rx import netstat
 
 pytestmark = pytest.mark.integration
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pktgen.point import FLOW_PORT_BASE, Point
-from pytest_pktgen.sniff import PKTGEN_MAGIC, check
+from pytest_pktgen.lab.sniff import PKTGEN_MAGIC, check
+from pytest_pktgen.measurement.point import FLOW_PORT_BASE, Point
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import warnings
 import pytest
 from leftovers import state
 
-from pytest_pktgen.proc import Pktgen
+from pytest_pktgen.pktgen.proc import Pktgen
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ RUNS_PER_CHILD = 4  # three complete, the fourth interrupted: a quarter
 CHILD = """
 import os
 
-from pytest_pktgen.runner import PktgenRun
+from pytest_pktgen.run.runner import PktgenRun
 
 
 def test_three_complete_runs(veth):
@@ -43,7 +43,7 @@ def test_three_complete_runs(veth):
 
 
 def test_interrupted_run(veth, irq_pin, lab_nic_pairs):
-    from pytest_pktgen.netdev import nic_irqs
+    from pytest_pktgen.host.netdev import nic_irqs
 
     irq_pin(nic_irqs(lab_nic_pairs[0].rx), 1)
     config = veth.config(count=0, pkt_size=60, ratep=5000)

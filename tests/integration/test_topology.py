@@ -7,9 +7,9 @@ import pytest
 from accounting import CABLE_QUEUE, arrived, sent_checked
 from leftovers import state
 
-from pytest_pktgen.check import mismatches
 from pytest_pktgen.errors import DeviceUnsupported
-from pytest_pktgen.rx import settle
+from pytest_pktgen.lab.rx import settle
+from pytest_pktgen.pktgen.check import mismatches
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,8 @@ def test_crossover_returns_the_nics_exactly_as_found(lab_nic_pairs, pktgen_modul
     """A lab host's NICs carry addresses (one with lifetimes), routes in several tables (one
     multipath), a permanent neighbour, their own sysctls and qdiscs: moving them into the lab's
     namespaces deletes all of it, and all of it is back after the crossover."""
-    from pytest_pktgen import topology
-    from pytest_pktgen.netdev import link_info
+    from pytest_pktgen.host.netdev import link_info
+    from pytest_pktgen.lab import topology
 
     pair = lab_nic_pairs[0]
     with nics.dressed(pair.tx, 60), nics.dressed(pair.rx, 70):
@@ -94,8 +94,8 @@ def test_crossover_returns_the_nics_exactly_as_found(lab_nic_pairs, pktgen_modul
 def test_a_nic_whose_qdiscs_would_not_come_back_is_never_moved(lab_nic_pairs, pktgen_module):
     """htb dumps its options in a form its own init refuses: moving a NIC with an htb root
     would lose it for good, so the crossover refuses before it makes or moves anything."""
-    from pytest_pktgen import topology
-    from pytest_pktgen.nicstate import NicNotRestored
+    from pytest_pktgen.host.nicstate import NicNotRestored
+    from pytest_pktgen.lab import topology
 
     pair = lab_nic_pairs[0]
     ours_before = state()["netns"]
@@ -175,7 +175,7 @@ def test_irq_pinning_on_crossover(crossover, irq_pin):
     """The paper's Section 5: pktgen sends from CPU 0, the receiving NIC's IRQs are pinned to
     CPU 1. At least 99% of them must land there; the fixture restores and reads back every
     mask afterwards (checked again in test_irq_masks_restored)."""
-    from pytest_pktgen.irq import effective_cpus, read_mask
+    from pytest_pktgen.host.irq import effective_cpus, read_mask
 
     rx_irqs = crossover.nics["rx"].irqs
     assert rx_irqs

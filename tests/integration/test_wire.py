@@ -20,9 +20,9 @@ from pytest_pktgen import (
     PktgenRunError,
     PktgenWriteError,
 )
-from pytest_pktgen.links import dummy_link
-from pytest_pktgen.netdev import set_state
-from pytest_pktgen.proc import write_command
+from pytest_pktgen.host.links import dummy_link
+from pytest_pktgen.host.netdev import set_state
+from pytest_pktgen.pktgen.proc import write_command
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from leftovers import state
 
-from pytest_pktgen.netns import NETNS_DIR
+from pytest_pktgen.host.netns import NETNS_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -18,6 +18,6 @@ def test_nothing_left_behind(request, pktgen_module):
     assert now["irq_masks"] == before["irq_masks"]
     assert {n for n in now["links"]} == {n for n in before["links"]}
     assert not any(p.name.startswith("pg") for p in NETNS_DIR.glob("*"))
-    from pytest_pktgen.proc import Pktgen
+    from pytest_pktgen.pktgen.proc import Pktgen
 
     assert Pktgen().devices() == []

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pktgen.netdev import sysctl
-from pytest_pktgen.rx import netstat
+from pytest_pktgen.host.netdev import sysctl
+from pytest_pktgen.lab.rx import netstat
 
 pytestmark = pytest.mark.integration
 

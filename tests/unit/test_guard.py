@@ -4,7 +4,7 @@ file, as two sessions do)."""
 
 from __future__ import annotations
 
-from pytest_pktgen import guard
+from pytest_pktgen.run import guard
 
 
 def _use(tmp_path, monkeypatch):

@@ -10,49 +10,76 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pytest_pktgen"
 
-# DESIGN.md's floors, ground first
-FLOORS = {
-    "host": ["errors", "ledger", "netlink", "netns", "host", "links", "netdev", "nicstate", "irq"],
-    "pktgen": ["params", "parse", "proc", "module", "probe", "check", "setups"],
-    "run": ["runner", "guard", "leftovers"],
-    "lab": ["topology", "rx", "sniff", "vm"],
-    "measurement": ["point", "measure", "gates", "report"],
-    "surface": ["options", "sweep", "session", "fixtures", "plugin", "__main__", "__init__"],
-}
-FLOOR = {module: level for level, modules in enumerate(FLOORS.values()) for module in modules}
+# DESIGN.md's floors, ground first: a folder each, the pytest surface at the top level (errors.py,
+# at the top level too, is the ground every floor stands on)
+FLOORS = ["host", "pktgen", "run", "lab", "measurement", "surface"]
+GROUND = {"errors"}
 
 
-def own_imports(tree: ast.AST, top_only: bool) -> set[str]:
-    """The package's own modules that ``tree`` imports (relative imports)."""
+def floor_of(module: str) -> int:
+    """``lab.rx`` -> the lab's floor; a top-level module is the surface's (errors: the ground)."""
+    top = module.split(".")[0]
+    if top in FLOORS:  # a floor's module, or the floor's package itself
+        return FLOORS.index(top)
+    return -1 if module in GROUND else FLOORS.index("surface")
+
+
+def own_imports(module: str, tree: ast.AST, top_only: bool) -> set[str]:
+    """The package's own modules that ``tree`` (the module ``module``, dotted within the
+    package) imports; a package's ``__init__`` counts as the package (``host``)."""
+    here = [module] if module in FLOORS else module.split(".")[:-1]  # a package: itself
     nodes = tree.body if top_only else ast.walk(tree)
     found = set()
     for node in nodes:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found |= ({node.module.split(".")[0]} if node.module
-                      else {alias.name for alias in node.names})
-    return found
+        if not (isinstance(node, ast.ImportFrom) and node.level):
+            continue
+        base = here[:len(here) - (node.level - 1)]
+        if node.module:
+            found.add(".".join([*base, *node.module.split(".")]))
+        else:
+            found |= {".".join([*base, alias.name]) for alias in node.names}
+    return {name.removesuffix(".__init__") for name in found}
 
 
 def modules() -> dict[str, ast.Module]:
-    return {path.stem: ast.parse(path.read_text()) for path in sorted(PACKAGE.glob("*.py"))}
+    out = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        out[name.removesuffix(".__init__") or "__init__"] = ast.parse(path.read_text())
+    return out
 
 
-def test_every_module_has_a_floor():
-    assert set(modules()) == set(FLOOR), "place a new module on a floor in DESIGN.md and here"
+def test_every_module_sits_on_a_floor():
+    for name in modules():
+        folder = name.split(".")[0] if "." in name else ""
+        assert not folder or folder in FLOORS, f"{name}: a folder that is no floor (DESIGN.md)"
+    assert {name.split(".")[0] for name in modules() if "." in name} == set(FLOORS) - {"surface"}
 
 
-@pytest.mark.parametrize("name", sorted(FLOOR))
+@pytest.mark.parametrize("name", sorted(modules()))
 def test_imports_go_down_or_along_and_sit_at_the_top(name):
     tree = modules()[name]
-    upward = {m: list(FLOORS)[FLOOR[m]] for m in own_imports(tree, top_only=False)
-              if FLOOR[m] > FLOOR[name]}
-    assert not upward, f"{name} ({list(FLOORS)[FLOOR[name]]}) imports from above: {upward}"
-    hidden = own_imports(tree, top_only=False) - own_imports(tree, top_only=True)
-    assert not hidden, f"{name} imports {sorted(hidden)} inside a function"
+    known = modules()
+    every = own_imports(name, tree, top_only=False)
+    # "from . import x": x is a module of the package, or a name its __init__ gives
+    every = {m if m in known else m.rpartition(".")[0] or m for m in every}
+    assert every <= set(known) | {"__init__"}, every - set(known)
+    upward = {m: FLOORS[floor_of(m)] for m in every if m in known and floor_of(m) > floor_of(name)}
+    assert not upward, f"{name} imports from above its floor: {upward}"
+    top = {m if m in known else m.rpartition(".")[0] or m
+           for m in own_imports(name, tree, top_only=True)}
+    assert not every - top, f"{name} imports {sorted(every - top)} inside a function"
 
 
 def test_no_import_circles():
-    graph = {name: own_imports(tree, top_only=True) for name, tree in modules().items()}
+    known = modules()
+    graph = {name: {m if m in known else m.rpartition(".")[0] or m
+                    for m in own_imports(name, tree, top_only=True)} & set(known)
+             for name, tree in known.items()}
+    # a package's __init__ is imported on the way to each of its modules
+    for name in known:
+        if "." in name and name.rpartition(".")[0] in known:
+            graph[name] = graph[name] - {name.rpartition(".")[0]}
     seen: set[str] = set()
 
     def visit(name: str, path: list[str]) -> None:

@@ -6,12 +6,12 @@ import signal
 import subprocess
 import sys
 
-from pytest_pktgen import ledger
+from pytest_pktgen.host import ledger
 
 OWNER = """
 import sys
 from pathlib import Path
-from pytest_pktgen.ledger import Ledger
+from pytest_pktgen.host.ledger import Ledger
 
 book = Ledger(Path(sys.argv[1]))
 book.add("namespaces", "pgfake0")

@@ -11,7 +11,7 @@ PROBE = r"""
 import json, sys
 {before}
 import pytest_pktgen.plugin
-from pytest_pktgen import netlink
+from pytest_pktgen.host import netlink
 out = {{"after_plugin": sorted(m for m in sys.modules if m.startswith("pyroute2"))}}
 with netlink.IPRoute() as ipr:
     out["links"] = [link.get("ifname") for link in ipr.get_links()]

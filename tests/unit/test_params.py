@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun, runner
-from pytest_pktgen.proc import Pktgen
+from pytest_pktgen import DeviceConfig, PktgenConfigError, PktgenRun
+from pytest_pktgen.pktgen.proc import Pktgen
+from pytest_pktgen.run import runner
 
 # (device, params, flags, the parameter the error must name, a fragment of what is allowed)
 BAD = [

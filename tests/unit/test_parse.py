@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pktgen.parse import Result, parse_device, parse_pgctrl, parse_thread
+from pytest_pktgen.pktgen.parse import Result, parse_device, parse_pgctrl, parse_thread
 
 DATA = Path(__file__).parents[1] / "data"
 CAPTURED = DATA / "captured"
@@ -198,9 +198,9 @@ def test_the_smallest_frame_pktgen_builds_follows_its_headers(name, ipv6, encap,
 def test_a_report_names_no_single_frame_when_sizes_vary():
     """imix (and size ranges): no one frame was sent; the row keeps the point's frame and
     pktgen's own bps, which count the sizes it really sent."""
-    from pytest_pktgen.point import Point
-    from pytest_pktgen.report import row_for
-    from pytest_pktgen.runner import RunResult
+    from pytest_pktgen.measurement.point import Point
+    from pytest_pktgen.measurement.report import row_for
+    from pytest_pktgen.run.runner import RunResult
 
     imix = parse_device(read("device-dummy-mpls-imix.txt"))
     fixed = parse_device(read("device-ipv6-flows.txt"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_pktgen.rx import parse_pgrx
+from pytest_pktgen.lab.rx import parse_pgrx
 
 CAPTURED = Path(__file__).parents[1] / "data" / "captured"
 
@@ -26,7 +26,7 @@ def test_parse_pgrx_capture():
 
 
 def test_lost_with_clones():
-    from pytest_pktgen.rx import Stream
+    from pytest_pktgen.lab.rx import Stream
 
     # clone_skb 10, 20000 packets: headers 1, 11, ... 19991; one header (10 packets) missing
     stream = Stream(3, "02:50:47:00:00:01", 1, 19991, 19990, 1999, 17991, 0, 0)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_pktgen import gates, options
+from pytest_pktgen import options
+from pytest_pktgen.measurement import gates
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_pktgen import VmLabError, vm
+from pytest_pktgen import VmLabError
+from pytest_pktgen.lab import vm
 from pytest_pktgen.options import strip_vm_args
 
 

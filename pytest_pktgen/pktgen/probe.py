@@ -4,7 +4,7 @@
 it its own threads), adds ``lo@probe`` there, tries the commands whose answers differ between
 kernels and ends; the namespace, its pktgen threads and the device vanish with the thread.
 Nothing in the caller's namespace is touched, and no Python process is started (one costs
-seconds under TCG). ``python -m pytest_pktgen.probe`` prints the answers as JSON.
+seconds under TCG). ``python -m pytest_pktgen.pktgen.probe`` prints the answers as JSON.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import netlink
-from .errors import PktgenWriteError
+from ..errors import PktgenWriteError
+from ..host import netlink
 from .proc import Pktgen, write_command
 
 CLONE_NEWNET = 0x40000000
@@ -55,7 +55,7 @@ def _probe_here() -> dict:
 
 
 def features(timeout: float = 60) -> dict:
-    """pktgen's answers as a dict of :class:`~pytest_pktgen.module.Features` fields."""
+    """pktgen's answers as a dict of :class:`~pytest_pktgen.pktgen.module.Features` fields."""
     outcome: dict[str, object] = {}
 
     def target():

@@ -22,8 +22,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import VmLabError
-from .module import module_path
+from ..errors import VmLabError
+from ..pktgen.module import module_path
 
 LAB_ENV = "PYTEST_PKTGEN_LAB"
 QEMU = "qemu-system-x86_64"

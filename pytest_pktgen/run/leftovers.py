@@ -1,4 +1,4 @@
-"""Undo what killed sessions left behind (their ledgers, :mod:`pytest_pktgen.ledger`).
+"""Undo what killed sessions left behind (their ledgers, :mod:`pytest_pktgen.host.ledger`).
 
 Every session does it when it starts, and ``python -m pytest_pktgen clean`` by hand: NICs
 moved into a lab namespace are sent home and restored as they were found, the namespaces
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 
-from . import netlink, netns, nicstate
+from ..host import netlink, netns, nicstate
+from ..host.ledger import RUN_DIR, dead_owners
+from ..pktgen.proc import Pktgen
 from .guard import NamespaceLock, PktgenBusy
-from .ledger import RUN_DIR, dead_owners
-from .proc import Pktgen
 from .runner import remove_dead_runs_devices
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import PktgenConfigError
-from .params import FCS_LEN, FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean
+from ..errors import PktgenConfigError
+from ..pktgen.params import FCS_LEN, FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean
 
 AXES = ("frame", "clone_skb", "flows", "threads")
 # N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in

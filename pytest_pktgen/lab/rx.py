@@ -27,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import host, netdev, netlink
-from .proc import write_command
+from .. import host
+from ..host import netdev, netlink
+from ..pktgen.proc import write_command
 
-KMOD_DIR = Path(__file__).resolve().parent.parent / "kmod"
+KMOD_DIR = Path(__file__).resolve().parents[2] / "kmod"
 KMOD_NAME = "pgrx"
 KMOD_KO = KMOD_DIR / f"{KMOD_NAME}.ko"
 # Frames still in flight when pktgen stops are not loss: a virtio cable's QEMU queue holds up
@@ -450,7 +451,7 @@ class PatchedCounter(RxCounter):
 # A frame on its way up a sink passes the driver's counters (ifstats), tc ingress, nftables'
 # netdev ingress, PRE_ROUTING (pgrx) and ip_rcv (the patched kernel), in that order; one
 # dropped at one of them reaches none after it. These count after tc ingress, where a
-# topology's sink discards pktgen's frames (see :mod:`pytest_pktgen.topology`).
+# topology's sink discards pktgen's frames (see :mod:`pytest_pktgen.lab.topology`).
 AFTER_TC_INGRESS = frozenset({"nft", "kmod", "patched"})
 
 BACKENDS = {"ifstats": IfStatsCounter, "tc": TcCounter, "nft": NftCounter,

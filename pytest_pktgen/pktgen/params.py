@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from .errors import PktgenConfigError
+from ..errors import PktgenConfigError
 
 U32 = 2**32 - 1
 S32 = 2**31 - 1
@@ -362,4 +362,5 @@ def _did_you_mean(name: str) -> str:
     if name in KNOWN_MISTAKES:
         return f" (pktgen calls it {KNOWN_MISTAKES[name]})"
     close = difflib.get_close_matches(name, PARAMS, n=1)
-    return f" (did you mean {close[0]!r}?)" if close else " (see pytest_pktgen.params.PARAMS)"
+    return (f" (did you mean {close[0]!r}?)" if close
+            else " (see pytest_pktgen.pktgen.params.PARAMS)")

@@ -6,7 +6,7 @@ something keeps a ledger in ``/run/pytest-pktgen``: ``owner-<pid>-<start>.json``
 made (a namespace is written down before it is made, a NIC with its saved state before it is
 moved), and ``owner-<pid>-<start>.lock`` is flock()ed for the life of the process. The kernel
 drops that lock when the process dies, however it dies: whoever gets the lock then knows the
-owner is gone, and undoes what its ledger lists (:mod:`pytest_pktgen.leftovers`).
+owner is gone, and undoes what its ledger lists (:mod:`pytest_pktgen.run.leftovers`).
 """
 
 from __future__ import annotations

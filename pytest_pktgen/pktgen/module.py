@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import PktgenNotAvailable
 from . import probe
-from .errors import PktgenNotAvailable
 from .proc import PROC_DIR, Pktgen
 
 PROBE_TIMEOUT_S = 60  # a second or two under TCG; the rest is for a loaded host
@@ -92,7 +92,7 @@ def kernel_info(loaded_by_us: bool = False) -> KernelInfo:
 @functools.cache
 def features() -> Features:
     """Probe pktgen in a throw-away network namespace (the module must be loaded; see
-    :mod:`pytest_pktgen.probe`): once per boot and module build, the answer kept in /run for
+    :mod:`pytest_pktgen.pktgen.probe`): once per boot and module build, the answer kept in /run for
     the sessions after this one."""
     cache = _features_cache()
     try:

@@ -1,5 +1,5 @@
 """pyroute2, the parts the package uses: :class:`IPRoute`, the ``netns`` helpers, and the
-rtnetlink message classes that :mod:`pytest_pktgen.nicstate` sends saved messages back with,
+rtnetlink message classes that :mod:`pytest_pktgen.host.nicstate` sends saved messages back with,
 each imported when first asked for (``netlink.IPRoute``): a session that never opens a netlink
 socket never imports pyroute2 at all (9 s of a trivial session's start in the VM lab).
 

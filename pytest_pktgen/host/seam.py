@@ -3,7 +3,7 @@
 Whatever acts on a host goes through a :class:`Host`: run a callable there, read or write a file
 as that host sees it, open netlink there, run a program there, and ask whether it still exists.
 :func:`on` gives the host for a namespace name (None: here). A namespace is reached from a
-thread that joins it (see :mod:`pytest_pktgen.netns`): a path it reads must name the thread's
+thread that joins it (see :mod:`pytest_pktgen.host.netns`): a path it reads must name the thread's
 own view, ``/proc/thread-self/net/...``, never ``/proc/net`` (the process's).
 """
 

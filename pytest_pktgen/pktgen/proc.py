@@ -13,9 +13,9 @@ import os
 import time
 from pathlib import Path
 
-from . import host
-from .errors import PktgenResultError, PktgenWriteError
-from .netns import Resident
+from .. import host
+from ..errors import PktgenResultError, PktgenWriteError
+from ..host.netns import Resident
 from .params import RESULT_UNCHANGED, DeviceConfig, check_device_name
 from .parse import DeviceStatus, ThreadStatus, parse_device, parse_pgctrl, parse_thread, result_line
 

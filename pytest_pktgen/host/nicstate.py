@@ -26,8 +26,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import host, netlink, netns
-from .errors import PktgenError
+from ..errors import PktgenError
+from . import netlink, netns, seam
 from .ledger import ledger
 from .netns import unique_name
 
@@ -351,7 +351,7 @@ def unrestorable(state: NicState) -> list[str]:
     scratch = netns.create("pgc")
     try:
         name = unique_name("pgc")
-        with host.on(scratch).netlink() as ipr:
+        with seam.on(scratch).netlink() as ipr:
             ipr.link("add", ifname=name, kind="veth", peer={"ifname": name + "p"})
             index = ipr.link_lookup(ifname=name)[0]
             refused = []
@@ -392,7 +392,7 @@ def send_home(state: NicState, ns: str, timeout: float = 10.0) -> None:
     """Bring a NIC back from ``ns`` (or, if ``ns`` is gone, wait for the kernel to bring it)
     and restore what :func:`move_away` saved; NicNotRestored names what differs."""
     if (netns.NETNS_DIR / ns).exists():
-        with host.on(ns).netlink() as ipr:
+        with seam.on(ns).netlink() as ipr:
             found = ipr.link_lookup(ifname=state.ifname)
             if found:
                 ipr.link("set", index=found[0], state="down")

@@ -20,9 +20,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import host, netdev
-from .errors import PktgenConfigError, PktgenError
-from .ledger import RUN_DIR
+from .. import host
+from ..errors import PktgenConfigError, PktgenError
+from ..host import netdev
+from ..host.ledger import RUN_DIR
 
 LOCK_DIR = RUN_DIR
 TCP_ESTABLISHED = "01"

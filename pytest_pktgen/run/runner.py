@@ -13,14 +13,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from . import module, netdev
-from .check import mismatches
-from .errors import PktgenConfigError, PktgenRunError
+from ..errors import PktgenConfigError, PktgenRunError
+from ..host import netdev
+from ..pktgen import module
+from ..pktgen.check import mismatches
+from ..pktgen.module import Features
+from ..pktgen.params import DeviceConfig
+from ..pktgen.parse import RESULT_RE, DeviceStatus
+from ..pktgen.proc import Pktgen
 from .guard import NamespaceLock, check_not_management
-from .module import Features
-from .params import DeviceConfig
-from .parse import RESULT_RE, DeviceStatus
-from .proc import Pktgen
 
 ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
 # Link kinds whose drivers clear IFF_TX_SKB_SHARING (the kernel then refuses clone_skb > 0 and

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .params import FCS_LEN
+from ..pktgen.params import FCS_LEN
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
@@ -89,7 +89,7 @@ def point_key_of(row: Mapping) -> tuple:
 def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
             rx_backend: str | None, device: Mapping[str, str], sink: str = "") -> dict:
     """One measurement as a row: the point, the medians over rounds, the totals; ``sink`` is
-    what the sink did with the frames (:attr:`~pytest_pktgen.topology.Topology.sink_mode`)."""
+    what the sink did with the frames (:attr:`~pytest_pktgen.lab.topology.Topology.sink_mode`)."""
     import statistics
 
     pps = [r.pps for r in rounds]

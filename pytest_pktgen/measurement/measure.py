@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ..errors import PktgenRunError
+from ..host.irq import read_mask
+from ..host.netdev import driver_info
+from ..lab.rx import AFTER_TC_INGRESS
+from ..pktgen.params import DeviceConfig
+from ..run.runner import RunResult, Sample
 from . import gates, report
-from .errors import PktgenRunError
-from .irq import read_mask
-from .netdev import driver_info
-from .params import DeviceConfig
 from .point import Point, Settings
-from .runner import RunResult, Sample
-from .rx import AFTER_TC_INGRESS
 
 
 @dataclass

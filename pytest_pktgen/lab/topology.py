@@ -25,13 +25,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import host, netdev, netlink, netns, nicstate
-from .errors import DeviceUnsupported
-from .guard import check_not_management
-from .netns import unique_name
-from .params import DeviceConfig
-from .proc import Pktgen
-from .runner import PktgenRun, RunResult
+from .. import host
+from ..errors import DeviceUnsupported
+from ..host import netdev, netlink, netns, nicstate
+from ..host.netns import unique_name
+from ..pktgen.params import DeviceConfig
+from ..pktgen.proc import Pktgen
+from ..run.guard import check_not_management
+from ..run.runner import PktgenRun, RunResult
 from .rx import RxCounter, TcCounter
 
 NUD_PERMANENT = 0x80
@@ -99,7 +100,7 @@ class Topology:
     # the sink's count-and-drop at tc ingress (None: lifted, or never there)
     discard: TcCounter | None = field(default=None, repr=False)
     # a receive counter that drops pktgen's frames later on their way, in the discard's place
-    # (:data:`pytest_pktgen.rx.AFTER_TC_INGRESS`)
+    # (:data:`pytest_pktgen.lab.rx.AFTER_TC_INGRESS`)
     dropper: RxCounter | None = field(default=None, repr=False)
     discard_error: str | None = None  # why the sink could not discard, when it could not
 
@@ -186,7 +187,7 @@ class Topology:
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
             **kwargs) -> RunResult:
         """Run pktgen in the generator namespace (see :meth:`prepare`). ``rx`` receive counters
-        (:mod:`pytest_pktgen.rx`) are reset before and read after: the result's ``received``
+        (:mod:`pytest_pktgen.lab.rx`) are reset before and read after: the result's ``received``
         and ``loss()`` then say what arrived."""
         run = self.prepare(configs, **kwargs)
         for counter in rx:
@@ -340,11 +341,11 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
               allow_devices: Sequence[str] = (), discard: bool = True) -> Topology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
     one host). On close both NICs come back to this namespace exactly as they were found:
-    addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.nicstate`); a NIC
+    addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.host.nicstate`); a NIC
     whose qdiscs would not come back is refused before anything is made.
 
     Moving a NIC cuts whatever it carries: a NIC that looks like a management link (the
-    default route, an SSH session's address; see :func:`~pytest_pktgen.guard.management_reason`)
+    default route, an SSH session's address; see :func:`~pytest_pktgen.run.guard.management_reason`)
     is refused here, where it is, before anything is made or moved, unless ``allow_devices``
     names it."""
     for nic in (tx_nic, rx_nic):

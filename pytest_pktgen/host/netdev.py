@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import host, netlink
+from . import netlink, seam
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def route(ipr: netlink.IPRoute | None = None,
     if ipr is not None:
         yield ipr
         return
-    with host.on(netns).netlink() as own:
+    with seam.on(netns).netlink() as own:
         yield own
 
 
@@ -89,7 +89,7 @@ def sysctl(key: str, value: str | int, netns: str | None = None) -> str:
         path.write_text(f"{value}\n")
         return old
 
-    return host.on(netns).call(swap)
+    return seam.on(netns).call(swap)
 
 
 def quiet(ifname: str, netns: str | None = None, value: str | int = 1) -> str:
@@ -176,6 +176,6 @@ def driver_info(ifname: str, netns: str | None = None) -> dict[str, str]:
         return dict(zip(("driver", "driver_version", "firmware", "bus"), text, strict=True))
 
     try:
-        return host.on(netns).call(ask)
+        return seam.on(netns).call(ask)
     except OSError:
         return {"driver": "", "driver_version": "", "firmware": "", "bus": ""}

@@ -12,8 +12,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from . import host
-from .params import PARAMS, DeviceConfig
+from .. import host
+from ..pktgen.params import PARAMS, DeviceConfig
 
 PKTGEN_MAGIC = 0xBE9BE955
 SOCKET_BUFFER = 32 << 20

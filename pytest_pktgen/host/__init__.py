@@ -1,0 +1,6 @@
+"""Where things run: the Host seam (here, a namespace; next: SSH) and what sits on it:
+namespaces, netlink, links, NIC facts and state, IRQs, the ledger of what a session made."""
+
+from .seam import LOCAL, Host, Local, Namespace, on
+
+__all__ = ["LOCAL", "Host", "Local", "Namespace", "on"]

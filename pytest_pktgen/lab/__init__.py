@@ -1,0 +1,1 @@
+"""The lab: topologies in private namespaces, receive counters, the sniffer, the VM lab."""
