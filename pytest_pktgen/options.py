@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from .errors import PktgenConfigError
+from .lab.rx import BACKENDS
 from .measurement.gates import BASELINE_METRICS
 from .measurement.point import AXES, check_value
 from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
@@ -168,8 +169,8 @@ OPTIONS = (
     Option("pktgen_warmup", "unmeasured rounds before them", 0, count, "N"),
     Option("pktgen_param", "any pktgen device parameter for every measurement, e.g. "
            "ratep=100000 (repeatable)", (), param, "NAME=VALUE", multiple=True),
-    Option("pktgen_rx", "receive counter for loss: ifstats, tc, nft, kmod or patched", "ifstats",
-           choice("ifstats", "tc", "nft", "kmod", "patched"), "BACKEND"),
+    Option("pktgen_rx", f"receive counter for loss: {', '.join(BACKENDS)}", "ifstats",
+           choice(*BACKENDS), "BACKEND"),
     Option("pktgen_sink", "what a topology's sink does with pktgen's frames: discard (count "
            "and drop them at its tc ingress, the cheapest: the sink is not what is measured) or "
            "stack (up its stack to UDP port 9, as a receiving host takes them)", "discard",

@@ -21,7 +21,7 @@ from ..lab.rx import AFTER_TC_INGRESS
 from ..pktgen.params import DeviceConfig
 from ..run.runner import RunResult, Sample
 from . import gates, report
-from .point import Point, Settings
+from .point import AXIS_COLUMNS, Point, Settings
 
 
 @dataclass
@@ -291,10 +291,9 @@ class Bench:
 
     def _record(self, row: dict) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
-        keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", "frame", "frame_sent", "pkt_size",
-                "clone_skb", "flows", "threads", "offered", "sent", "errors", "received", "loss",
-                "loss_ratio", "rx_backend", "sink", "dev_name", "dev_driver", "dev_firmware",
-                "gate", "label")
+        keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", *AXIS_COLUMNS, "frame_sent",
+                "offered", "sent", "errors", "received", "loss", "loss_ratio", "rx_backend",
+                "sink", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
         info = {k: row[k] for k in keep if k in row}
         info["units"] = report.UNITS
         benchmark = getattr(self, "_benchmark", None)

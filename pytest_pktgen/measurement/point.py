@@ -8,12 +8,11 @@ table counts them; pktgen's ``pkt_size`` leaves the FCS out (``pkt_size = frame 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..errors import PktgenConfigError
 from ..pktgen.params import FCS_LEN, FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean
 
-AXES = ("frame", "clone_skb", "flows", "threads")
 # N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in
 # turn: pktgen's next packet takes the next port of [udp_src_min, udp_src_max). (pktgen's own
 # ``flows``/``flowlen`` keep only an IPv4 destination per flow: with one ``dst`` they send
@@ -82,20 +81,15 @@ class Point:
 
     @property
     def id(self) -> str:
-        values = {"frame": self.frame, "clone_skb": self.clone_skb, "flows": self.flows,
-                  "threads": self.threads, **dict(self.extra)}
-        parts = []
-        for name in self.swept:
-            value = values[name]
-            parts.append({"frame": f"{value}B", "clone_skb": f"clone{value}",
-                          "flows": f"flows{value}", "threads": f"{value}thr"}.get(
-                              name, f"{name}{value}"))
-        return "-".join(parts)
+        values = {**{name: getattr(self, name) for name in AXES}, **dict(self.extra)}
+        return "-".join(ID_FORMAT.get(name, name + "{}").format(values[name])
+                        for name in self.swept)
 
     def axes(self) -> dict[str, object]:
-        """The point's coordinates, for reports: the four axes and the extra parameters."""
-        return {"frame": self.frame, "pkt_size": self.pkt_size, "clone_skb": self.clone_skb,
-                "flows": self.flows, "threads": self.threads, **dict(self.extra)}
+        """The point's coordinates, for reports: frame and pkt_size, the other axes, the
+        extra parameters."""
+        return {"frame": self.frame, "pkt_size": self.pkt_size,
+                **{name: getattr(self, name) for name in AXES[1:]}, **dict(self.extra)}
 
     def params(self) -> dict:
         """pktgen parameters of one device at this point (count comes later)."""
@@ -104,6 +98,13 @@ class Point:
             params.update(udp_src_min=FLOW_PORT_BASE, udp_src_max=FLOW_PORT_BASE + self.flows)
         params.update(dict(self.extra))
         return params
+
+
+# The sweep axes are Point's own fields (frame first), the rest of a point's parameters extra
+AXES = tuple(f.name for f in fields(Point) if f.name not in ("extra", "swept"))
+# the point's columns in reports: the axes with pkt_size beside the frame
+AXIS_COLUMNS = (AXES[0], "pkt_size", *AXES[1:])
+ID_FORMAT = {"frame": "{}B", "clone_skb": "clone{}", "flows": "flows{}", "threads": "{}thr"}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..pktgen.params import FCS_LEN
+from .point import AXES, AXIS_COLUMNS
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
@@ -83,7 +84,7 @@ class Results:
 
 
 def point_key_of(row: Mapping) -> tuple:
-    return tuple(row.get(k) for k in ("frame", "clone_skb", "flows", "threads", "extra"))
+    return tuple(row.get(k) for k in (*AXES, "extra"))
 
 
 def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
@@ -104,11 +105,10 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
     fixed = all(s.fixed_size for s in statuses)
     frame_sent = max((s.frame_sent for s in statuses), default=point.frame) if fixed \
         else point.frame
-    extra = {k: v for k, v in axes.items()
-             if k not in ("frame", "pkt_size", "clone_skb", "flows", "threads")}
+    extra = {k: v for k, v in axes.items() if k not in AXIS_COLUMNS}
     row = {
         "test": test, "name": name, "id": point.id, "label": label,
-        **{k: axes[k] for k in ("frame", "pkt_size", "clone_skb", "flows", "threads")},
+        **{k: axes[k] for k in AXIS_COLUMNS},
         "extra": json.dumps(extra, sort_keys=True) if extra else "",
         "rounds": len(rounds),
         "pps": float(statistics.median(pps)),
@@ -172,7 +172,7 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
     out = []
     df = pd.DataFrame(rows)
     for name, group in df.groupby("name", sort=False):
-        varying = [c for c in ("label", "clone_skb", "flows", "threads")
+        varying = [c for c in ("label", *AXES[1:])
                    if group[c].nunique(dropna=False) > 1]
         columns = ["frame", "pkt_size", *varying, "pps", "pps_spread", "mbps", "l1_mbps", "sent",
                    "errors", "received", "loss_ratio", "gate"]
@@ -213,7 +213,7 @@ def plot_sweeps(df, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (ax_pps, ax_mbps) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series_cols = ["name", "label", "clone_skb", "flows", "threads", "extra"]
+    series_cols = ["name", "label", *AXES[1:], "extra"]
     for key, group in df.groupby(series_cols, sort=False, dropna=False):
         group = group.sort_values("frame")
         if len(group) < 2:
