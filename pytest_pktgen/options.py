@@ -17,6 +17,7 @@ from .lab.rx import BACKENDS
 from .measurement.gates import BASELINE_METRICS
 from .measurement.point import AXES, check_value
 from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
+from .run.runner import check_ends
 
 
 def positive_int(text: str) -> int:
@@ -295,8 +296,10 @@ def check_usage(config: pytest.Config) -> None:
     if given(config, "pktgen_count") and given(config, "pktgen_duration"):
         raise pytest.UsageError("--pktgen-count and --pktgen-duration: a round is either a packet "
                                 "count or a number of seconds, give one")
-    if get(config, "pktgen_count") == 0 and not get(config, "pktgen_duration"):
-        raise pytest.UsageError("--pktgen-count 0 sends forever: give --pktgen-duration instead")
+    try:
+        check_ends(get(config, "pktgen_count"), get(config, "pktgen_duration"))
+    except PktgenConfigError as err:
+        raise pytest.UsageError(f"--pktgen-count 0: {err.allowed} (--pktgen-duration)") from None
     if get(config, "pktgen_duration") == 0 and given(config, "pktgen_duration"):
         raise pytest.UsageError("--pktgen-duration 0: a round needs some seconds")
     for name, value in get(config, "pktgen_param"):

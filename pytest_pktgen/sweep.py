@@ -16,6 +16,7 @@ from . import options
 from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
 from .measurement.point import AXES, RUN_KEYS, Point, Settings, check_value
+from .run.runner import check_ends
 
 
 def bad(message: str):
@@ -58,9 +59,10 @@ def settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],
 
 
 def _check_settings(s: Settings, where: str) -> None:
-    if s.count == 0 and not s.duration:
-        bad(f"{where}: count 0 sends forever: give a duration (seconds per "
-                                "round) with it, or a count above 0")
+    try:
+        check_ends(s.count, s.duration)
+    except PktgenConfigError as err:
+        bad(f"{where}: count 0: {err.allowed}")
     if s.count and s.duration:
         bad(f"{where}: count {s.count} and duration {s.duration}: a round is "
                                 "either a packet count or a number of seconds, not both")

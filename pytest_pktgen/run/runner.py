@@ -106,6 +106,17 @@ class RunResult:
         return out
 
 
+ENDLESS = ("a packet count above 0, or count 0 together with a duration (count 0 alone sends "
+           "forever)")
+
+
+def check_ends(count: int, duration: float | None, device: str | None = None) -> None:
+    """A run (a round) must end: count 0 only with a duration. The one wording of the rule for
+    a run, a marker and the options."""
+    if count == 0 and not duration:
+        raise PktgenConfigError("count", 0, ENDLESS, device)
+
+
 class PktgenRun:
     """Configure, start, sample, stop and collect one pktgen run; a context manager.
 
@@ -133,9 +144,7 @@ class PktgenRun:
         if duration is not None and not duration > 0:
             raise PktgenConfigError("duration", duration, "a number of seconds above 0")
         for config in configs:
-            if int(config.get("count", 1000)) == 0 and duration is None:
-                raise PktgenConfigError("count", 0, "a packet count above 0, or count 0 together "
-                                        "with a duration (a run must end)", config.device)
+            check_ends(int(config.get("count", 1000)), duration, config.device)
         self._check_thread_sharing(configs)
         self.duration = duration
         self.timeout = timeout if timeout is not None else self._default_timeout()

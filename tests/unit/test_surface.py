@@ -26,7 +26,7 @@ from pytest_pktgen.measurement import gates
     (["--pktgen-dev", "eth1", "--pktgen-dst-mac", "02:00:00:00:00:01", "--pktgen-dst", "1.2.3"],
      "*--pktgen-dst '1.2.3': an IPv4 address*"),
     (["--pktgen-count", "100", "--pktgen-duration", "2"], "*either a packet count or a number*"),
-    (["--pktgen-count", "0"], "*--pktgen-count 0 sends forever*"),
+    (["--pktgen-count", "0"], "*--pktgen-count 0: *count 0 alone sends forever*"),
     (["--pktgen-param", "ratp=100"], "*ratp=100*did you mean 'ratep'*"),
     (["--pktgen-param", "ratep=-1"], "*ratep=-1: a whole number from 1*"),
     (["--pktgen-param", "count=5"], "*use --pktgen-count for count*"),
@@ -183,7 +183,7 @@ def test_marker_settings_win_over_options(pytester):
                                 "--pktgen-param", "burst=4", "--pktgen-sizes", "128,256",
                                 "--pktgen-clone-skb", "3")
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*test_endless: count 0 sends forever: give a duration*"])
+    result.stdout.fnmatch_lines(["*test_endless: count 0: *count 0 together with a duration*"])
 
 
 # --- gates: arithmetic on measured rows ----------------------------------------------------
