@@ -1,6 +1,7 @@
 """pytest-pktgen: the Linux in-kernel packet generator as pytest fixtures and gated benchmarks."""
 
 from .errors import (
+    DeviceUnsupported,
     PktgenConfigError,
     PktgenError,
     PktgenNotAvailable,
@@ -22,7 +23,8 @@ from .pktgen.proc import Pktgen
 from .run.runner import PktgenRun, RunResult, run
 
 __all__ = [
-    "DeviceConfig", "DeviceStatus", "Pktgen", "PktgenConfigError", "PktgenError",
+    "DeviceConfig", "DeviceStatus", "DeviceUnsupported", "Pktgen", "PktgenConfigError",
+    "PktgenError",
     "PktgenNotAvailable", "PktgenResultError", "PktgenRun", "PktgenRunError", "PktgenWriteError",
     "Result", "RunResult", "ThreadStatus", "VmLabError", "parse_device", "parse_pgctrl",
     "parse_thread", "run",

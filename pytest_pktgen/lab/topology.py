@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import host
-from ..errors import DeviceUnsupported
 from ..host import netdev, netlink, netns, nicstate
 from ..host.netns import unique_name
+from ..pktgen.caps import Caps, link_caps
 from ..pktgen.params import DeviceConfig
 from ..pktgen.proc import Pktgen
-from ..run.guard import check_not_management
+from ..run.guard import NamespaceLock, check_not_management
 from ..run.runner import PktgenRun, RunResult
 from .rx import RxCounter, TcCounter
 
@@ -60,28 +60,6 @@ class Endpoint:
         return netdev.link_info(self.ifname, netns=self.netns)
 
 
-@dataclass(frozen=True)
-class Caps:
-    """What pktgen can do on a link, as the kernel answered on a scratch pktgen device."""
-
-    shared_skb: bool  # clone_skb > 0 and start_xmit burst > 1
-    xmit_modes: tuple[str, ...]
-    tx_queues: int
-
-    def unsupported(self, config: DeviceConfig) -> str | None:
-        """Why this device cannot run ``config``, or None if it can."""
-        mode = config.get("xmit_mode", "start_xmit")
-        if mode not in self.xmit_modes:
-            return f"{config.netdev} does not take xmit_mode {mode}"
-        if int(config.get("clone_skb", 0)) > 0 and not self.shared_skb:
-            return f"{config.netdev} has no shared-skb support: clone_skb must be 0"
-        if int(config.get("burst", 1)) > 1 and not self.shared_skb and mode != "netif_receive":
-            return f"{config.netdev} has no shared-skb support: burst must be 1"
-        if int(config.get("queue_map_max", 0)) >= self.tx_queues:
-            return f"{config.netdev} has {self.tx_queues} TX queue(s)"
-        return None
-
-
 @dataclass
 class Topology:
     """A built topology: ``tx`` links pktgen sends on, ``sink`` where frames must arrive, and
@@ -96,7 +74,6 @@ class Topology:
     nics: dict[str, Nic] = field(default_factory=dict)  # crossover: "tx" and "rx", with IRQs
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack, repr=False)
     _pktgen: Pktgen | None = field(default=None, repr=False)
-    _caps: dict[str, Caps] = field(default_factory=dict, repr=False)
     # the sink's count-and-drop at tc ingress (None: lifted, or never there)
     discard: TcCounter | None = field(default=None, repr=False)
     # a receive counter that drops pktgen's frames later on their way, in the discard's place
@@ -171,17 +148,10 @@ class Topology:
         return DeviceConfig(tx.ifname + suffix, {**base, **params}, tuple(flags), thread=thread)
 
     def prepare(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> PktgenRun:
-        """A :class:`PktgenRun` in the generator namespace, not yet set up. A config a tx link
-        cannot do (by its probed :meth:`caps`) raises DeviceUnsupported: the plugin reports
-        that as xfail."""
+        """A :class:`PktgenRun` in the generator namespace, not yet set up (a config a tx
+        link cannot do raises DeviceUnsupported at its setup: the plugin reports an xfail)."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
-        by_name = {tx.ifname: i for i, tx in enumerate(self.tx)}
-        for config in configs:
-            if config.netdev in by_name:
-                reason = self.caps(by_name[config.netdev]).unsupported(config)
-                if reason:
-                    raise DeviceUnsupported(reason)
         return PktgenRun(configs, pktgen=self.pktgen, **kwargs)
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
@@ -197,12 +167,10 @@ class Topology:
         return result
 
     def caps(self, index: int = 0) -> Caps:
-        """Probe (once) what pktgen can do on tx link ``index``: the topology owns the
-        generator namespace, so a scratch device there disturbs nobody."""
-        tx = self.tx[index]
-        if tx.ifname not in self._caps:
-            self._caps[tx.ifname] = probe_caps(self.pktgen, tx)
-        return self._caps[tx.ifname]
+        """What pktgen can do on tx link ``index`` (:mod:`pytest_pktgen.pktgen.caps`; the
+        topology owns the generator namespace, so a scratch device there disturbs nobody)."""
+        with NamespaceLock(self.generator_ns):
+            return link_caps(self.pktgen, self.tx[index].ifname)
 
     def close(self) -> None:
         self._stack.close()
@@ -212,19 +180,6 @@ class Topology:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def probe_caps(pktgen: Pktgen, tx: Endpoint) -> Caps:
-    device = f"{tx.ifname}@caps"
-    pktgen.add_device(0, device)
-    try:
-        shared = pktgen.accepts(device, "clone_skb 1")
-        pktgen.accepts(device, "clone_skb 0")
-        modes = tuple(m for m in ("start_xmit", "netif_receive", "queue_xmit")
-                      if pktgen.accepts(device, f"xmit_mode {m}"))
-    finally:
-        pktgen.remove_thread_devices([0])
-    return Caps(shared, modes, int(tx.info()["tx_queues"] or 1))
 
 
 # --- building blocks --------------------------------------------------------------------

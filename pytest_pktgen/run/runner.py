@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ..errors import PktgenConfigError, PktgenRunError
+from ..errors import DeviceUnsupported, PktgenConfigError, PktgenRunError
 from ..host import netdev
 from ..pktgen import module
+from ..pktgen.caps import link_caps
 from ..pktgen.check import mismatches
 from ..pktgen.module import Features
 from ..pktgen.params import DeviceConfig
@@ -24,13 +25,6 @@ from ..pktgen.proc import Pktgen
 from .guard import NamespaceLock, check_not_management
 
 ARPHRD_ETHER, ARPHRD_LOOPBACK = 1, 772
-# Link kinds whose drivers clear IFF_TX_SKB_SHARING (the kernel then refuses clone_skb > 0 and
-# start_xmit/queue_xmit burst > 1); loopback never has it. Physical NICs, dummy and netdevsim do.
-NO_SKB_SHARING = frozenset({
-    "veth", "tun", "tap", "macvlan", "macvtap", "ipvlan", "ipvtap", "vxlan", "geneve", "bond",
-    "team", "ifb", "netkit", "vlan", "l2tp", "gretap", "ip6gretap", "erspan", "ip6erspan",
-    "openvswitch", "bareudp", "net_failover",
-})
 RESULT_WAIT_S = 3.0  # a stopped thread writes the Result on its next loop (100 ms idle timeout)
 SAMPLE_INTERVAL_S = 0.25
 SLOWEST_PPS = 5_000  # deadline estimate when no rate is known: slower than any lab device
@@ -182,8 +176,9 @@ class PktgenRun:
     # --- phases --------------------------------------------------------------------------
     def preflight(self, features: Features | None = None) -> None:
         """Everything the kernel would refuse mid-setup, refused before the first write: links
-        that are missing, down or not Ethernet, clone_skb/burst on links without shared-skb
-        support, flags this kernel does not have."""
+        that are missing, down or not Ethernet, flags this kernel does not have. (What a link
+        cannot do, clone_skb or burst without shared-skb support, is probed under the
+        namespace's lock at setup: DeviceUnsupported.)"""
         features = features or module.features()
         for config in self.configs.values():
             check_against_kernel(config, features, self.pktgen.netns)
@@ -210,6 +205,11 @@ class PktgenRun:
             if config.thread not in threads:
                 raise PktgenConfigError("thread", config.thread,
                                         f"one of the pktgen threads {threads}", config.device)
+        for config in self.configs.values():  # what the link can do, probed once
+            caps = link_caps(self.pktgen, config.netdev)
+            reason = caps.unsupported(config) if caps else None
+            if reason:
+                raise DeviceUnsupported(reason)
         busy = {t: self.pktgen.thread_status(t).devices for t in self._threads}
         clash = [d for devs in busy.values() for d in devs if d in self.configs]
         if clash:
@@ -459,14 +459,6 @@ def check_against_kernel(config: DeviceConfig, features: Features,
                                 f" has link type {link['type']}")
     if not link["up"]:
         raise PktgenConfigError("device", dev, f"a device that is up: {config.netdev} is down")
-    sharing = link["type"] == ARPHRD_ETHER and link["kind"] not in NO_SKB_SHARING
-    mode = config.get("xmit_mode", "start_xmit")
-    what = f"{config.netdev} ({link['kind'] or 'loopback'}) has no shared-skb support"
-    if int(config.get("clone_skb", 0)) > 0 and not sharing:
-        raise PktgenConfigError("clone_skb", config.get("clone_skb"), f"0: {what}", dev)
-    if int(config.get("burst", 1)) > 1 and not sharing and mode != "netif_receive":
-        raise PktgenConfigError("burst", config.get("burst"),
-                                f"1 (or xmit_mode netif_receive): {what}", dev)
     for flag in config.flags:
         name = flag.lstrip("!")
         if name == "SHARED" and not features.shared_flag:

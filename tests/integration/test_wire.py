@@ -14,6 +14,7 @@ from accounting import PACE_SLACK, paced_within_rate, wait_until
 
 from pytest_pktgen import (
     DeviceConfig,
+    DeviceUnsupported,
     PktgenConfigError,
     PktgenResultError,
     PktgenRun,
@@ -104,7 +105,7 @@ def test_clone_skb_on_veth_is_not_supported(pktgen, veth_dev, pktgen_module):
     pktgen.remove_thread_devices([0])
 
     for params in ({"clone_skb": 10}, {"burst": 4}):
-        with pytest.raises(PktgenConfigError, match="has no shared-skb support"):
+        with pytest.raises(DeviceUnsupported, match="has no shared-skb support"):
             PktgenRun([DeviceConfig(name, {"count": 10, **params})], pktgen=pktgen).run()
         assert pktgen.devices() == []  # refused before the first write
     # burst with netif_receive works on any device
