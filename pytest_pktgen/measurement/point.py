@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import PktgenConfigError
-from ..pktgen.params import FCS_LEN, FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean
+from ..pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean, pkt_size_of
 
 # N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in
 # turn: pktgen's next packet takes the next port of [udp_src_min, udp_src_max). (pktgen's own
@@ -77,7 +77,7 @@ class Point:
 
     @property
     def pkt_size(self) -> int:
-        return self.frame - FCS_LEN
+        return pkt_size_of(self.frame)
 
     @property
     def id(self) -> str:

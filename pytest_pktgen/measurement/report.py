@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..pktgen.params import FCS_LEN
+from ..pktgen.params import pkt_size_of
 from .point import AXES, AXIS_COLUMNS
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
@@ -116,7 +116,7 @@ def row_for(test: str, name: str, point, label: str | None, rounds: list, receiv
         "pps_spread": (max(pps) - min(pps)) / statistics.median(pps) if statistics.median(pps)
         else 0.0,
         "frame_sent": frame_sent,
-        "mbps": float(statistics.median(pps)) * (frame_sent - FCS_LEN) * 8 / 1e6
+        "mbps": float(statistics.median(pps)) * pkt_size_of(frame_sent) * 8 / 1e6
         if frame_sent > point.frame else float(statistics.median(mbps)),
         "l1_mbps": float(statistics.median(pps)) * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
         "offered": offered, "sent": sent, "errors": offered - sent,

@@ -21,6 +21,17 @@ MIN_PKT_SIZE = 42  # 14 Ethernet + 20 IPv4 + 8 UDP; the kernel clamps smaller si
 MAX_PKT_SIZE = 65535
 FCS_LEN = 4  # pkt_size leaves out the frame check sequence the NIC appends
 FRAME_MIN, FRAME_MAX = 64, 65539  # Ethernet's minimum frame; pktgen's largest pkt_size + FCS
+
+
+def pkt_size_of(frame: int) -> int:
+    """pktgen's pkt_size for a frame on the wire: the FCS the NIC appends left out. The one
+    place the rule lives (sweeps, markers and reports count frames, as the paper's table)."""
+    return frame - FCS_LEN
+
+
+def frame_of(pkt_size: int) -> int:
+    """The frame on the wire for a pkt_size: with the FCS."""
+    return pkt_size + FCS_LEN
 DELAY_PAUSE = 2147483647  # the kernel's "never transmit" value
 
 XMIT_MODES = ("start_xmit", "netif_receive", "queue_xmit")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 
-from .params import FCS_LEN
+from .params import frame_of
 
 RESULT_RE = re.compile(
     r"OK: (?P<elapsed_us>\d+)\(c(?P<busy_us>\d+)\+d(?P<idle_us>\d+)\) usec, "
@@ -71,7 +71,7 @@ class Result:
     @property
     def frame_size(self) -> int:
         """Size on the wire with the FCS, as the paper's tables count it."""
-        return self.pkt_size + FCS_LEN
+        return frame_of(self.pkt_size)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -134,7 +134,7 @@ class DeviceStatus:
     def frame_sent(self) -> int:
         """The frame on the wire with the FCS, as sweeps count frames: what pktgen built, padded
         to Ethernet's 60-byte minimum by the NIC."""
-        return max(self.frame_built, ETH_ZLEN) + FCS_LEN
+        return frame_of(max(self.frame_built, ETH_ZLEN))
 
     @property
     def result_ok(self) -> bool:
