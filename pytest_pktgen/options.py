@@ -16,7 +16,7 @@ from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
 from .measurement.gates import BASELINE_METRICS
 from .measurement.point import AXES, check_value
-from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, ipv4, ipv6, mac
+from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, check_ifname, ipv4, ipv6, mac
 from .run.runner import check_ends
 
 
@@ -107,6 +107,13 @@ def tolerances(text: str) -> dict[str, float]:
     return out
 
 
+def ifname(text: str) -> str:
+    try:
+        return check_ifname(text)
+    except PktgenConfigError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {err.allowed}") from None
+
+
 def boolean(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -146,16 +153,16 @@ OPTIONS = (
     Option("pktgen_vm_test_timeout", "seconds the guest may go without starting a test (the "
            "boot, or one test) before it is stopped as hung; 0 means no limit", 1800.0,
            seconds, "SECONDS"),
-    Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host", None, str,
-           "IFNAME"),
+    Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host", None,
+           ifname, "IFNAME"),
     Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover)",
-           None, str, "IFNAME"),
+           None, ifname, "IFNAME"),
     Option("pktgen_dst", "destination IP of a remote receiver (with --pktgen-dev and "
            "--pktgen-dst-mac)", None, str, "IP"),
     Option("pktgen_dst_mac", "MAC of a remote receiver, or of the next hop to it: frames from "
            "--pktgen-dev go there", None, str, "MAC"),
     Option("pktgen_allow_dev", "send on this device even if it carries the default route or a "
-           "live TCP connection (repeatable)", (), str, "IFNAME", multiple=True),
+           "live TCP connection (repeatable)", (), ifname, "IFNAME", multiple=True),
     Option("pktgen_sizes", "frame sizes of a sweep, on the wire with the FCS (pkt_size = frame - "
            "4)", (64, 128, 256, 512, 1024, 1280, 1500), frame_sizes, "B,B,..."),
     Option("pktgen_count", "packets per device in each measurement round", 1_000_000, count,

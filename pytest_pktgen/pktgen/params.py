@@ -347,14 +347,28 @@ class DeviceConfig:
             raise PktgenConfigError("mpls", p["mpls"], "either mpls or vlan_id, not both", dev)
 
 
+IFNAME = "an interface name (1-15 chars, no '/', ':', '=', '\"' or spaces)"
+_IFNAME_BAD = re.compile(r"[\s/:=\"@]")
+
+
+def check_ifname(name: object, what: str = "device") -> str:
+    """A network interface's name as the kernel takes it (IFNAMSIZ)."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 15 or _IFNAME_BAD.search(name):
+        raise PktgenConfigError(what, name, IFNAME)
+    return name
+
+
 def check_device_name(device: object) -> str:
     """pktgen names are ``netdev`` or ``netdev@suffix``, at most 31 characters."""
-    allowed = ("an interface name (1-15 chars, no '/', ':' or spaces), optionally '@suffix', "
-               "31 chars in all")
+    allowed = f"{IFNAME}, optionally '@suffix', 31 chars in all"
     if not isinstance(device, str) or not device or len(device) > 31:
         raise PktgenConfigError("device", device, allowed)
-    netdev = device.split("@", 1)[0]
-    if not netdev or len(netdev) > 15 or re.search(r"[\s/:=\"]", device):
+    netdev, _, suffix = device.partition("@")
+    try:
+        check_ifname(netdev)
+    except PktgenConfigError:
+        raise PktgenConfigError("device", device, allowed) from None
+    if _IFNAME_BAD.search(suffix):
         raise PktgenConfigError("device", device, allowed)
     return device
 

@@ -38,6 +38,10 @@ from pytest_pktgen.measurement import gates
     (["--pktgen-baseline", "nowhere.json"], "*no such file (save one with --pktgen-save-*"),
     (["--pktgen-vm", "--pktgen-dev", "eth1", "--pktgen-rx-dev", "eth2"],
      "*--pktgen-dev eth1 is a device of this host*"),
+    (["--pktgen-dev", "eth1@0"], "*'eth1@0' is not an interface name (1-15 chars*"),
+    (["--pktgen-dev", "eth1", "--pktgen-rx-dev", "a-sixteen-chars1"],
+     "*'a-sixteen-chars1' is not an interface name*"),
+    (["--pktgen-allow-dev", "eth 1"], "*'eth 1' is not an interface name*"),
 ])
 def test_contradictions_are_usage_errors(pytester, args, message):
     result = pytester.runpytest(*args)
