@@ -23,7 +23,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,3 +244,57 @@ def compare_baseline(row: Mapping[str, object], baseline: Mapping[str, Mapping],
                        f"{_fmt(metric, then)} in {path} by more than {_fmt(metric, tol)} "
                        "(--pktgen-tolerance)")
     return True, out
+
+
+def check_relative(row: Mapping[str, object], relative: Iterable[RelativeRequirement],
+                   reference: Callable[[str], Mapping | None], where: str
+                   ) -> tuple[list[str], float | None]:
+    """(failures, ratio) of relative gates: this measurement's pps against the reference's
+    (``reference(label)``: the row measured earlier at the same point, or None); ``where``
+    names the point in a message. The reference itself is not compared with itself."""
+    failures, ratio = [], None
+    for rel in relative:
+        if rel.relative_to == row.get("label"):
+            continue
+        ref = reference(rel.relative_to)
+        if ref is None:
+            failures.append(f"no reference {rel.relative_to!r} at {where} point was measured "
+                            f"earlier in this session, but {rel.source} compares with it")
+            continue
+        ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
+        if ratio < rel.ratio:
+            failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
+                            f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
+                            f"at least {rel.ratio:.2f} x required by {rel.source}")
+    return failures, ratio
+
+
+@dataclass
+class Verdict:
+    """Every gate's answer on one measurement."""
+
+    failures: list[str]
+    gated: bool  # whether anything gates it at all
+    ratio: float | None = None  # pps against a relative gate's reference
+    baseline: str | None = None  # "ok", "regressed", "none" (not in it); None: no baseline
+
+
+def evaluate(row: Mapping[str, object], requirements: Iterable[Requirement] = (),
+             relative: Iterable[RelativeRequirement] = (),
+             reference: Callable[[str], Mapping | None] = lambda label: None,
+             baseline: Mapping[str, Mapping] | None = None, baseline_path: str = "",
+             tolerance: Mapping[str, float] | None = None, where: str = "this",
+             marked: bool = False) -> Verdict:
+    """Thresholds, relative gates and the baseline on one measurement's row, pure: what the
+    pytest surface collected (options, thresholds file, marker) comes in as arguments."""
+    requirements, relative = list(requirements), list(relative)
+    failures = check(row, requirements)
+    more, ratio = check_relative(row, relative, reference, where)
+    failures += more
+    status = None
+    if baseline is not None:
+        found, regressions = compare_baseline(row, baseline, baseline_path, tolerance or {})
+        status = "regressed" if regressions else ("ok" if found else "none")
+        failures += regressions
+    gated = bool(requirements or relative or baseline is not None or marked)
+    return Verdict(failures, gated, ratio, status)

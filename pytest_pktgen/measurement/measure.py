@@ -254,7 +254,8 @@ class Bench:
 
     # --- gates and records ---------------------------------------------------------------
     def _gate(self, row: dict) -> tuple[list[str], bool]:
-        """(failure messages, whether anything gates this measurement)."""
+        """(failure messages, whether anything gates this measurement): the gates that apply
+        collected here, evaluated by :func:`pytest_pktgen.measurement.gates.evaluate`."""
         node = self.request.node
         reqs = list(self.state.requirements)
         if self.state.thresholds:
@@ -264,30 +265,16 @@ class Bench:
         if marker:
             plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
             reqs += plain + gates.per_frame(marker.kwargs, row["frame"], node.nodeid)
-        failures = gates.check(row, reqs)
-        for rel in relative:
-            if rel.relative_to == row.get("label"):
-                continue  # the reference itself
-            ref = self.state.results.find(rel.relative_to, report.point_key_of(row))
-            if ref is None:
-                failures.append(f"no reference {rel.relative_to!r} at {self.point.id or 'this'}"
-                                f" point was measured earlier in this session, but "
-                                f"{rel.source} compares with it")
-                continue
-            ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
-            row["ratio"] = ratio
-            if ratio < rel.ratio:
-                failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
-                                f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
-                                f"at least {rel.ratio:.2f} x required by {rel.source}")
-        if self.state.baseline is not None:
-            found, regressions = gates.compare_baseline(row, self.state.baseline,
-                                                        self.state.baseline_path,
-                                                        self.state.tolerance)
-            row["baseline"] = "regressed" if regressions else ("ok" if found else "none")
-            failures += regressions
-        gated = bool(reqs or self.state.baseline is not None or marker)
-        return failures, gated
+        point = report.point_key_of(row)
+        verdict = gates.evaluate(
+            row, reqs, relative, lambda label: self.state.results.find(label, point),
+            self.state.baseline, self.state.baseline_path, self.state.tolerance,
+            where=self.point.id or "this", marked=marker is not None)
+        if verdict.ratio is not None:
+            row["ratio"] = verdict.ratio
+        if verdict.baseline is not None:
+            row["baseline"] = verdict.baseline
+        return verdict.failures, verdict.gated
 
     def _record(self, row: dict) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
