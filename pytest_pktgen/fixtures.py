@@ -156,7 +156,7 @@ def _topology(request, build, sink: bool = True, **kwargs):
 def veth(pktgen_module, request):
     """A veth pair: the generator end in a namespace of its own, the sink end in another.
 
-    A :class:`~pytest_pktgen.lab.topology.Topology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
+    A :class:`~pytest_pktgen.lab.topology.NetnsTopology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
     addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
     ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
     Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too; ``{"discard":

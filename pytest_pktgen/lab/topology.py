@@ -4,14 +4,15 @@ Every topology puts pktgen's transmitting link in a *generator* namespace of its
 namespace the tests run in is never touched, and what it sends cannot arrive locally: it must
 cross a veth, a cable or a router to reach the sink. Addresses come from 198.18.0.0/15 and
 2001:2::/48; neighbours are static, so no ARP or ND is sent. Each step registers its undo on an
-ExitStack right where it is made; :meth:`Topology.close` runs them in reverse, also after errors.
+ExitStack right where it is made; :meth:`NetnsTopology.close` runs them in reverse, also after
+errors.
 
 The sink discards pktgen's frames by default, counted, at its tc ingress: a u32 filter on
 pktgen's magic with a drop action (the paper's count-and-drop, done where the kernel lets us
 without a patch). Frames that went up the sink's stack instead (to UDP port 9, which answers
 with ICMP) halved what pktgen reached on a veth under TCG: the sink's receive work runs in the
 softirq of the sending CPU, so a costly sink measures itself, not the device under test.
-``discard=False`` lets them go up as to a receiving host; :attr:`Topology.sink_mode` says
+``discard=False`` lets them go up as to a receiving host; :attr:`NetnsTopology.sink_mode` says
 which, and the reports carry it.
 """
 
@@ -24,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from .. import host
 from ..host import netdev, netlink, netns, nicstate
@@ -60,8 +62,47 @@ class Endpoint:
         return netdev.link_info(self.ifname, netns=self.netns)
 
 
+@runtime_checkable
+class Topology(Protocol):
+    """What a topology provides to the measurement and the fixtures: ``tx`` links pktgen sends
+    on (``next_hops[i]`` is whose MAC the frames on ``tx[i]`` go to), the ``sink`` where they
+    must arrive (None: TX only), pktgen of the generator's host, device configs and runs,
+    what a link can do, and what its sink does with the frames. :class:`NetnsTopology` builds
+    them in this machine's namespaces; a topology on other hosts provides the same."""
+
+    name: str
+    generator_ns: str | None
+    tx: list[Endpoint]
+    sink: Endpoint | None
+    next_hops: list[Endpoint]
+    nics: dict[str, Nic]
+
+    @property
+    def pktgen(self) -> Pktgen: ...
+
+    @property
+    def sink_drop(self) -> str | None: ...
+
+    @property
+    def sink_mode(self) -> str: ...
+
+    def lift_discard(self) -> None: ...
+
+    def config(self, index: int = 0, *, thread: int = 0, suffix: str = "", ipv6: bool = False,
+               flags: Sequence[str] = (), **params) -> DeviceConfig: ...
+
+    def prepare(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> PktgenRun: ...
+
+    def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
+            **kwargs) -> RunResult: ...
+
+    def caps(self, index: int = 0) -> Caps | None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
-class Topology:
+class NetnsTopology:
     """A built topology: ``tx`` links pktgen sends on, ``sink`` where frames must arrive, and
     ``pktgen`` bound to the generator namespace. ``hops`` are the router's ends, if any."""
 
@@ -175,7 +216,7 @@ class Topology:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> Topology:
+    def __enter__(self) -> NetnsTopology:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -247,7 +288,7 @@ def _delete_link(ifname: str, ns: str) -> None:
 
 # --- the topologies ---------------------------------------------------------------------
 
-def veth(ipv6: bool = False, discard: bool = True) -> Topology:
+def veth(ipv6: bool = False, discard: bool = True) -> NetnsTopology:
     """Generator end of a veth pair in its own namespace, the sink end in another (which
     counts and drops pktgen's frames at its ingress unless ``discard`` is False)."""
     stack = contextlib.ExitStack()
@@ -255,10 +296,11 @@ def veth(ipv6: bool = False, discard: bool = True) -> Topology:
         gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
         gen, sink = _veth_between(stack, gen_ns, sink_ns, ("198.18.0.1", "2001:2::1"),
                                   ("198.18.0.2", "2001:2::2"), ipv6, "pgv")
-        return _discarding(Topology("veth", gen_ns, [gen], sink, [sink], _stack=stack), discard)
+        return _discarding(NetnsTopology("veth", gen_ns, [gen], sink, [sink], _stack=stack),
+                           discard)
 
 
-def dummy() -> Topology:
+def dummy() -> NetnsTopology:
     """The paper's dummy interface as output device: TX only, no receiver, reproducible."""
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
@@ -271,7 +313,7 @@ def dummy() -> Topology:
         tx = Endpoint(name, gen_ns, mac, "198.18.0.1", "2001:2::1")
         # nothing answers on a dummy: frames go to a made-up receiver
         phantom = Endpoint("-", gen_ns, "02:50:47:ff:ff:ff", "198.18.0.2", "2001:2::2")
-        return Topology("dummy", gen_ns, [tx], None, [phantom], _stack=stack)
+        return NetnsTopology("dummy", gen_ns, [tx], None, [phantom], _stack=stack)
 
 
 @dataclass(frozen=True)
@@ -293,7 +335,7 @@ class Nic:
 
 
 def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
-              allow_devices: Sequence[str] = (), discard: bool = True) -> Topology:
+              allow_devices: Sequence[str] = (), discard: bool = True) -> NetnsTopology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
     one host). On close both NICs come back to this namespace exactly as they were found:
     addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.host.nicstate`); a NIC
@@ -323,12 +365,12 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
         _wait_carrier(sink)
         _neighbour(gen, sink, ipv6)
         _neighbour(sink, gen, ipv6)
-        return _discarding(Topology("crossover", gen_ns, [gen], sink, [sink],
+        return _discarding(NetnsTopology("crossover", gen_ns, [gen], sink, [sink],
                                     nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack), discard)
 
 
 def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
-           allow_devices: Sequence[str] = ()) -> Topology:
+           allow_devices: Sequence[str] = ()) -> NetnsTopology:
     """A NIC of this host sending to a receiver elsewhere (another host, a router, a tester):
     ``--pktgen-dev`` with ``--pktgen-dst-mac``. The NIC stays where it is, with its addresses;
     pktgen runs in this namespace, so the safety guard refuses a management link, here already
@@ -345,7 +387,7 @@ def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
             ip4 = dst
     tx = Endpoint(tx_nic, None, info["mac"], "198.18.0.1", "2001:2::1")
     receiver = Endpoint("-", None, dst_mac, ip4, ip6)
-    return Topology("remote", None, [tx], None, [receiver])
+    return NetnsTopology("remote", None, [tx], None, [receiver])
 
 
 def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:
@@ -356,7 +398,7 @@ def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:
         time.sleep(0.05)
 
 
-def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True) -> Topology:
+def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True) -> NetnsTopology:
     """Generator -> router (forwarding on) -> sink (Figure 6); ``parallel`` adds a second
     generator link into the router for two devices on two threads (Figure 7)."""
     stack = contextlib.ExitStack()
@@ -385,8 +427,9 @@ def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True)
                 _route(sink, gen.ip6.rsplit(":", 2)[0] + "::", out.ip6, family=10)
         hops = {f"in{n}": hop for n, hop in enumerate(hops_in)}
         hops["out"] = out
-        return _discarding(Topology("forwarding-parallel" if parallel else "forwarding", gen_ns,
-                                    tx, sink, hops_in, hops=hops, _stack=stack), discard)
+        name = "forwarding-parallel" if parallel else "forwarding"
+        return _discarding(NetnsTopology(name, gen_ns, tx, sink, hops_in, hops=hops,
+                                         _stack=stack), discard)
 
 
 def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:
@@ -395,7 +438,7 @@ def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:
                   family=family)
 
 
-def _discarding(topology: Topology, discard: bool) -> Topology:
+def _discarding(topology: NetnsTopology, discard: bool) -> NetnsTopology:
     if discard:
         topology.discard_at_sink()
     return topology

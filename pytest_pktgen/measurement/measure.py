@@ -18,6 +18,7 @@ from ..errors import PktgenRunError
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab.rx import AFTER_TC_INGRESS
+from ..lab.topology import Topology
 from ..pktgen.params import DeviceConfig
 from ..run.runner import RunResult, Sample
 from . import gates, report
@@ -120,7 +121,7 @@ class _nothing:
         return False
 
 
-def device_configs(topology, index: int, point: Point, settings: Settings,
+def device_configs(topology: Topology, index: int, point: Point, settings: Settings,
                    params: dict) -> list[DeviceConfig]:
     """The point's configs: one device, or ``dev@N`` on threads 0..N-1 sharing the count."""
     point_params = point.params()
@@ -149,7 +150,7 @@ class Bench:
         self._benchmark_used = False
         self._measured: set[str] = set()  # baseline keys measured by this test
 
-    def __call__(self, topology, *, label: str | None = None, index: int = 0,
+    def __call__(self, topology: Topology, *, label: str | None = None, index: int = 0,
                  **params) -> Measurement:
         point, settings = self.point, self.settings
         self._refuse_ambiguous(label)
@@ -184,7 +185,7 @@ class Bench:
         return measurement
 
     # --- rounds --------------------------------------------------------------------------
-    def _rounds(self, topology, configs, counter, what: str):
+    def _rounds(self, topology: Topology, configs, counter, what: str):
         s = self.settings
         results: list[RunResult] = []
         received: list[int] = []
@@ -292,7 +293,7 @@ class Bench:
             self.request.node.user_properties.append((prefix + key, row.get(key)))
 
 
-def _irq_affinity(topology) -> str:
+def _irq_affinity(topology: Topology) -> str:
     """The sending NIC's IRQs and their CPU masks, e.g. ``24:1 25:2`` (empty for virtual links)."""
     nic = topology.nics.get("tx")
     if nic is None:

@@ -90,7 +90,8 @@ def point_key_of(row: Mapping) -> tuple:
 def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
             rx_backend: str | None, device: Mapping[str, str], sink: str = "") -> dict:
     """One measurement as a row: the point, the medians over rounds, the totals; ``sink`` is
-    what the sink did with the frames (:attr:`~pytest_pktgen.lab.topology.Topology.sink_mode`)."""
+    what the sink did with the frames
+    (:attr:`~pytest_pktgen.lab.topology.NetnsTopology.sink_mode`)."""
     import statistics
 
     pps = [r.pps for r in rounds]

@@ -8,6 +8,7 @@ from accounting import CABLE_QUEUE, arrived, sent_checked
 from leftovers import state
 
 from pytest_pktgen.errors import DeviceUnsupported
+from pytest_pktgen.lab import topology
 from pytest_pktgen.lab.rx import settle
 from pytest_pktgen.pktgen.check import mismatches
 
@@ -19,6 +20,7 @@ COUNT = CABLE_QUEUE
 
 
 def test_veth(veth):
+    assert isinstance(veth, topology.Topology)  # what every topology provides (the protocol)
     gen, sink = veth.tx[0], veth.sink
     assert gen.netns != sink.netns and gen.ip4 == "198.18.0.1" and sink.ip4 == "198.18.0.2"
     before, tx_before = sink.stats(), gen.stats()
