@@ -145,9 +145,9 @@ def test_boot_to_first_packet(request, tmp_path):
              f"{mean[('packet', True)] / first:.2f}",
              f"this session's first packet {packet:.1f} s after the kernel's start (target "
              f"under 40 s: {'met' if packet < 40 else 'NOT met'})",
-             "before (run 20261126T132544, udev loading the boot's unused modules, Python "
-             "uncached, the feature probe a Python process of its own): boot 19 s, trivial "
-             "session 19 s, one packet 39 s, this session's first packet 82 s"]
+             "before (bench/RESULTS.md of commit 7491ac1: udev loading the boot's unused "
+             "modules, Python uncached, the feature probe a Python process of its own): boot "
+             "19 s, trivial session 19 s, one packet 39 s, this session's first packet 82 s"]
     if boot is not None:
         notes += [f"a trivial session: boot + session = {boot + trivial:.1f} s (target under "
                   f"30 s: {'met' if boot + trivial < 30 else 'NOT met'})",
