@@ -203,10 +203,22 @@ def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
 
 # --- plots -------------------------------------------------------------------------------
 
+def sweep_series(df) -> list[tuple[tuple, object]]:
+    """The lines of the sweep plot: per test and setting (every axis but the frame), its rows
+    by frame size, where it has at least two frame sizes (a line of one point says nothing)."""
+    if df.empty:
+        return []
+    series_cols = ["name", "label", *AXES[1:], "extra"]
+    return [(key, group.sort_values("frame"))
+            for key, group in df.groupby(series_cols, sort=False, dropna=False)
+            if group["frame"].nunique() >= 2]
+
+
 def plot_sweeps(df, path: Path) -> Path | None:
     """pps and Mb/s against frame size, a line per test and setting; None if nothing sweeps
-    frame sizes (a plot of one point says nothing)."""
-    if df.empty or df["frame"].nunique() < 2:
+    frame sizes (tests at one frame size each, however many: nothing to draw)."""
+    series = sweep_series(df)
+    if not series:
         return None
     import matplotlib
 
@@ -214,11 +226,7 @@ def plot_sweeps(df, path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, (ax_pps, ax_mbps) = plt.subplots(1, 2, figsize=(12, 4.5))
-    series_cols = ["name", "label", *AXES[1:], "extra"]
-    for key, group in df.groupby(series_cols, sort=False, dropna=False):
-        group = group.sort_values("frame")
-        if len(group) < 2:
-            continue
+    for key, group in series:
         name, label, clone, flows, threads, extra = key
         legend = " ".join(str(p) for p in (
             name, label if isinstance(label, str) else "", f"clone_skb {clone}",
