@@ -47,9 +47,10 @@ def test_vm_session_round_trip(pytester):
     assert (pytester.path / "beside-tests.txt").read_text() == "cwd is writable\n"
 
 
-# The guest must boot, start pytest and send before the deadline: under TCG on a loaded host
-# (make test compiles the patched kernel beside it) that took more than 100 s once.
-DEADLINE = 150
+# The guest must boot, start pytest and send before the deadline: under TCG the session's
+# first packet comes 37 s after the kernel's start (bench/RESULTS.md; 82 s before the start-up
+# work, when this was 150), and make test compiles the patched kernel beside it at nice 19.
+DEADLINE = 90
 OUT_OF_TIME = '''
 import pytest
 
