@@ -56,23 +56,35 @@ def enter(name: str) -> None:
     netlink.netns.setns(name, flags=0)
 
 
-def call_in(name: str, fn: Callable[..., T], *args) -> T:
-    """Run ``fn(*args)`` on a new thread inside namespace ``name`` and return its result."""
+def on_thread(fn: Callable[[], T], name: str, timeout: float | None = None) -> T:
+    """Run ``fn()`` on a fresh thread, which it may move to another namespace for good, and
+    return its result or raise its exception here; a TimeoutError past ``timeout`` seconds."""
     outcome: dict[str, object] = {}
 
     def target():
         try:
-            enter(name)
-            outcome["value"] = fn(*args)
+            outcome["value"] = fn()
         except BaseException as err:  # noqa: BLE001 - re-raised in the caller
             outcome["error"] = err
 
-    thread = threading.Thread(target=target, name=f"netns-{name}", daemon=True)
+    thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
-    thread.join()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{name} took over {timeout:.0f}s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def call_in(name: str, fn: Callable[..., T], *args) -> T:
+    """Run ``fn(*args)`` on a new thread inside namespace ``name`` and return its result."""
+
+    def inside() -> T:
+        enter(name)
+        return fn(*args)
+
+    return on_thread(inside, f"netns-{name}")
 
 
 class Resident:

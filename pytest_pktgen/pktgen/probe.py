@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import json
-import threading
 import time
 from pathlib import Path
 
 from ..errors import PktgenWriteError
 from ..host import netlink
+from ..host.netns import on_thread
 from .proc import Pktgen, write_command
 
 CLONE_NEWNET = 0x40000000
@@ -56,22 +56,7 @@ def _probe_here() -> dict:
 
 def features(timeout: float = 60) -> dict:
     """pktgen's answers as a dict of :class:`~pytest_pktgen.pktgen.module.Features` fields."""
-    outcome: dict[str, object] = {}
-
-    def target():
-        try:
-            outcome["value"] = _probe_here()
-        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
-            outcome["error"] = err
-
-    thread = threading.Thread(target=target, name="pktgen-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise RuntimeError(f"probing pktgen took over {timeout:.0f}s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    return on_thread(_probe_here, "pktgen-probe", timeout)  # TimeoutError past ``timeout``
 
 
 if __name__ == "__main__":
