@@ -24,12 +24,13 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .. import host
 from ..host import netdev, netlink
 from ..pktgen.proc import write_command
+from ..run.runner import RunResult
 
 KMOD_DIR = Path(__file__).resolve().parents[2] / "kmod"
 KMOD_NAME = "pgrx"
@@ -93,6 +94,30 @@ class RxCount:
     streams: list[Stream] = field(default_factory=list)
     latency_us: dict | None = None  # min/avg/max/samples/hist (kmod)
     bytes_from: str = "ethernet"  # "ethernet", "ip" or "" (no bytes)
+
+
+@dataclass
+class CountedResult(RunResult):
+    """A run and what each receive backend counted at its sink over it
+    (:meth:`~pytest_pktgen.lab.topology.NetnsTopology.run` with ``rx=``)."""
+
+    received: dict[str, RxCount] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, result: RunResult, received: dict[str, RxCount]) -> CountedResult:
+        return cls(**{f.name: getattr(result, f.name) for f in fields(RunResult)},
+                   received=received)
+
+    def loss(self, backend: str | None = None) -> int:
+        """Packets offered but not counted by a receive backend (the only one, if not named):
+        frames the driver refused (``errors``) are lost frames too, never hidden."""
+        if not self.received:
+            raise ValueError("nothing was counted at a receiver: run with rx counters")
+        if backend is None:
+            if len(self.received) != 1:
+                raise ValueError(f"name one of the backends {sorted(self.received)}")
+            backend = next(iter(self.received))
+        return self.offered - self.received[backend].packets
 
 
 def _check_port(port: object) -> int:

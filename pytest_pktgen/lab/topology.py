@@ -34,8 +34,8 @@ from ..pktgen.caps import Caps, link_caps
 from ..pktgen.params import DeviceConfig
 from ..pktgen.proc import Pktgen
 from ..run.guard import NamespaceLock, check_not_management
-from ..run.runner import PktgenRun, RunResult
-from .rx import RxCounter, TcCounter
+from ..run.runner import PktgenRun
+from .rx import CountedResult, RxCounter, TcCounter
 
 NUD_PERMANENT = 0x80
 MLD_SETTLE_S = 0.2  # the last MLD report of a new IPv6 address leaves within a few ms
@@ -94,7 +94,7 @@ class Topology(Protocol):
     def prepare(self, configs: DeviceConfig | Sequence[DeviceConfig], **kwargs) -> PktgenRun: ...
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
-            **kwargs) -> RunResult: ...
+            **kwargs) -> CountedResult: ...
 
     def caps(self, index: int = 0) -> Caps | None: ...
 
@@ -196,7 +196,7 @@ class NetnsTopology:
         return PktgenRun(configs, pktgen=self.pktgen, **kwargs)
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
-            **kwargs) -> RunResult:
+            **kwargs) -> CountedResult:
         """Run pktgen in the generator namespace (see :meth:`prepare`). ``rx`` receive counters
         (:mod:`pytest_pktgen.lab.rx`) are reset before and read after: the result's ``received``
         and ``loss()`` then say what arrived."""
@@ -204,8 +204,8 @@ class NetnsTopology:
         for counter in rx:
             counter.reset()
         result = run.run()
-        result.received = {counter.backend: counter.settled(result.sent) for counter in rx}
-        return result
+        return CountedResult.of(result, {counter.backend: counter.settled(result.sent)
+                                         for counter in rx})
 
     def caps(self, index: int = 0) -> Caps:
         """What pktgen can do on tx link ``index`` (:mod:`pytest_pktgen.pktgen.caps`; the

@@ -47,23 +47,11 @@ class RunResult:
     wall_s: float
     stopped_by_us: bool
     samples: list[Sample] = field(default_factory=list)
-    received: dict = field(default_factory=dict)  # backend -> RxCount, when counted at a sink
     # CLOCK_MONOTONIC in microseconds, the clock of pktgen's own started/stopped stamps: just
     # before ``stop`` was written and just after the blocked start write returned (None: the
     # run ended by itself)
     stop_written_us: int | None = None
     stop_returned_us: int | None = None
-
-    def loss(self, backend: str | None = None) -> int:
-        """Packets offered but not counted by a receive backend (the only one, if not named):
-        frames the driver refused (``errors``) are lost frames too, never hidden."""
-        if not self.received:
-            raise ValueError("nothing was counted at a receiver: run with rx counters")
-        if backend is None:
-            if len(self.received) != 1:
-                raise ValueError(f"name one of the backends {sorted(self.received)}")
-            backend = next(iter(self.received))
-        return self.offered - self.received[backend].packets
 
     @property
     def sent(self) -> int:
