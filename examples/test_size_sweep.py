@@ -16,7 +16,7 @@ def test_size_sweep(pktgen_dut, pktgen_bench, pktgen_settings):
     """clone_skb 100 sends each skb 100 times: the paper's 'clone' rows, TX without allocation."""
     measured = pktgen_bench(pktgen_dut)
     assert measured.sent == pktgen_settings.count * pktgen_settings.rounds
-    assert measured.row["errors"] == 0
+    assert measured.row.errors == 0
     # every frame sent crossed the cable and was counted by the receiving NIC, or was lost there:
     # the loss is in the table, and --pktgen-max-loss turns it into a gate
     assert 0 < measured.received <= measured.sent

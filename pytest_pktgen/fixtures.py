@@ -245,7 +245,8 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
     outside it), received frames counted at the sink (``rx``), every gate checked (the test
     fails with what was measured, what was required and by whom). Returns a
     :class:`~pytest_pktgen.measurement.measure.Measurement` (``.pps``, ``.mbps``,
-    ``.loss_ratio``, ``.row``);
+    ``.loss_ratio``, ``.row``: the report's :class:`~pytest_pktgen.measurement.row.Row`, typed;
+    ``row["errors"]`` by column name too);
     ``label`` names a measurement that relative gates compare with. Each row goes to the
     session's table, CSV, JSON and plot; pktgen devices and counters are removed after."""
     state = request.config.stash[STATE]

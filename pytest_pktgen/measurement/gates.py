@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from .row import Row
+
 # metric -> True if higher is better; tolerances are relative for rates, absolute for shares
 BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False}
 GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
@@ -163,11 +165,11 @@ def option_requirements(min_pps, max_loss) -> list[Requirement]:
     return out
 
 
-def check(row: Mapping[str, object], requirements: Iterable[Requirement]) -> list[str]:
+def check(row: Row, requirements: Iterable[Requirement]) -> list[str]:
     """Failure messages of the requirements this measurement misses."""
     out = []
     for req in requirements:
-        measured = row.get(req.metric)
+        measured = getattr(row, req.metric)
         if measured is None:
             out.append(f"{req.metric} was not measured (no receive counter?), but "
                        f"{req.source} requires it")
@@ -178,18 +180,17 @@ def check(row: Mapping[str, object], requirements: Iterable[Requirement]) -> lis
     return out
 
 
-def untrue(row: Mapping[str, object]) -> list[str]:
+def untrue(row: Row) -> list[str]:
     """Why a measurement is no result at all, gated or not: nothing was sent (no rate, no
     loss), or the sink counted more frames than pktgen offered (frames pktgen did not send were
     counted, and the loss figure would hide real loss)."""
-    offered = int(row["offered"])
+    offered, received = row.offered, row.received
     out = []
     if offered == 0:
         out.append("pktgen sent nothing (0 frames offered): no rate or loss to report")
-    received = row.get("received")
-    if received is not None and int(received) > offered:
-        out.append(f"the {row.get('rx_backend')} counter counted {int(received):,} frames, "
-                   f"{int(received) - offered:,} more than the {offered:,} pktgen offered: "
+    if received is not None and received > offered:
+        out.append(f"the {row.rx_backend} counter counted {received:,} frames, "
+                   f"{received - offered:,} more than the {offered:,} pktgen offered: "
                    "frames it did not send were counted, and the loss would hide real loss")
     return out
 
@@ -198,14 +199,9 @@ def untrue(row: Mapping[str, object]) -> list[str]:
 BASELINE_VERSION = 1
 
 
-def baseline_key(row: Mapping[str, object]) -> str:
-    label = row.get("label")
-    return f"{row['test']}#{label}" if label else str(row["test"])
-
-
-def save_baseline(path: str, rows: Iterable[Mapping[str, object]], environment: dict) -> None:
+def save_baseline(path: str, rows: Iterable[Row], environment: dict) -> None:
     data = {"version": BASELINE_VERSION, "environment": environment,
-            "results": {baseline_key(r): {m: r.get(m) for m in BASELINE_METRICS} for r in rows}}
+            "results": {r.key: {m: getattr(r, m) for m in BASELINE_METRICS} for r in rows}}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
@@ -224,15 +220,15 @@ def load_baseline(path: str) -> dict[str, dict]:
     return data["results"]
 
 
-def compare_baseline(row: Mapping[str, object], baseline: Mapping[str, Mapping], path: str,
+def compare_baseline(row: Row, baseline: Mapping[str, Mapping], path: str,
                      tolerance: Mapping[str, float]) -> tuple[bool, list[str]]:
     """(found, regressions): each metric worse than the baseline beyond its tolerance."""
-    saved = baseline.get(baseline_key(row))
+    saved = baseline.get(row.key)
     if saved is None:
         return False, []
     out = []
     for metric, higher_is_better in BASELINE_METRICS.items():
-        now, then, tol = row.get(metric), saved.get(metric), tolerance.get(metric)
+        now, then, tol = getattr(row, metric), saved.get(metric), tolerance.get(metric)
         if now is None or then is None or tol is None:
             continue
         if higher_is_better and now < then * (1 - tol):
@@ -246,25 +242,25 @@ def compare_baseline(row: Mapping[str, object], baseline: Mapping[str, Mapping],
     return True, out
 
 
-def check_relative(row: Mapping[str, object], relative: Iterable[RelativeRequirement],
-                   reference: Callable[[str], Mapping | None], where: str
+def check_relative(row: Row, relative: Iterable[RelativeRequirement],
+                   reference: Callable[[str], Row | None], where: str
                    ) -> tuple[list[str], float | None]:
     """(failures, ratio) of relative gates: this measurement's pps against the reference's
     (``reference(label)``: the row measured earlier at the same point, or None); ``where``
     names the point in a message. The reference itself is not compared with itself."""
     failures, ratio = [], None
     for rel in relative:
-        if rel.relative_to == row.get("label"):
+        if rel.relative_to == row.label:
             continue
         ref = reference(rel.relative_to)
         if ref is None:
             failures.append(f"no reference {rel.relative_to!r} at {where} point was measured "
                             f"earlier in this session, but {rel.source} compares with it")
             continue
-        ratio = row["pps"] / ref["pps"] if ref["pps"] else 0.0
+        ratio = row.pps / ref.pps if ref.pps else 0.0
         if ratio < rel.ratio:
-            failures.append(f"pps {row['pps']:,.0f} is {ratio:.2f} x the reference "
-                            f"{rel.relative_to!r} ({ref['pps']:,.0f} pps, {ref['test']}); "
+            failures.append(f"pps {row.pps:,.0f} is {ratio:.2f} x the reference "
+                            f"{rel.relative_to!r} ({ref.pps:,.0f} pps, {ref.test}); "
                             f"at least {rel.ratio:.2f} x required by {rel.source}")
     return failures, ratio
 
@@ -279,9 +275,9 @@ class Verdict:
     baseline: str | None = None  # "ok", "regressed", "none" (not in it); None: no baseline
 
 
-def evaluate(row: Mapping[str, object], requirements: Iterable[Requirement] = (),
+def evaluate(row: Row, requirements: Iterable[Requirement] = (),
              relative: Iterable[RelativeRequirement] = (),
-             reference: Callable[[str], Mapping | None] = lambda label: None,
+             reference: Callable[[str], Row | None] = lambda label: None,
              baseline: Mapping[str, Mapping] | None = None, baseline_path: str = "",
              tolerance: Mapping[str, float] | None = None, where: str = "this",
              marked: bool = False) -> Verdict:

@@ -23,35 +23,36 @@ from ..pktgen.params import DeviceConfig
 from ..run.runner import RunResult, Sample
 from . import gates, report
 from .point import AXIS_COLUMNS, Point, Settings
+from .row import Row, key_of
 
 
 @dataclass
 class Measurement:
     """What :func:`pktgen_bench` measured: the report row and every round's RunResult."""
 
-    row: dict
+    row: Row
     rounds: list[RunResult]
     failures: list[str] = field(default_factory=list)
 
     @property
     def pps(self) -> float:
-        return self.row["pps"]
+        return self.row.pps
 
     @property
     def mbps(self) -> float:
-        return self.row["mbps"]
+        return self.row.mbps
 
     @property
     def sent(self) -> int:
-        return self.row["sent"]
+        return self.row.sent
 
     @property
     def received(self) -> int | None:
-        return self.row["received"]
+        return self.row.received
 
     @property
     def loss_ratio(self) -> float | None:
-        return self.row["loss_ratio"]
+        return self.row.loss_ratio
 
 
 @dataclass
@@ -170,14 +171,13 @@ class Bench:
         rounds, received = self._rounds(topology, configs, counter, what)
         device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
-        row = report.row_for(self.request.node.nodeid, self.request.node.originalname, point,
-                             label, rounds, received, counter and counter.backend, device,
-                             topology.sink_mode)
+        row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
+                     rounds, received, counter and counter.backend, device, topology.sink_mode)
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)
         failures = untrue + failures
-        row["gate"] = "FAIL" if failures else ("ok" if gated else "")
+        row.gate = "FAIL" if failures else ("ok" if gated else "")
         self._record(row)
         measurement = Measurement(row, rounds, failures)
         if failures:
@@ -245,7 +245,7 @@ class Bench:
     def _refuse_ambiguous(self, label: str | None) -> None:
         """Each measurement of a test needs its own baseline key: a second unlabelled (or
         same-labelled) pktgen_bench in one test would overwrite the first."""
-        key = gates.baseline_key({"test": self.request.node.nodeid, "label": label})
+        key = key_of(self.request.node.nodeid, label)
         if key in self._measured:
             pytest.fail(f"pktgen_bench: {self.request.node.nodeid} measures twice "
                         f"{f'with label={label!r}' if label else 'without a label'}; give each "
@@ -254,43 +254,40 @@ class Bench:
         self._measured.add(key)
 
     # --- gates and records ---------------------------------------------------------------
-    def _gate(self, row: dict) -> tuple[list[str], bool]:
+    def _gate(self, row: Row) -> tuple[list[str], bool]:
         """(failure messages, whether anything gates this measurement): the gates that apply
         collected here, evaluated by :func:`pytest_pktgen.measurement.gates.evaluate`."""
         node = self.request.node
         reqs = list(self.state.requirements)
         if self.state.thresholds:
-            reqs += self.state.thresholds.for_test(node.name, row["frame"])
+            reqs += self.state.thresholds.for_test(node.name, row.frame)
         marker = node.get_closest_marker("pktgen_gate")
         relative = []
         if marker:
             plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
-            reqs += plain + gates.per_frame(marker.kwargs, row["frame"], node.nodeid)
-        point = report.point_key_of(row)
+            reqs += plain + gates.per_frame(marker.kwargs, row.frame, node.nodeid)
         verdict = gates.evaluate(
-            row, reqs, relative, lambda label: self.state.results.find(label, point),
+            row, reqs, relative, lambda label: self.state.results.find(label, row.point_key),
             self.state.baseline, self.state.baseline_path, self.state.tolerance,
             where=self.point.id or "this", marked=marker is not None)
-        if verdict.ratio is not None:
-            row["ratio"] = verdict.ratio
-        if verdict.baseline is not None:
-            row["baseline"] = verdict.baseline
+        row.ratio, row.baseline = verdict.ratio, verdict.baseline
         return verdict.failures, verdict.gated
 
-    def _record(self, row: dict) -> None:
+    def _record(self, row: Row) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
         keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", *AXIS_COLUMNS, "frame_sent",
                 "offered", "sent", "errors", "received", "loss", "loss_ratio", "rx_backend",
                 "sink", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
-        info = {k: row[k] for k in keep if k in row}
+        columns = row.as_dict()
+        info = {k: columns[k] for k in keep if k in columns}
         info["units"] = report.UNITS
         benchmark = getattr(self, "_benchmark", None)
         if benchmark is not None:
-            benchmark.extra_info.update(info if not row.get("label") else
-                                        {f"{row['label']}.{k}": v for k, v in info.items()})
-        prefix = f"pktgen_{row['label']}_" if row.get("label") else "pktgen_"
+            benchmark.extra_info.update(info if not row.label else
+                                        {f"{row.label}.{k}": v for k, v in info.items()})
+        prefix = f"pktgen_{row.label}_" if row.label else "pktgen_"
         for key in ("pps", "mbps", "loss_ratio", "frame", "gate"):
-            self.request.node.user_properties.append((prefix + key, row.get(key)))
+            self.request.node.user_properties.append((prefix + key, columns[key]))
 
 
 def _irq_affinity(topology: Topology) -> str:

@@ -19,12 +19,11 @@ import datetime
 import json
 import os
 import platform
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..pktgen.params import pkt_size_of
-from .point import AXES, AXIS_COLUMNS
+from .point import AXES
+from .row import Row
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
@@ -38,7 +37,6 @@ TABLE_COLUMNS = {  # column -> heading in the terminal table
     "pps_spread": "spread", "mbps": "Mb/s", "l1_mbps": "L1 Mb/s", "sent": "sent",
     "received": "received", "loss_ratio": "loss", "errors": "errors", "gate": "gate",
 }
-L1_OVERHEAD = 20  # preamble 7 + SFD 1 + inter-frame gap 12 bytes
 
 
 @dataclass
@@ -46,22 +44,21 @@ class Results:
     """Every measurement of the session, in order, and the environment they ran in."""
 
     environment: dict = field(default_factory=dict)
-    rows: list[dict] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
-    def add(self, row: dict) -> dict:
+    def add(self, row: Row) -> Row:
         self.rows.append(row)
         return row
 
-    def find(self, label: str, point_key: tuple) -> dict | None:
+    def find(self, label: str, point_key: tuple) -> Row | None:
+        """The latest row labelled ``label`` at the sweep point ``point_key``."""
         for row in reversed(self.rows):
-            if row.get("label") == label and point_key_of(row) == point_key:
+            if row.label == label and row.point_key == point_key:
                 return row
         return None
 
     def frame(self):
-        import pandas as pd
-
-        return pd.DataFrame(self.rows)
+        return frame_of(self.rows)
 
     def write(self, out_dir: str) -> dict[str, Path]:
         """results.csv, results.json and sweep.png in ``out_dir``; returns their paths."""
@@ -81,59 +78,6 @@ class Results:
         if plot:
             paths["png"] = plot
         return paths
-
-
-def point_key_of(row: Mapping) -> tuple:
-    return tuple(row.get(k) for k in (*AXES, "extra"))
-
-
-def row_for(test: str, name: str, point, label: str | None, rounds: list, received: list | None,
-            rx_backend: str | None, device: Mapping[str, str], sink: str = "") -> dict:
-    """One measurement as a row: the point, the medians over rounds, the totals; ``sink`` is
-    what the sink did with the frames
-    (:attr:`~pytest_pktgen.lab.topology.NetnsTopology.sink_mode`)."""
-    import statistics
-
-    pps = [r.pps for r in rounds]
-    mbps = [r.bps / 1e6 for r in rounds]
-    sent = sum(r.sent for r in rounds)
-    offered = sum(r.offered for r in rounds)
-    axes = point.axes()
-    # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
-    # labels, its own 16 bytes) did not fit; then Mb/s count what was sent, not what was asked
-    # (sizes that vary, imix: no single frame to name; pktgen's own bps count what it sent)
-    statuses = [s for r in rounds for s in r.devices.values()]
-    fixed = all(s.fixed_size for s in statuses)
-    frame_sent = max((s.frame_sent for s in statuses), default=point.frame) if fixed \
-        else point.frame
-    extra = {k: v for k, v in axes.items() if k not in AXIS_COLUMNS}
-    row = {
-        "test": test, "name": name, "id": point.id, "label": label,
-        **{k: axes[k] for k in AXIS_COLUMNS},
-        "extra": json.dumps(extra, sort_keys=True) if extra else "",
-        "rounds": len(rounds),
-        "pps": float(statistics.median(pps)),
-        "pps_min": float(min(pps)), "pps_max": float(max(pps)),
-        "pps_spread": (max(pps) - min(pps)) / statistics.median(pps) if statistics.median(pps)
-        else 0.0,
-        "frame_sent": frame_sent,
-        "mbps": float(statistics.median(pps)) * pkt_size_of(frame_sent) * 8 / 1e6
-        if frame_sent > point.frame else float(statistics.median(mbps)),
-        "l1_mbps": float(statistics.median(pps)) * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
-        "offered": offered, "sent": sent, "errors": offered - sent,
-        "pktgen_s": sum(max(s.result.elapsed_us for s in r.devices.values()) for r in rounds) / 1e6,
-        "wall_s": sum(r.wall_s for r in rounds),
-        "received": None, "loss": None, "loss_ratio": None, "rx_backend": rx_backend,
-        "sink": sink,
-        **{f"dev_{k}": v for k, v in device.items()},
-        "gate": "",
-    }
-    if received is not None:
-        got = sum(received)
-        # nothing offered: no loss ratio at all, never a perfect 0 (gates.untrue says why)
-        row.update(received=got, loss=offered - got,
-                   loss_ratio=(offered - got) / offered if offered else None)
-    return row
 
 
 # --- environment -------------------------------------------------------------------------
@@ -166,12 +110,19 @@ def environment(kernel_info=None, lab=None) -> dict:
 
 # --- the terminal table ------------------------------------------------------------------
 
-def tables(rows: list[dict]) -> list[tuple[str, list[str]]]:
+def frame_of(rows: list[Row]):
+    """The rows as a pandas DataFrame of their report columns."""
+    import pandas as pd
+
+    return pd.DataFrame([row.as_dict() for row in rows])
+
+
+def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
     """One table per test function (a sweep), as (title, lines)."""
     import pandas as pd
 
     out = []
-    df = pd.DataFrame(rows)
+    df = frame_of(rows)
     for name, group in df.groupby("name", sort=False):
         varying = [c for c in ("label", *AXES[1:])
                    if group[c].nunique(dropna=False) > 1]

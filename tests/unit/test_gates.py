@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pytest_pktgen.measurement import gates
 from pytest_pktgen.measurement.gates import RelativeRequirement, Requirement
+from pytest_pktgen.measurement.row import Row
 
-ROW = {"test": "t.py::test_x[64B]", "label": "patched", "pps": 800_000.0, "mbps": 409.6,
-       "loss_ratio": 0.002, "frame": 64}
-REFERENCE = {"test": "t.py::test_x[64B]", "label": "stock", "pps": 1_000_000.0}
+ROW = Row("t.py::test_x[64B]", label="patched", pps=800_000.0, mbps=409.6, offered=1000,
+          received=998)
+REFERENCE = Row("t.py::test_x[64B]", label="stock", pps=1_000_000.0)
 
 
 def test_nothing_gates_a_row_without_gates():
@@ -48,7 +49,7 @@ def test_a_relative_gate_compares_with_the_reference_at_the_same_point():
 
 
 def test_a_baseline_says_ok_regressed_or_none():
-    key = gates.baseline_key(ROW)
+    key = ROW.key
     tolerance = {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001}
     ok = gates.evaluate(ROW, baseline={key: {"pps": 850_000.0, "loss_ratio": 0.002}},
                         baseline_path="base.json", tolerance=tolerance)

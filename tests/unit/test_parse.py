@@ -199,7 +199,7 @@ def test_a_report_names_no_single_frame_when_sizes_vary():
     """imix (and size ranges): no one frame was sent; the row keeps the point's frame and
     pktgen's own bps, which count the sizes it really sent."""
     from pytest_pktgen.measurement.point import Point
-    from pytest_pktgen.measurement.report import row_for
+    from pytest_pktgen.measurement.row import Row
     from pytest_pktgen.run.runner import RunResult
 
     imix = parse_device(read("device-dummy-mpls-imix.txt"))
@@ -208,9 +208,9 @@ def test_a_report_names_no_single_frame_when_sizes_vary():
 
     def row(status, frame):
         run = RunResult(devices={"d": status}, configs={}, wall_s=1.0, stopped_by_us=False)
-        return row_for("t", "t", Point(frame=frame), None, [run], None, None, {})
+        return Row.of("t", "t", Point(frame=frame), None, [run])
 
     r = row(imix, 64)
-    assert r["frame_sent"] == 64 and r["mbps"] == imix.result.bps / 1e6
+    assert r.frame_sent == 64 and r.mbps == imix.result.bps / 1e6
     r = row(fixed, 204)  # IPv6 headers fit 200 bytes: sent as asked
-    assert r["frame_sent"] == 204 and r["mbps"] == fixed.result.bps / 1e6
+    assert r.frame_sent == 204 and r.mbps == fixed.result.bps / 1e6

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from pytest_pktgen.measurement.point import Point
-from pytest_pktgen.measurement.report import plot_sweeps, row_for, sweep_series
+from pytest_pktgen.measurement.report import frame_of, plot_sweeps, sweep_series
+from pytest_pktgen.measurement.row import Row
 from pytest_pktgen.pktgen.parse import parse_device
 from pytest_pktgen.run.runner import RunResult
 
@@ -17,21 +16,45 @@ CAPTURED = Path(__file__).parent.parent / "data" / "captured"
 def _row(test: str, frame: int) -> dict:
     status = parse_device((CAPTURED / "device-ipv4-crossover.txt").read_text())
     run = RunResult(devices={"d": status}, configs={}, wall_s=1.0, stopped_by_us=False)
-    return row_for(test, test, Point(frame=frame), None, [run], None, None, {})
+    return Row.of(test, test, Point(frame=frame), None, [run])
 
 
 def test_tests_at_one_frame_size_each_draw_no_plot(tmp_path: Path):
     """Two tests at 64 and 1500 B: two frame sizes in the session, but no line of two points
     (this drew an empty figure once, and cost a TCG session 12 s)."""
-    df = pd.DataFrame([_row("a", 64), _row("b", 1500)])
+    df = frame_of([_row("a", 64), _row("b", 1500)])
     assert sweep_series(df) == []
     assert plot_sweeps(df, tmp_path / "sweep.png") is None
     assert not (tmp_path / "sweep.png").exists()
 
 
 def test_a_sweep_draws_a_line_per_test_and_setting(tmp_path: Path):
-    df = pd.DataFrame([_row("a", 64), _row("b", 64), _row("a", 1500), _row("a", 512)])
+    df = frame_of([_row("a", 64), _row("b", 64), _row("a", 1500), _row("a", 512)])
     (key, rows), = sweep_series(df)
     assert key[0] == "a" and list(rows["frame"]) == [64, 512, 1500]
     assert plot_sweeps(df, tmp_path / "sweep.png") == tmp_path / "sweep.png"
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_row_derives_errors_loss_and_its_columns_from_what_was_counted():
+    status = parse_device((CAPTURED / "device-ipv4-crossover.txt").read_text())
+    run = RunResult(devices={"d": status}, configs={}, wall_s=1.0, stopped_by_us=False)
+    point = Point(frame=512, clone_skb=0, extra=(("ratep", 1000),), swept=("frame", "ratep"))
+    row = Row.of("t.py::test_x[512B-ratep1000]", "test_x", point, "stock", [run, run],
+                 received=[run.offered, run.offered - 7], rx_backend="kmod",
+                 device={"name": "eth1", "driver": "virtio_net"}, sink="kmod-drop")
+    assert (row.offered, row.sent, row.errors) == (2 * run.offered, 2 * run.sent,
+                                                   2 * run.errors)
+    assert (row.loss, row.loss_ratio) == (7, 7 / row.offered)
+    assert row.key == "t.py::test_x[512B-ratep1000]#stock"
+    assert row.point_key == (512, 0, 0, 1, '{"ratep": 1000}')
+    columns = row.as_dict()
+    assert list(columns)[:10] == ["test", "name", "id", "label", "frame", "pkt_size",
+                                  "clone_skb", "flows", "threads", "extra"]
+    assert columns["id"] == "512B-ratep1000" and columns["pkt_size"] == 508
+    assert (columns["dev_driver"], columns["sink"], row["loss"]) == ("virtio_net", "kmod-drop", 7)
+    assert "ratio" not in columns and "baseline" not in columns  # no gate asked for them
+    row.ratio, row.baseline = 0.5, "ok"
+    assert (row["ratio"], row["baseline"]) == (0.5, "ok")
+    unseen = Row.of("t", "t", point, None, [run])
+    assert unseen.loss is None and unseen.loss_ratio is None  # not counted: never 0 %

@@ -7,10 +7,13 @@ so it runs on the host; the measurements themselves are tested in the VM lab
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from pytest_pktgen import options
 from pytest_pktgen.measurement import gates
+from pytest_pktgen.measurement.row import Row
 
 
 @pytest.mark.parametrize("args, message", [
@@ -201,7 +204,7 @@ def test_requirement_messages_say_measured_required_and_source():
     assert loss.failure(0.0005) is None
     assert loss.failure(0.02) == "loss_ratio 2.0000% measured, at most 0.1000% required by " \
                                  "t.toml [defaults]"
-    assert gates.check({"pps": 1.0}, [loss]) == [
+    assert gates.check(Row("t", pps=1.0), [loss]) == [
         "loss_ratio was not measured (no receive counter?), but t.toml [defaults] requires it"]
 
 
@@ -232,21 +235,21 @@ def test_bad_thresholds_files_are_usage_errors(tmp_path, text, message):
 
 
 def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
-    rows = [{"test": "t.py::test_a[64B]", "label": None, "pps": 1000.0, "mbps": 10.0,
-             "loss_ratio": 0.01}]
+    rows = [Row("t.py::test_a[64B]", pps=1000.0, mbps=10.0, offered=1000, received=990)]
     path = tmp_path / "base.json"
     gates.save_baseline(str(path), rows, {"kernel": "x"})
     saved = gates.load_baseline(str(path))
+    assert saved == {"t.py::test_a[64B]": {"pps": 1000.0, "mbps": 10.0, "loss_ratio": 0.01}}
     tol = {"pps": 0.1, "mbps": 0.1, "loss_ratio": 0.001}
-    same = dict(rows[0])
+    same = replace(rows[0])
     assert gates.compare_baseline(same, saved, "base.json", tol) == (True, [])
-    faster = {**rows[0], "pps": 5000.0, "mbps": 50.0, "loss_ratio": 0.0}
+    faster = replace(rows[0], pps=5000.0, mbps=50.0, received=1000)
     assert gates.compare_baseline(faster, saved, "base.json", tol) == (True, [])
-    slower = {**rows[0], "pps": 850.0}
+    slower = replace(rows[0], pps=850.0)
     found, regressions = gates.compare_baseline(slower, saved, "base.json", tol)
     assert regressions == ["pps 850 is 15.0% below the baseline 1,000 in base.json (tolerance "
                            "10.0% from --pktgen-tolerance)"]
-    lossier = {**rows[0], "loss_ratio": 0.012}
+    lossier = replace(rows[0], received=988)
     assert len(gates.compare_baseline(lossier, saved, "base.json", tol)[1]) == 1
-    assert gates.compare_baseline({**rows[0], "test": "t.py::test_b"}, saved, "b", tol) == (
+    assert gates.compare_baseline(replace(rows[0], test="t.py::test_b"), saved, "b", tol) == (
         False, [])

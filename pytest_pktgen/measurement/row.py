@@ -1,0 +1,150 @@
+"""One measurement as the reports show it: a typed row, built from a test's rounds, gated by
+:mod:`~pytest_pktgen.measurement.gates`, written by :mod:`~pytest_pktgen.measurement.report`
+through :meth:`Row.as_dict` (the columns of results.csv and results.json, in their order).
+
+Units are the reports' (:data:`~pytest_pktgen.measurement.report.UNITS`): ``frame`` with the
+FCS, ``pkt_size`` without; ``offered = sent + errors``; ``loss = offered - received``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..pktgen.params import pkt_size_of
+from ..run.runner import RunResult
+from .point import AXES, AXIS_COLUMNS, Point
+
+L1_OVERHEAD = 20  # preamble 7 + SFD 1 + inter-frame gap 12 bytes
+
+
+def key_of(test: str, label: str | None) -> str:
+    """A measurement's key in baselines and reports: the test's node id and the label."""
+    return f"{test}#{label}" if label else test
+
+
+@dataclass
+class Row:
+    """One measurement: where (test, label, sweep point), pktgen's figures (medians over the
+    rounds, totals), what the sink counted, and the gates' verdicts (filled in after)."""
+
+    test: str  # the test's node id
+    name: str = ""  # the test function: one table per name
+    label: str | None = None
+    point: Point = field(default_factory=Point)
+    rounds: int = 1
+    pps: float = 0.0  # median over the rounds
+    pps_min: float = 0.0
+    pps_max: float = 0.0
+    frame_sent: int = 0  # the frame pktgen really sent (larger when its headers did not fit)
+    mbps: float = 0.0  # without FCS, of the frame sent
+    l1_mbps: float = 0.0  # with FCS, preamble and gap
+    offered: int = 0  # sent + errors, over every round
+    sent: int = 0  # accepted by the driver (pkts-sofar)
+    pktgen_s: float = 0.0  # pktgen's own elapsed time, over every round
+    wall_s: float = 0.0
+    received: int | None = None  # counted at the sink; None: nothing counted
+    rx_backend: str | None = None
+    sink: str = ""  # what the sink did with the frames (NetnsTopology.sink_mode)
+    device: dict[str, str] = field(default_factory=dict)  # the tx link: name, driver, ...
+    gate: str = ""  # "ok", "FAIL" or "" (nothing gates it)
+    ratio: float | None = None  # pps against a relative gate's reference
+    baseline: str | None = None  # "ok", "regressed", "none"; None: no baseline
+
+    @classmethod
+    def of(cls, test: str, name: str, point: Point, label: str | None,
+           rounds: Sequence[RunResult], received: Sequence[int] | None = None,
+           rx_backend: str | None = None, device: dict[str, str] | None = None,
+           sink: str = "") -> Row:
+        """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted."""
+        pps = [float(r.pps) for r in rounds]
+        median = statistics.median(pps)
+        # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
+        # labels, its own 16 bytes) did not fit; then Mb/s count what was sent, not what was
+        # asked (sizes that vary, imix: no single frame to name; pktgen's own bps count what
+        # it sent)
+        statuses = [s for r in rounds for s in r.devices.values()]
+        fixed = all(s.fixed_size for s in statuses)
+        frame_sent = max((s.frame_sent for s in statuses), default=point.frame) if fixed \
+            else point.frame
+        mbps = median * pkt_size_of(frame_sent) * 8 / 1e6 if frame_sent > point.frame \
+            else float(statistics.median(r.bps / 1e6 for r in rounds))
+        return cls(
+            test=test, name=name, label=label, point=point, rounds=len(rounds),
+            pps=median, pps_min=min(pps), pps_max=max(pps), frame_sent=frame_sent,
+            mbps=mbps, l1_mbps=median * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
+            offered=sum(r.offered for r in rounds), sent=sum(r.sent for r in rounds),
+            pktgen_s=sum(max(s.result.elapsed_us for s in r.devices.values())
+                         for r in rounds) / 1e6,
+            wall_s=sum(r.wall_s for r in rounds),
+            received=sum(received) if received is not None else None,
+            rx_backend=rx_backend, sink=sink, device=dict(device or {}))
+
+    @property
+    def frame(self) -> int:
+        return self.point.frame
+
+    @property
+    def errors(self) -> int:
+        """Frames the driver refused: lost, and counted in ``loss``."""
+        return self.offered - self.sent
+
+    @property
+    def pps_spread(self) -> float:
+        """(max - min) / median of the rounds' pps."""
+        return (self.pps_max - self.pps_min) / self.pps if self.pps else 0.0
+
+    @property
+    def loss(self) -> int | None:
+        return None if self.received is None else self.offered - self.received
+
+    @property
+    def loss_ratio(self) -> float | None:
+        """None when nothing was counted, or nothing offered: never a perfect 0 %."""
+        if self.received is None or not self.offered:
+            return None
+        return (self.offered - self.received) / self.offered
+
+    @property
+    def key(self) -> str:
+        """Its key in baselines (:func:`key_of`)."""
+        return key_of(self.test, self.label)
+
+    @property
+    def point_key(self) -> tuple:
+        """Its sweep point's coordinates, the same for every test measured there."""
+        return tuple(self.point.axes().get(k) for k in AXES) + (self.extra,)
+
+    @property
+    def extra(self) -> str:
+        """The point's parameters beyond the axes, as JSON ("" if none)."""
+        axes = self.point.axes()
+        extra = {k: v for k, v in axes.items() if k not in AXIS_COLUMNS}
+        return json.dumps(extra, sort_keys=True) if extra else ""
+
+    def as_dict(self) -> dict:
+        """The row's columns, in the reports' order: results.csv and results.json."""
+        axes = self.point.axes()
+        out = {
+            "test": self.test, "name": self.name, "id": self.point.id, "label": self.label,
+            **{k: axes[k] for k in AXIS_COLUMNS}, "extra": self.extra,
+            "rounds": self.rounds, "pps": self.pps, "pps_min": self.pps_min,
+            "pps_max": self.pps_max, "pps_spread": self.pps_spread,
+            "frame_sent": self.frame_sent, "mbps": self.mbps, "l1_mbps": self.l1_mbps,
+            "offered": self.offered, "sent": self.sent, "errors": self.errors,
+            "pktgen_s": self.pktgen_s, "wall_s": self.wall_s, "received": self.received,
+            "loss": self.loss, "loss_ratio": self.loss_ratio, "rx_backend": self.rx_backend,
+            "sink": self.sink, **{f"dev_{k}": v for k, v in self.device.items()},
+            "gate": self.gate,
+        }
+        if self.ratio is not None:
+            out["ratio"] = self.ratio
+        if self.baseline is not None:
+            out["baseline"] = self.baseline
+        return out
+
+    def __getitem__(self, column: str):
+        """A report column by name (``measured.row["errors"]``), as in results.csv."""
+        return self.as_dict()[column]
