@@ -152,24 +152,19 @@ def _topology(request, build, sink: bool = True, **kwargs):
     return topo
 
 
-@pytest.fixture
-def veth(pktgen_module, request):
-    """A veth pair: the generator end in a namespace of its own, the sink end in another.
+def _lab_fixture(name: str, spec: topology.LabTopology):
+    """The fixture of a topology the lab builds in namespaces (``topology.IN_NAMESPACES``)."""
 
-    A :class:`~pytest_pktgen.lab.topology.NetnsTopology`: ``.tx[0]``/``.sink`` carry ifname, MAC and
-    addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and dst_mac,
-    ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed after.
-    Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too; ``{"discard":
-    False}`` lets pktgen's frames go up the sink's stack (default: ``--pktgen-sink``, which
-    counts and drops them at its tc ingress: ``.sink_mode``, ``.discard.read()``).
-    """
-    return _topology(request, topology.veth)
+    def fixture(pktgen_module, request):
+        return _topology(request, spec.build, sink=spec.sink, **spec.kwargs)
+
+    fixture.__name__ = fixture.__qualname__ = name
+    fixture.__doc__ = spec.doc
+    return pytest.fixture(name=name)(fixture)
 
 
-@pytest.fixture
-def dummy(pktgen_module, request):
-    """A dummy device in a namespace of its own: the paper's reproducible TX-only output."""
-    return _topology(request, topology.dummy, sink=False)
+for _name, _spec in topology.IN_NAMESPACES.items():
+    globals()[_name] = _lab_fixture(_name, _spec)
 
 
 @pytest.fixture
@@ -188,19 +183,6 @@ def crossover(pktgen_module, request, pytestconfig):
     return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx),
                      rx_nic=topology.Nic.named(rx),
                      allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
-
-
-@pytest.fixture
-def forwarding(pktgen_module, request):
-    """Generator -> router namespace (forwarding on) -> sink namespace (Figure 6). The frames
-    are addressed to the router (``.next_hops``); ``.hops`` are its in/out ends."""
-    return _topology(request, topology.forwarding)
-
-
-@pytest.fixture
-def forwarding_parallel(pktgen_module, request):
-    """Forwarding with two generator links into the router, for two threads (Figure 7)."""
-    return _topology(request, topology.forwarding, parallel=True)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import contextlib
 import ipaddress
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -430,6 +430,41 @@ def forwarding(parallel: bool = False, ipv6: bool = False, discard: bool = True)
         name = "forwarding-parallel" if parallel else "forwarding"
         return _discarding(NetnsTopology(name, gen_ns, tx, sink, hops_in, hops=hops,
                                          _stack=stack), discard)
+
+
+@dataclass(frozen=True)
+class LabTopology:
+    """A topology the lab builds in namespaces of its own, offered as a fixture of its name:
+    ``build(**kwargs, **the test's indirect parameters)``; with a ``sink``, the sink discards
+    pktgen's frames by ``--pktgen-sink``."""
+
+    build: Callable[..., NetnsTopology]
+    doc: str
+    sink: bool = True
+    kwargs: dict = field(default_factory=dict)
+
+
+# fixture name -> how to build it; the fixtures are made from this table
+IN_NAMESPACES = {
+    "veth": LabTopology(veth, """A veth pair: the generator end in a namespace of its own, the
+    sink end in another.
+
+    A :class:`~pytest_pktgen.lab.topology.NetnsTopology`: ``.tx[0]``/``.sink`` carry ifname,
+    MAC and addresses (198.18.0.1/.2, 2001:2::1/::2), ``.config(count=...)`` fills dst and
+    dst_mac, ``.run(...)`` runs pktgen in the generator namespace. Both namespaces are removed
+    after. Indirect parameters: ``{"ipv6": True}`` configures the IPv6 addresses too;
+    ``{"discard": False}`` lets pktgen's frames go up the sink's stack (default:
+    ``--pktgen-sink``, which counts and drops them at its tc ingress: ``.sink_mode``,
+    ``.discard.read()``)."""),
+    "dummy": LabTopology(dummy, "A dummy device in a namespace of its own: the paper's "
+                         "reproducible TX-only output.", sink=False),
+    "forwarding": LabTopology(forwarding, """Generator -> router namespace (forwarding on) ->
+    sink namespace (Figure 6). The frames are addressed to the router (``.next_hops``);
+    ``.hops`` are its in/out ends."""),
+    "forwarding_parallel": LabTopology(forwarding, "Forwarding with two generator links into "
+                                       "the router, for two threads (Figure 7).",
+                                       kwargs={"parallel": True}),
+}
 
 
 def _route(end: Endpoint, dst: str, gateway: str, family: int = 2) -> None:

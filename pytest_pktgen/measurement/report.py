@@ -22,7 +22,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .point import AXES
+from .point import AXES, Point
 from .row import Row
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
@@ -165,6 +165,18 @@ def sweep_series(df) -> list[tuple[tuple, object]]:
             if group["frame"].nunique() >= 2]
 
 
+def legend_of(key: tuple) -> str:
+    """A line's name: the test, its label, the axes not at their defaults, the extra
+    parameters (the key of :func:`sweep_series`)."""
+    name, label, *axes, extra = key
+    default = Point()
+    return " ".join(str(p) for p in (
+        name, label if isinstance(label, str) else "",
+        *(f"{axis} {value}" for axis, value in zip(AXES[1:], axes, strict=True)
+          if value != getattr(default, axis)),
+        extra) if p)
+
+
 def plot_sweeps(df, path: Path) -> Path | None:
     """pps and Mb/s against frame size, a line per test and setting; None if nothing sweeps
     frame sizes (tests at one frame size each, however many: nothing to draw)."""
@@ -178,11 +190,7 @@ def plot_sweeps(df, path: Path) -> Path | None:
 
     fig, (ax_pps, ax_mbps) = plt.subplots(1, 2, figsize=(12, 4.5))
     for key, group in series:
-        name, label, clone, flows, threads, extra = key
-        legend = " ".join(str(p) for p in (
-            name, label if isinstance(label, str) else "", f"clone_skb {clone}",
-            f"{flows} flows" if flows else "", f"{threads} thr" if threads > 1 else "",
-            extra) if p)
+        legend = legend_of(key)
         ax_pps.plot(group["frame"], group["pps"], marker="o", label=legend)
         ax_mbps.plot(group["frame"], group["mbps"], marker="o", label=legend)
     for ax, ylabel in ((ax_pps, "packets per second (pktgen)"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pytest_pktgen.measurement.point import Point
-from pytest_pktgen.measurement.report import frame_of, plot_sweeps, sweep_series
+from pytest_pktgen.measurement.point import AXES, Point
+from pytest_pktgen.measurement.report import frame_of, legend_of, plot_sweeps, sweep_series
 from pytest_pktgen.measurement.row import Row
 from pytest_pktgen.pktgen.parse import parse_device
 from pytest_pktgen.run.runner import RunResult
@@ -32,6 +32,7 @@ def test_a_sweep_draws_a_line_per_test_and_setting(tmp_path: Path):
     df = frame_of([_row("a", 64), _row("b", 64), _row("a", 1500), _row("a", 512)])
     (key, rows), = sweep_series(df)
     assert key[0] == "a" and list(rows["frame"]) == [64, 512, 1500]
+    assert legend_of(key) == "a"
     assert plot_sweeps(df, tmp_path / "sweep.png") == tmp_path / "sweep.png"
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -58,3 +59,12 @@ def test_a_row_derives_errors_loss_and_its_columns_from_what_was_counted():
     assert (row["ratio"], row["baseline"]) == (0.5, "ok")
     unseen = Row.of("t", "t", point, None, [run])
     assert unseen.loss is None and unseen.loss_ratio is None  # not counted: never 0 %
+
+
+def test_a_lines_legend_names_the_settings_that_set_it_apart():
+    point = Point(frame=64, clone_skb=100, threads=2, extra=(("ratep", 5),))
+    row = Row.of("t", "test_x", point, "stock", [RunResult(
+        devices={"d": parse_device((CAPTURED / "device-ipv4-crossover.txt").read_text())},
+        configs={}, wall_s=1.0, stopped_by_us=False)])
+    key = (row.name, row.label, *(point.axes()[a] for a in AXES[1:]), row.extra)
+    assert legend_of(key) == 'test_x stock clone_skb 100 threads 2 {"ratep": 5}'

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from pytest_pktgen import options
+from pytest_pktgen.lab.topology import IN_NAMESPACES
 from pytest_pktgen.measurement import gates
 from pytest_pktgen.measurement.row import Row
 
@@ -86,7 +87,7 @@ def test_markers_are_registered(pytester):
 def test_fixtures_of_the_surface_are_documented(pytester):
     out = pytester.runpytest("--fixtures").stdout.str()
     for name in ("pktgen_bench", "pktgen_dut", "pktgen_point", "pktgen_settings", "rx_counter",
-                 "sniffer", "pgrx"):
+                 "sniffer", "pgrx", "crossover", *IN_NAMESPACES):
         assert f"\n{name} -- " in out or f"\n{name} [session scope] -- " in out, name
 
 
