@@ -71,13 +71,18 @@ soak: deps venv kmod
 
 # The patched kernel builds at the lowest priority while the suites run (most of their time the
 # VM lab waits on pktgen's pacing, settling counters and child sessions, and a core is free):
-# about 6 minutes of compiling hidden on a fresh machine, seconds when it is cached.
+# about 6 minutes of compiling hidden on a fresh machine, seconds when it is cached. Lowest for
+# real: the VM's QEMU runs in a session of its own, and with autogroup scheduling (Debian's and
+# Ubuntu's default) sessions share the CPU as equals whatever their nice, so the build gets a
+# session too, whose autogroup is niced (measured: suites 1.4x as long under a nice-only build).
 test: deps venv kmod
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench
 	@mkdir -p $(dir $(PATCHED_TREE)); \
-	nice -n 19 scripts/build-patched-kernel.sh $(PATCHED_TREE) > $(PATCHED_TREE).log 2>&1 & \
+	setsid --wait sh -c '{ echo 19 > /proc/self/autogroup; } 2>/dev/null; \
+		exec nice -n 19 scripts/build-patched-kernel.sh "$$1"' sh $(PATCHED_TREE) \
+		> $(PATCHED_TREE).log 2>&1 & \
 	build=$$!; \
-	echo "patched kernel: building in the background (nice 19), log $(PATCHED_TREE).log"; \
+	echo "patched kernel: building in the background (nice 19, its own autogroup), log $(PATCHED_TREE).log"; \
 	$(PYTEST) tests/unit tests/host && \
 	PKTGEN_SOAK_RUNS=$(CI_SOAK_RUNS) $(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration \
 		examples/ $(EXAMPLE_ARGS) --durations=15; \
