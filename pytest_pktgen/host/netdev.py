@@ -158,20 +158,45 @@ def nic_irqs(ifname: str | None = None, device: Path | None = None) -> list[int]
 
 
 # --- driver facts -----------------------------------------------------------------------
-SIOCETHTOOL, ETHTOOL_GDRVINFO = 0x8946, 0x00000003
+SIOCETHTOOL, ETHTOOL_GSET, ETHTOOL_GDRVINFO = 0x8946, 0x00000001, 0x00000003
 _DRVINFO = struct.Struct("I32s32s32s32s32s12sIIIII")  # struct ethtool_drvinfo
+# struct ethtool_cmd (the legacy ETHTOOL_GSET): cmd, supported, advertising, speed, duplex,
+# port, phy_address, transceiver, autoneg, mdio_support, maxtxpkt, maxrxpkt, speed_hi, ...
+_CMD = struct.Struct("IIIHBBBBBBIIHBBI8x")
+SPEED_UNKNOWN = 0xFFFFFFFF
+
+
+def _ethtool(ifname: str, request: bytes) -> bytes:
+    """One SIOCETHTOOL ioctl on ``ifname`` in the caller's namespace: the filled-in struct."""
+    holder = array.array("B", request)
+    ifreq = struct.pack("16sP", ifname.encode(), holder.buffer_info()[0])
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+    return holder.tobytes()
+
+
+def link_speed_mbps(ifname: str, netns: str | None = None) -> int | None:
+    """The negotiated speed of a NIC on a bus, in Mb/s (``ethtool``'s Speed); None when the
+    driver does not know it, or the link is virtual (a veth says 10000, and means nothing)."""
+    def ask() -> int | None:
+        fields = _CMD.unpack(_ethtool(ifname, _CMD.pack(ETHTOOL_GSET, *([0] * 15))))
+        speed = fields[3] | fields[12] << 16
+        return None if speed in (0, SPEED_UNKNOWN, 0xFFFF) else speed
+
+    if not driver_info(ifname, netns)["bus"]:
+        return None
+    try:
+        return seam.on(netns).call(ask)
+    except OSError:
+        return None
 
 
 def driver_info(ifname: str, netns: str | None = None) -> dict[str, str]:
     """Driver, driver version, firmware version and bus address of a link (ETHTOOL_GDRVINFO,
     as ``ethtool -i`` shows them); empty strings where the driver says nothing."""
     def ask() -> dict[str, str]:
-        buf = bytearray(_DRVINFO.pack(ETHTOOL_GDRVINFO, *([b""] * 6), 0, 0, 0, 0, 0))
-        holder = array.array("B", buf)
-        ifreq = struct.pack("16sP", ifname.encode(), holder.buffer_info()[0])
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
-        fields = _DRVINFO.unpack(holder.tobytes())
+        request = _DRVINFO.pack(ETHTOOL_GDRVINFO, *([b""] * 6), 0, 0, 0, 0, 0)
+        fields = _DRVINFO.unpack(_ethtool(ifname, request))
         text = [f.split(b"\0", 1)[0].decode(errors="replace") for f in fields[1:5]]
         return dict(zip(("driver", "driver_version", "firmware", "bus"), text, strict=True))
 
