@@ -14,7 +14,7 @@ from .host import netdev
 from .host.irq import IrqPinning
 from .lab import rx, topology, vm
 from .lab.sniff import Sniffer
-from .measurement import measure
+from .measurement import gates, measure, search
 from .measurement.point import Point, Settings
 from .pktgen import module
 from .pktgen.proc import Pktgen
@@ -235,6 +235,64 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
     if state.progress is None:
         state.progress = measure.Progress(request.config)
     return measure.Bench(request, pktgen_point, pktgen_settings, state)
+
+
+@pytest.fixture
+def pktgen_search(request, pktgen_point, pktgen_settings):
+    """``pktgen_search(topology, rx=None, index=0, label=None, **settings)`` searches the
+    topology's tx link ``index`` for its RFC 2544 throughput at this test's frame size, with
+    MLRsearch: per loss ratio, the highest load whose trials lost no more (0: the NDR; 0.005:
+    a PDR), counted by ``rx`` (default: the settings' receive counter) at the sink.
+    ``settings`` (loss_ratios, relative_width, trial_duration, final_trial_duration,
+    duration_sum, exceed_ratio, min_load, max_load) win over the ``pktgen_search`` marker,
+    which wins over the ``--pktgen-*`` options; ``pktgen_gate(min_ndr=, min_pdr=)`` and
+    ``--pktgen-min-ndr``/``--pktgen-min-pdr`` gate it. Returns a
+    :class:`~pytest_pktgen.measurement.search.SearchResult` (``.ndr_pps``, ``.pdr_pps``,
+    every goal's bounds, every trial); the session's reports show it (searches.csv,
+    results.json, a plot per search)."""
+    marker = request.node.get_closest_marker("pktgen_search")
+    after_tc_ingress = rx.AFTER_TC_INGRESS
+
+    def run(topology, *, rx: str | None = None, index: int = 0, label: str | None = None,
+            **settings) -> search.SearchResult:
+        chosen = sweep.search_settings_for(request.config, marker.kwargs if marker else {},
+                                           request.node.nodeid, **settings)
+        backend = rx or pktgen_settings.rx
+        if backend is None or topology.sink is None:
+            raise pytest.UsageError("pktgen_search needs a topology with a sink and a receive "
+                                    "counter (rx=...): throughput is what arrives")
+        drop = {"drop": True} if backend in after_tc_ingress and topology.sink_drop else {}
+        counter = request.getfixturevalue("rx_counter")(topology, backend, **drop)
+        found = search.search(topology, counter, pktgen_point.frame, chosen, index,
+                              params=dict(pktgen_settings.params))
+        tx = topology.tx[index]
+        found.test, found.name, found.label = request.node.nodeid, request.node.originalname, label
+        found.rx_backend, found.sink = backend, topology.sink_mode
+        found.device = {"name": tx.ifname, **netdev.driver_info(tx.ifname, tx.netns)}
+        request.config.stash[STATE].results.searches.append(found)
+        prefix = f"pktgen_{label}_" if label else "pktgen_"
+        for key in ("ndr_pps", "pdr_pps", "frame", "irregular"):
+            request.node.user_properties.append((prefix + key, found.as_dict()[key]))
+        failures = gates.check(found, gates.of_kind(_requirements(request, found.frame),
+                                                    search=True))
+        if failures:
+            pytest.fail("pktgen gate: " + "; ".join(failures), pytrace=False)
+        return found
+
+    return run
+
+
+def _requirements(request, frame: int) -> list:
+    """Every requirement on this test at ``frame``: options, thresholds file, marker."""
+    state = request.config.stash[STATE]
+    reqs = list(state.requirements)
+    if state.thresholds:
+        reqs += state.thresholds.for_test(request.node.name, frame)
+    marker = request.node.get_closest_marker("pktgen_gate")
+    if marker:
+        reqs += gates.marker_requirements(marker.kwargs, request.node.nodeid)[0]
+        reqs += gates.per_frame(marker.kwargs, frame, request.node.nodeid)
+    return reqs
 
 
 @pytest.fixture

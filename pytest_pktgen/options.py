@@ -85,6 +85,29 @@ def ratio(text: str) -> float:
     return value
 
 
+def ratios(text: str) -> tuple[float, ...]:
+    """Shares, comma-separated: 0,0.005 or 0%,0.5%."""
+    items = [item for item in str(text).replace(" ", "").split(",") if item]
+    try:
+        values = tuple(ratio(item) for item in items)
+    except argparse.ArgumentTypeError as err:
+        raise argparse.ArgumentTypeError(f"{err} in {text!r}") from None
+    if not values or len(set(values)) != len(values) or max(values) >= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not loss ratios below 1, each once, "
+                                         "comma-separated, e.g. 0,0.005")
+    return values
+
+
+def pps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a load in packets per second")
+    return value
+
+
 def param(text: str) -> tuple[str, str]:
     """A pktgen device parameter as NAME=VALUE (checked when a config is built)."""
     name, sep, value = str(text).partition("=")
@@ -187,6 +210,10 @@ OPTIONS = (
            count, "PPS"),
     Option("pktgen_max_loss", "fail a measurement that loses more than this share", None, ratio,
            "SHARE"),
+    Option("pktgen_min_ndr", "fail a throughput search whose NDR is below this many packets "
+           "per second", None, count, "PPS"),
+    Option("pktgen_min_pdr", "fail a throughput search whose PDR is below this many packets "
+           "per second", None, count, "PPS"),
     Option("pktgen_thresholds", "TOML file of pps and loss thresholds per test or frame size",
            None, str, "FILE"),
     Option("pktgen_baseline", "compare each measurement with this saved baseline (JSON)", None,
@@ -196,6 +223,25 @@ OPTIONS = (
     Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
            "measurement may go", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001}, tolerances,
            "METRIC=SHARE,..."),
+    Option("pktgen_loss_ratios", "throughput searches (pktgen_search): the loss ratios a "
+           "load may have and count, one goal each (0: the NDR; 0.005: a PDR)", (0.0, 0.005),
+           ratios, "SHARE,..."),
+    Option("pktgen_search_width", "throughput searches: how close the bounds must come, "
+           "relative to the upper one", 0.005, ratio, "SHARE"),
+    Option("pktgen_trial_duration", "throughput searches: seconds of the first trials", 1.0,
+           seconds, "SECONDS"),
+    Option("pktgen_final_duration", "throughput searches: seconds of the trials that decide "
+           "the bounds", 1.0, seconds, "SECONDS"),
+    Option("pktgen_duration_sum", "throughput searches: seconds of trials a bound needs", 1.0,
+           seconds, "SECONDS"),
+    Option("pktgen_exceed_ratio", "throughput searches: the share of a bound's trial seconds "
+           "that may miss its loss ratio", 0.5, ratio, "SHARE"),
+    Option("pktgen_min_load", "throughput searches: the lowest load tried, pps", 1000.0, pps,
+           "PPS"),
+    Option("pktgen_max_load", "throughput searches: the highest load tried, pps (default: the "
+           "link's speed where known, else what pktgen sends back-to-back)", None, pps, "PPS"),
+    Option("pktgen_no_plots", "write no plots (sweep.png, search-*.png): the tables, CSV and "
+           "JSON only (a plot takes seconds under the VM lab's TCG)", False, None),
     Option("pktgen_out", "directory for results and reports (writable from the VM lab too)",
            "pktgen-results", str, "DIR"),
 )

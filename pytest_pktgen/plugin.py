@@ -24,8 +24,12 @@ MARKERS = (
     "pktgen_sweep(frame=[...], clone_skb=[...], flows=[...], threads=[...], **{param: [...]}): "
     "parametrize over every combination, ids like 64B-clone0-flows8192; frame sizes are on the "
     "wire with the FCS and default to --pktgen-sizes",
-    "pktgen_gate(min_pps=, max_loss=, min_mbps=, min_ratio=, relative_to=): what this test's "
-    "measurements must reach; numbers or {frame: number}; min_ratio compares pps with the "
+    "pktgen_search(loss_ratios=, relative_width=, trial_duration=, final_trial_duration=, "
+    "duration_sum=, exceed_ratio=, min_load=, max_load=): how pktgen_search finds this test's "
+    "throughput (over the --pktgen-* options)",
+    "pktgen_gate(min_pps=, max_loss=, min_mbps=, min_ndr=, min_pdr=, min_ratio=, "
+    "relative_to=): what this test's measurements (and throughput searches: min_ndr, min_pdr) "
+    "must reach; numbers or {frame: number}; min_ratio compares pps with the "
     "measurement labelled relative_to at the same point, earlier in the session",
 )
 
@@ -86,8 +90,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         sweep.bad(f"{where}: pktgen_sweep takes keyword lists only, e.g. "
                                 "pktgen_sweep(frame=[64, 1500], clone_skb=[0, 1000])")
     if "pktgen_point" not in metafunc.fixturenames:
-        sweep.bad(f"{where}: pktgen_sweep needs the test to use pktgen_bench "
-                                "(or pktgen_point)")
+        sweep.bad(f"{where}: pktgen_sweep needs the test to use pktgen_bench or "
+                  "pktgen_search (or pktgen_point)")
     fixed = metafunc.definition.get_closest_marker("pktgen")
     points = sweep.sweep_points(metafunc.config, marker.kwargs, fixed.kwargs if fixed else {},
                                 where)
@@ -97,14 +101,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write the reports and the baseline of whatever was measured."""
     state = session.config.stash.get(STATE, None)
-    if state is None or not state.results.rows:
+    if state is None or not state.results:
         return
     info = session.config.stash.get(KERNEL_INFO, None)
     state.results.environment = report.environment(info, vm.lab_info())
     out = options.get(session.config, "pktgen_out")
-    paths = state.results.write(out)
+    paths = state.results.write(out, plots=not options.get(session.config, "pktgen_no_plots"))
     save = options.get(session.config, "pktgen_save_baseline")
-    if save:
+    if save and state.results.rows:
         gates.save_baseline(save, state.results.rows, state.results.environment)
         paths["baseline"] = Path(save)
     session.config.stash[REPORTS] = paths
@@ -118,9 +122,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
             f"pktgen {info.pktgen_version} on Linux {info.kernel_release} ({loaded}): "
             f"{info.features.describe()}")
     state = config.stash.get(STATE, None)
-    if state is None or not state.results.rows:
+    if state is None or not state.results:
         return
-    for title, lines in report.tables(state.results.rows):
+    tables = report.tables(state.results.rows) if state.results.rows else []
+    if state.results.searches:
+        tables += report.search_tables(state.results.searches)
+    for title, lines in tables:
         terminalreporter.section(f"pktgen: {title}", sep="-")
         for line in lines:
             terminalreporter.write_line(line)

@@ -33,7 +33,9 @@ def session_state(config: pytest.Config) -> measure.SessionState:
     return measure.SessionState(
         results=report.Results(),
         requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
-                                               options.get(config, "pktgen_max_loss")),
+                                               options.get(config, "pktgen_max_loss"),
+                                               options.get(config, "pktgen_min_ndr"),
+                                               options.get(config, "pktgen_min_pdr")),
         thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
         baseline=gates.load_baseline(baseline) if baseline else None,
         baseline_path=baseline,

@@ -16,6 +16,7 @@ from . import options
 from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
 from .measurement.point import AXES, RUN_KEYS, Point, Settings, check_value
+from .measurement.search import SearchSettings
 from .run.runner import check_ends
 
 
@@ -55,6 +56,34 @@ def settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],
     settings = Settings(**{**base.__dict__, **fields, "params": params,
                            "flags": tuple(fields.get("flags", ()))})
     _check_settings(settings, where)
+    return settings
+
+
+SEARCH_KEYS = {"loss_ratios": "pktgen_loss_ratios", "relative_width": "pktgen_search_width",
+               "trial_duration": "pktgen_trial_duration",
+               "final_trial_duration": "pktgen_final_duration",
+               "duration_sum": "pktgen_duration_sum", "exceed_ratio": "pktgen_exceed_ratio",
+               "min_load": "pktgen_min_load", "max_load": "pktgen_max_load"}
+
+
+def search_settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],
+                        where: str, **given) -> SearchSettings:
+    """A throughput search's settings: the options, overlaid with the test's ``pktgen_search``
+    marker, overlaid with what the test ``given`` the fixture; checked as MLRsearch would."""
+    values = {key: options.get(config, option) for key, option in SEARCH_KEYS.items()}
+    for source, kwargs in (("pktgen_search marker", marker_kwargs),
+                           ("pktgen_search()", given)):
+        unknown = sorted(set(kwargs) - set(SEARCH_KEYS))
+        if unknown:
+            bad(f"{where}: {source}: {', '.join(unknown)}: not a search setting; one of "
+                f"{', '.join(SEARCH_KEYS)}")
+        values.update(kwargs)
+    values["loss_ratios"] = tuple(values["loss_ratios"])
+    settings = SearchSettings(**values)
+    try:
+        settings.goals()
+    except PktgenConfigError as err:
+        bad(f"{where}: pktgen_search {err.param} {err.value!r}: {err.allowed}")
     return settings
 
 

@@ -30,11 +30,15 @@ from pathlib import Path
 import pytest
 
 from .row import Row
+from .search import SearchResult
 
 # metric -> True if higher is better; tolerances are relative for rates, absolute for shares
 BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False}
 GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
-             "max_loss": ("loss_ratio", "max")}
+             "max_loss": ("loss_ratio", "max"),
+             "min_ndr": ("ndr_pps", "min"), "min_pdr": ("pdr_pps", "min")}
+# what a throughput search (pktgen_search) is judged by; the rest judge measurements
+SEARCH_METRICS = frozenset({"ndr_pps", "pdr_pps"})
 RELATIVE_KEYS = ("min_ratio", "relative_to")
 
 
@@ -70,7 +74,12 @@ class RelativeRequirement:
 def _fmt(metric: str, value: float) -> str:
     if metric == "loss_ratio":
         return f"{value:.4%}"
-    return f"{value:,.0f}" if metric == "pps" else f"{value:,.1f}"
+    return f"{value:,.0f}" if metric.endswith("pps") else f"{value:,.1f}"
+
+
+def of_kind(requirements: Iterable[Requirement], search: bool) -> list[Requirement]:
+    """The requirements that judge a throughput search (``search``), or a measurement."""
+    return [r for r in requirements if (r.metric in SEARCH_METRICS) == search]
 
 
 def _gate_items(table: Mapping, source: str) -> list[Requirement]:
@@ -156,23 +165,26 @@ def per_frame(kwargs: Mapping[str, object], frame: int, where: str) -> list[Requ
     return _gate_items(chosen, source)
 
 
-def option_requirements(min_pps, max_loss) -> list[Requirement]:
+def option_requirements(min_pps, max_loss, min_ndr=None, min_pdr=None) -> list[Requirement]:
     out = []
-    if min_pps is not None:
-        out.append(Requirement("pps", "min", float(min_pps), "--pktgen-min-pps"))
-    if max_loss is not None:
-        out.append(Requirement("loss_ratio", "max", float(max_loss), "--pktgen-max-loss"))
+    for metric, bound, value, flag in (("pps", "min", min_pps, "--pktgen-min-pps"),
+                                       ("loss_ratio", "max", max_loss, "--pktgen-max-loss"),
+                                       ("ndr_pps", "min", min_ndr, "--pktgen-min-ndr"),
+                                       ("pdr_pps", "min", min_pdr, "--pktgen-min-pdr")):
+        if value is not None:
+            out.append(Requirement(metric, bound, float(value), flag))
     return out
 
 
-def check(row: Row, requirements: Iterable[Requirement]) -> list[str]:
-    """Failure messages of the requirements this measurement misses."""
+def check(row: Row | SearchResult, requirements: Iterable[Requirement]) -> list[str]:
+    """Failure messages of the requirements this measurement (or search) misses."""
     out = []
     for req in requirements:
         measured = getattr(row, req.metric)
         if measured is None:
-            out.append(f"{req.metric} was not measured (no receive counter?), but "
-                       f"{req.source} requires it")
+            why = "no lower bound was found" if req.metric in SEARCH_METRICS else \
+                "no receive counter?"
+            out.append(f"{req.metric} was not measured ({why}), but {req.source} requires it")
             continue
         message = req.failure(float(measured))
         if message:

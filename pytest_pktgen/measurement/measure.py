@@ -266,6 +266,7 @@ class Bench:
         if marker:
             plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
             reqs += plain + gates.per_frame(marker.kwargs, row.frame, node.nodeid)
+        reqs = gates.of_kind(reqs, search=False)  # min_ndr/min_pdr judge searches
         verdict = gates.evaluate(
             row, reqs, relative, lambda label: self.state.results.find(label, row.point_key),
             self.state.baseline, self.state.baseline_path, self.state.tolerance,

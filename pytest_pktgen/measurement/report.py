@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .point import AXES, Point
 from .row import Row
+from .search import SearchResult
 
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
@@ -45,6 +46,10 @@ class Results:
 
     environment: dict = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
+    searches: list[SearchResult] = field(default_factory=list)  # throughput searches
+
+    def __bool__(self) -> bool:
+        return bool(self.rows or self.searches)
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -60,24 +65,55 @@ class Results:
     def frame(self):
         return frame_of(self.rows)
 
-    def write(self, out_dir: str) -> dict[str, Path]:
-        """results.csv, results.json and sweep.png in ``out_dir``; returns their paths."""
+    def write(self, out_dir: str, plots: bool = True) -> dict[str, Path]:
+        """results.csv, results.json and sweep.png in ``out_dir`` for the measurements;
+        searches.csv and a search-*.png per throughput search (results.json holds them too,
+        each with its goals in MLRsearch's form and its trials); no PNGs unless ``plots``;
+        returns their paths."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        df = self.frame()
-        paths = {"csv": out / "results.csv", "json": out / "results.json"}
-        with open(paths["csv"], "w") as f:
+        paths: dict[str, Path] = {}
+        doc = {"version": 1, "units": UNITS, "environment": self.environment, "results": []}
+        if self.rows:
+            df = self.frame()
+            paths["csv"] = self._csv(out / "results.csv", df)
+            doc["results"] = json.loads(df.to_json(orient="records", double_precision=15))
+            plot = plot_sweeps(df, out / "sweep.png") if plots else None
+            if plot:
+                paths["png"] = plot
+        if self.searches:
+            df = searches_frame(self.searches)
+            paths["searches csv"] = self._csv(out / "searches.csv", df)
+            rows = json.loads(df.to_json(orient="records", double_precision=15))
+            doc["searches"] = [{**row, **found.detail()}
+                               for row, found in zip(rows, self.searches, strict=True)]
+            for n, found in enumerate(self.searches if plots else ()):
+                paths[f"search png {n + 1}"] = plot_search(found, out / search_png(found, n))
+        paths["json"] = out / "results.json"
+        paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        return paths
+
+    def _csv(self, path: Path, df) -> Path:
+        with open(path, "w") as f:
             f.write(f"# pytest-pktgen results; {UNITS}\n")
             for key, value in self.environment.items():
                 f.write(f"# {key}: {value}\n")
             df.to_csv(f, index=False)
-        doc = {"version": 1, "units": UNITS, "environment": self.environment,
-               "results": json.loads(df.to_json(orient="records"))}
-        paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
-        plot = plot_sweeps(df, out / "sweep.png")
-        if plot:
-            paths["png"] = plot
-        return paths
+        return path
+
+
+def searches_frame(searches: list[SearchResult]):
+    """The throughput searches as a pandas DataFrame of their report columns."""
+    import pandas as pd
+
+    return pd.DataFrame([found.as_dict() for found in searches])
+
+
+def search_png(found: SearchResult, n: int) -> str:
+    """A search's plot's file name: its test, label and frame, numbered in the session."""
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in found.name or "search")
+    label = f"-{found.label}" if found.label else ""
+    return f"search-{n + 1}-{name}{label}-{found.frame}B.png"
 
 
 # --- environment -------------------------------------------------------------------------
@@ -152,6 +188,41 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
     return out
 
 
+def search_tables(searches: list[SearchResult]) -> list[tuple[str, list[str]]]:
+    """One table per test function of its throughput searches (RFC 2544's table of
+    throughput per frame size), as (title, lines)."""
+    import pandas as pd
+
+    out = []
+    df = searches_frame(searches)
+    for name, group in df.groupby("name", sort=False):
+        pdr = group["pdr_loss_ratio"].dropna()
+        pdr_head = f"PDR {pdr.iloc[0]:.1%}" if len(pdr) and pdr.nunique() == 1 else "PDR"
+
+        def num(v, fmt):
+            return "-" if v is None or pd.isna(v) else format(v, fmt)
+
+        shown = pd.DataFrame({
+            "label": group["label"].fillna(""), "frame": group["frame"],
+            "pkt_size": group["pkt_size"],
+            "NDR pps": group["ndr_pps"].map(lambda v: num(v, ",.0f")),
+            "NDR L1 Mb/s": group["ndr_l1_mbps"].map(lambda v: num(v, ",.1f")),
+            f"{pdr_head} pps": group["pdr_pps"].map(lambda v: num(v, ",.0f")),
+            f"{pdr_head} L1 Mb/s": group["pdr_l1_mbps"].map(lambda v: num(v, ",.1f")),
+            "irregular": group["irregular"].map(lambda v: "yes" if v else ""),
+            "trials": group["trial_count"], "time s": group["search_s"].map(lambda v: f"{v:.0f}"),
+        })
+        if not group["label"].astype(bool).any():
+            shown = shown.drop(columns="label")
+        backends = sorted({b for b in group["rx_backend"].dropna()})
+        sinks = sorted({s for s in group["sink"].dropna() if s})
+        title = f"{name}: {len(group)} throughput search(es)" + (
+            f", received counted by {', '.join(backends)}" if backends else "") + (
+            f", sink {', '.join(sinks)}" if sinks else "")
+        out.append((title, shown.to_string(index=False).splitlines()))
+    return out
+
+
 # --- plots -------------------------------------------------------------------------------
 
 def sweep_series(df) -> list[tuple[tuple, object]]:
@@ -200,6 +271,46 @@ def plot_sweeps(df, path: Path) -> Path | None:
         ax.grid(True, alpha=0.3)
     ax_pps.legend(fontsize="small")
     fig.suptitle("pktgen sweep")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_search(found: SearchResult, path: Path) -> Path:
+    """A search's trials: loss ratio against intended load (log scales), each goal's loss
+    ratio as a line and its relevant bounds marked, the NDR and PDR in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    loads = [t.intended_load for t in found.trials]
+    floor = 1e-6  # a lossless trial, drawn at the bottom of the log scale
+    ax.scatter(loads, [max(t.loss_ratio, floor) for t in found.trials], s=14, color="black",
+               label=f"{len(found.trials)} trials")
+    for n, result in enumerate(found.goals):
+        color = f"C{n}"
+        ratio = result.goal.loss_ratio
+        ax.axhline(max(ratio, floor), color=color, lw=0.8, ls=":")
+        for bound, style in ((result.lower_pps, "-"), (result.upper_pps, "--")):
+            if bound is not None:
+                ax.axvline(bound, color=color, lw=1, ls=style)
+        what = "NDR" if ratio == 0.0 else f"PDR {ratio:.1%}"
+        value = "-" if result.throughput_pps is None else f"{result.throughput_pps:,.0f} pps"
+        ax.plot([], [], color=color, label=f"{what}: {value} (lower -, upper --)"
+                + (", irregular" if result.irregular else ""))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(floor / 2, 1.5)  # loss ratios from none to all
+    ax.set_xlabel("intended load, packets per second")
+    ax.set_ylabel(f"trial loss ratio (lossless at {floor:g})")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(f"{found.name or 'search'}{' ' + found.label if found.label else ''}: "
+                 f"{found.frame} B frames, max load {found.max_load:,.0f} pps "
+                 f"({found.max_load_from})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

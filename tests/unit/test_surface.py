@@ -164,7 +164,8 @@ def test_sweep_without_a_measurement_is_refused(pytester):
     """)
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*pktgen_sweep needs the test to use pktgen_bench*"])
+    result.stdout.fnmatch_lines(["*pktgen_sweep needs the test to use pktgen_bench or "
+                                 "pktgen_search*"])
 
 
 def test_marker_settings_win_over_options(pytester):
@@ -254,3 +255,48 @@ def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
     assert len(gates.compare_baseline(lossier, saved, "base.json", tol)[1]) == 1
     assert gates.compare_baseline(replace(rows[0], test="t.py::test_b"), saved, "b", tol) == (
         False, [])
+
+
+SEARCHES = """
+import pytest
+
+@pytest.mark.pktgen_sweep(frame=[64, 1500])
+@pytest.mark.pktgen_search(loss_ratios=[0.0, 0.01], min_load=2000)
+def test_table(request, pktgen_point):
+    from pytest_pktgen import sweep
+    marker = request.node.get_closest_marker("pktgen_search")
+    s = sweep.search_settings_for(request.config, marker.kwargs, "here", relative_width=0.02)
+    print("SETTINGS", pktgen_point.frame, s.loss_ratios, s.relative_width, s.min_load,
+          s.trial_duration, s.max_load)
+
+@pytest.mark.pktgen_search(loss_ratios=[0.0, 0.0])
+def test_twice(request, pktgen_search):
+    pktgen_search(None)
+
+@pytest.mark.pktgen_search(relative_widht=0.01)
+def test_typo(request, pktgen_search):
+    pktgen_search(None)
+"""
+
+
+def test_search_settings_come_from_call_marker_and_options_in_that_order(pytester):
+    pytester.makepyfile(SEARCHES)
+    result = pytester.runpytest("-s", "-p", "no:cacheprovider", "--pktgen-trial-duration=0.5",
+                                "--pktgen-min-load=500", "-k", "table")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*SETTINGS 64 (0.0, 0.01) 0.02 2000 0.5 None",
+                                 "*SETTINGS 1500 (0.0, 0.01) 0.02 2000 0.5 None"])
+
+
+def test_bad_search_settings_fail_before_any_trial_with_a_sentence(pytester):
+    pytester.makepyfile(SEARCHES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-k", "twice or typo")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_twice: pktgen_search loss_ratios (0.0, 0.0): one loss ratio or more, each "
+        "once, from 0 to below 1",
+        "*test_typo: pktgen_search marker: relative_widht: not a search setting; one of "
+        "loss_ratios, relative_width, *"])
+    bad = pytester.runpytest("-p", "no:cacheprovider", "--pktgen-loss-ratios=0,1.5", "-k", "x")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--pktgen-loss-ratios*1.5*"])
