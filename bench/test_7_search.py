@@ -22,6 +22,7 @@ from pytest_pktgen.measurement.search import PktgenMeasurer, SearchSettings, sea
 pytestmark = pytest.mark.integration
 
 POLICED_PPS = 10_000
+BURST = 200  # the default burst of 5 drops frames far below the rate under TCG (test_search)
 MAX_LOAD = 4 * POLICED_PPS
 MIN_LOAD = 1_000
 FRAMES = (64, 1500)
@@ -35,7 +36,8 @@ def _policed_router():
         table inet pgpolice {{
             chain forward {{
                 type filter hook forward priority 0; policy accept;
-                meta l4proto udp udp dport 9 limit rate over {POLICED_PPS}/second drop
+                meta l4proto udp udp dport 9 limit rate over {POLICED_PPS}/second \
+                    burst {BURST} packets drop
             }}
         }}"""
     proc = call_in(topo.hops["in0"].netns, lambda: subprocess.run(
@@ -77,7 +79,7 @@ def test_mlrsearch_against_a_plain_bisection(frame, pktgen_module, record):
         rows.append({"search": "MLRsearch (NDR and PDR 0.5 %, 1 s trials, width 0.5 %)",
                      "ndr_pps": found.ndr_pps, "pdr_pps": found.pdr_pps,
                      "trials": len(found.trials), "time_s": found.search_s,
-                     "ndr/policer": found.ndr_pps / POLICED_PPS})
+                     "ndr/policer": found.ndr_pps / POLICED_PPS})  # 1-s trials: up to 1.02
         measurer = PktgenMeasurer(topo, counter, frame)
         started = time.monotonic()
         ndr, trials = bisection(measurer, MIN_LOAD, MAX_LOAD, **TREX)
@@ -85,8 +87,8 @@ def test_mlrsearch_against_a_plain_bisection(frame, pktgen_module, record):
                      "ndr_pps": ndr, "pdr_pps": "", "trials": trials,
                      "time_s": time.monotonic() - started, "ndr/policer": ndr / POLICED_PPS})
     ratio = rows[1]["time_s"] / rows[0]["time_s"]
-    record("7. Throughput search", f"{frame} B frames, a router policed at {POLICED_PPS:,} pps, "
-           f"max load {MAX_LOAD:,}", rows, [
+    record("7. Throughput search", f"{frame} B frames, a router policed at {POLICED_PPS:,} pps "
+           f"(burst {BURST}), max load {MAX_LOAD:,}", rows, [
                f"bisection / MLRsearch time: {ratio:.1f}x; MLRsearch's time "
                f"{rows[0]['time_s']:.0f} s against the target of at most 90 s per frame size: "
                f"{'met' if rows[0]['time_s'] <= 90 else 'NOT met'}",
