@@ -78,19 +78,20 @@ class Results:
             df = self.frame()
             paths["csv"] = self._csv(out / "results.csv", df)
             doc["results"] = json.loads(df.to_json(orient="records", double_precision=15))
-            plot = plot_sweeps(df, out / "sweep.png") if plots else None
-            if plot:
-                paths["png"] = plot
         if self.searches:
-            df = searches_frame(self.searches)
-            paths["searches csv"] = self._csv(out / "searches.csv", df)
-            rows = json.loads(df.to_json(orient="records", double_precision=15))
+            searches = searches_frame(self.searches)
+            paths["searches csv"] = self._csv(out / "searches.csv", searches)
+            rows = json.loads(searches.to_json(orient="records", double_precision=15))
             doc["searches"] = [{**row, **found.detail()}
                                for row, found in zip(rows, self.searches, strict=True)]
-            for n, found in enumerate(self.searches if plots else ()):
-                paths[f"search png {n + 1}"] = plot_search(found, out / search_png(found, n))
-        paths["json"] = out / "results.json"
+        paths["json"] = out / "results.json"  # the tables first, then the plots
         paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        if self.rows and plots:
+            plot = plot_sweeps(df, out / "sweep.png")
+            if plot:
+                paths["png"] = plot
+        for n, found in enumerate(self.searches if plots else ()):
+            paths[f"search png {n + 1}"] = plot_search(found, out / search_png(found, n))
         return paths
 
     def _csv(self, path: Path, df) -> Path:
