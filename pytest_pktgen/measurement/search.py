@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-
-from MLRsearch import AbstractMeasurer, Config, MeasurementResult, MultipleLossRatioSearch
-from MLRsearch import SearchGoal as MlrGoal
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import PktgenConfigError
 from ..host.netdev import link_speed_mbps
@@ -30,9 +29,22 @@ from ..lab.topology import Topology
 from ..pktgen.params import pkt_size_of
 from .row import L1_OVERHEAD
 
+if TYPE_CHECKING:
+    from MLRsearch import MeasurementResult
+    from MLRsearch import SearchGoal as MlrGoal
+
 MIN_THREAD_DELAY_S = 200e-9  # each pktgen thread's delay at least this: well above its timer
 LATE_SLACK = (1.05, 0.2)  # a trial runs at most duration x 1.05 + 0.2 s, then it is cut
 MAX_LOAD_PROBE_S = 1.0  # the back-to-back trial that finds max load where no link speed is known
+
+
+def mlrsearch() -> ModuleType:
+    """MLRsearch, imported when a search needs it: its dataclasses inspect the call stack as
+    they are defined, and its import takes 0.3 s on a host and 10 s in the VM lab under TCG,
+    which every pytest session (and every child session of the tests) would pay otherwise."""
+    import MLRsearch
+
+    return MLRsearch
 
 
 @dataclass(frozen=True)
@@ -64,7 +76,7 @@ class Trial:
         return self.result().loss_ratio
 
     def result(self) -> MeasurementResult:
-        return MeasurementResult(
+        return mlrsearch().MeasurementResult(
             intended_duration=self.intended_duration, intended_load=self.intended_load,
             intended_count=self.intended_count, offered_count=self.offered,
             forwarding_count=self.received, offered_duration=self.duration,
@@ -84,9 +96,11 @@ def threads_for(load: float, available: int) -> int:
     return max(1, min(available, math.ceil(load * MIN_THREAD_DELAY_S)))
 
 
-class PktgenMeasurer(AbstractMeasurer):
-    """MLRsearch's trial measurer: pktgen on ``topology``'s tx link ``index`` at ``frame``
-    bytes, counted by ``counter`` at its sink; ``params`` are more pktgen parameters."""
+class PktgenMeasurer:
+    """MLRsearch's trial measurer (its AbstractMeasurer's one method, :meth:`measure`; not
+    subclassed, so that MLRsearch is imported only when a search runs): pktgen on
+    ``topology``'s tx link ``index`` at ``frame`` bytes, counted by ``counter`` at its sink;
+    ``params`` are more pktgen parameters."""
 
     def __init__(self, topology: Topology, counter, frame: int = 64, index: int = 0,
                  params: dict | None = None):
@@ -139,10 +153,11 @@ class Goal:
 
     def mlr(self) -> MlrGoal:
         try:
-            return MlrGoal(loss_ratio=self.loss_ratio, relative_width=self.relative_width,
-                           initial_trial_duration=self.initial_trial_duration,
-                           final_trial_duration=self.final_trial_duration,
-                           duration_sum=self.duration_sum, exceed_ratio=self.exceed_ratio)
+            return mlrsearch().SearchGoal(
+                loss_ratio=self.loss_ratio, relative_width=self.relative_width,
+                initial_trial_duration=self.initial_trial_duration,
+                final_trial_duration=self.final_trial_duration,
+                duration_sum=self.duration_sum, exceed_ratio=self.exceed_ratio)
         except ValueError as err:
             raise PktgenConfigError("goal", self, str(err)) from None
 
@@ -310,14 +325,16 @@ def search(topology: Topology, counter, frame: int = 64,
     if not 0 < min_load < max_load:
         raise PktgenConfigError("min_load", min_load, f"a load in pps above 0 and below the "
                                 f"max load, {max_load:,.0f} pps ({source})")
-    config = Config()
+    lib = mlrsearch()
+    config = lib.Config()
     config.goals = [g.mlr() for g in goals]
     config.min_load = min(float(min_load), config.min_load)  # each checked against the other
     config.max_load = float(max_load)
     config.min_load = float(min_load)
     config.search_duration_max = float(search_duration_max)
     config.warmup_duration = warmup_s
-    found = MultipleLossRatioSearch(config=config).search(measurer=measurer, debug=lambda _: None)
+    found = lib.MultipleLossRatioSearch(config=config).search(measurer=measurer,
+                                                              debug=lambda _: None)
     results = []
     for goal in goals:
         mlr = found[goal.mlr()]
