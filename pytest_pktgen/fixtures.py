@@ -14,8 +14,9 @@ from .host import netdev
 from .host.irq import IrqPinning
 from .lab import rx, topology, vm
 from .lab.sniff import Sniffer
-from .measurement import gates, measure, search
+from .measurement import measure, search
 from .measurement.point import Point, Settings
+from .measurement.row import point_key_of
 from .pktgen import module
 from .pktgen.proc import Pktgen
 from .run.guard import ModuleUse, NamespaceLock
@@ -263,36 +264,44 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
                                     "counter (rx=...): throughput is what arrives")
         drop = {"drop": True} if backend in after_tc_ingress and topology.sink_drop else {}
         counter = request.getfixturevalue("rx_counter")(topology, backend, **drop)
-        found = search.search(topology, counter, pktgen_point.frame, chosen, index,
-                              params=dict(pktgen_settings.params))
+        def searched():
+            return search.search(topology, counter, pktgen_point.frame, chosen, index,
+                                 params=dict(pktgen_settings.params))
+
+        if measure.take_benchmark(request.node):
+            found = searched()
+        else:  # pytest-benchmark times the search (one round) and keeps its NDR/PDR
+            found = request.getfixturevalue("benchmark").pedantic(searched, rounds=1)
         tx = topology.tx[index]
         found.test, found.name, found.label = request.node.nodeid, request.node.originalname, label
+        found.point_key = point_key_of(pktgen_point)
         found.rx_backend, found.sink = backend, topology.sink_mode
         found.device = {"name": tx.ifname, **netdev.driver_info(tx.ifname, tx.netns)}
-        request.config.stash[STATE].results.searches.append(found)
-        prefix = f"pktgen_{label}_" if label else "pktgen_"
-        for key in ("ndr_pps", "pdr_pps", "frame", "irregular"):
-            request.node.user_properties.append((prefix + key, found.as_dict()[key]))
-        failures = gates.check(found, gates.of_kind(_requirements(request, found.frame),
-                                                    search=True))
-        if failures:
-            pytest.fail("pktgen gate: " + "; ".join(failures), pytrace=False)
+        state = request.config.stash[STATE]
+        verdict = state.judge(found, request.node, pktgen_point.id or "this")
+        found.gate = "FAIL" if verdict.failures else ("ok" if verdict.gated else "")
+        found.ratio, found.baseline = verdict.ratio, verdict.baseline
+        state.results.searches.append(found)
+        _record_search(request, found)
+        if verdict.failures:
+            pytest.fail("pktgen gate: " + "; ".join(verdict.failures), pytrace=False)
         return found
 
     return run
 
 
-def _requirements(request, frame: int) -> list:
-    """Every requirement on this test at ``frame``: options, thresholds file, marker."""
-    state = request.config.stash[STATE]
-    reqs = list(state.requirements)
-    if state.thresholds:
-        reqs += state.thresholds.for_test(request.node.name, frame)
-    marker = request.node.get_closest_marker("pktgen_gate")
-    if marker:
-        reqs += gates.marker_requirements(marker.kwargs, request.node.nodeid)[0]
-        reqs += gates.per_frame(marker.kwargs, frame, request.node.nodeid)
-    return reqs
+def _record_search(request, found: search.SearchResult) -> None:
+    """JUnit XML properties, and pytest-benchmark's extra_info (its saved runs and
+    --benchmark-compare then carry the NDR/PDR)."""
+    columns = found.as_dict()
+    keep = ("frame", "ndr_pps", "ndr_l1_mbps", "pdr_loss_ratio", "pdr_pps", "pdr_l1_mbps",
+            "irregular", "ndr_line_rate", "trial_count", "search_s", "gate")
+    prefix = f"pktgen_{found.label}_" if found.label else "pktgen_"
+    for key in keep:
+        request.node.user_properties.append((prefix + key, columns[key]))
+    info = {k: columns[k] for k in keep}
+    request.getfixturevalue("benchmark").extra_info.update(
+        info if not found.label else {f"{found.label}.{k}": v for k, v in info.items()})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 
 from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
-from .measurement.gates import BASELINE_METRICS
+from .measurement.gates import TOLERANCE_METRICS, requirement
 from .measurement.point import AXES, check_value
 from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, check_ifname, ipv4, ipv6, mac
 from .run.runner import check_ends
@@ -117,17 +117,34 @@ def param(text: str) -> tuple[str, str]:
 
 
 def tolerances(text: str) -> dict[str, float]:
-    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1% (relative for pps and mbps,
-    absolute for loss_ratio)."""
+    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,ndr_pps=10% (relative for
+    rates, absolute for loss_ratio)."""
     out = {}
     for item in str(text).replace(" ", "").split(","):
         name, sep, value = item.partition("=")
-        if not sep or name not in BASELINE_METRICS:
+        if not sep or name not in TOLERANCE_METRICS:
             raise argparse.ArgumentTypeError(
                 f"{item!r} in {text!r} is not METRIC=SHARE with METRIC one of "
-                f"{', '.join(BASELINE_METRICS)}, e.g. pps=10%,loss_ratio=0.1%")
+                f"{', '.join(TOLERANCE_METRICS)}, e.g. pps=10%,loss_ratio=0.1%")
         out[name] = ratio(value)
     return out
+
+
+def search_rate(key: str) -> Callable[[str], float | str]:
+    """A search gate's value: pps, or a share of the line rate such as 95%."""
+    def parse(text: str) -> float | str:
+        value: float | str = str(text).strip()
+        if not value.endswith("%"):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        try:
+            requirement(key, value, "")
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+    return parse
 
 
 def ifname(text: str) -> str:
@@ -211,9 +228,11 @@ OPTIONS = (
     Option("pktgen_max_loss", "fail a measurement that loses more than this share", None, ratio,
            "SHARE"),
     Option("pktgen_min_ndr", "fail a throughput search whose NDR is below this many packets "
-           "per second", None, count, "PPS"),
+           "per second, or this share of the link's line rate (95%)", None,
+           search_rate("min_ndr"), "PPS|SHARE%"),
     Option("pktgen_min_pdr", "fail a throughput search whose PDR is below this many packets "
-           "per second", None, count, "PPS"),
+           "per second, or this share of the link's line rate (95%)", None,
+           search_rate("min_pdr"), "PPS|SHARE%"),
     Option("pktgen_thresholds", "TOML file of pps and loss thresholds per test or frame size",
            None, str, "FILE"),
     Option("pktgen_baseline", "compare each measurement with this saved baseline (JSON)", None,
@@ -221,8 +240,9 @@ OPTIONS = (
     Option("pktgen_save_baseline", "save this session's measurements as a baseline (JSON)", None,
            str, "FILE"),
     Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
-           "measurement may go", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001}, tolerances,
-           "METRIC=SHARE,..."),
+           "measurement (or a search's ndr_pps, pdr_pps) may go; metrics not named keep their "
+           "defaults", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001, "ndr_pps": 0.10,
+                        "pdr_pps": 0.10}, tolerances, "METRIC=SHARE,..."),
     Option("pktgen_loss_ratios", "throughput searches (pktgen_search): the loss ratios a "
            "load may have and count, one goal each (0: the NDR; 0.005: a PDR)", (0.0, 0.005),
            ratios, "SHARE,..."),
@@ -240,6 +260,9 @@ OPTIONS = (
            "PPS"),
     Option("pktgen_max_load", "throughput searches: the highest load tried, pps (default: the "
            "link's speed where known, else what pktgen sends back-to-back)", None, pps, "PPS"),
+    Option("pktgen_search_warmup", "throughput searches: seconds of a warm-up trial at the "
+           "max load before the search (its result is not used; 0: none)", 0.0, seconds,
+           "SECONDS"),
     Option("pktgen_no_plots", "write no plots (sweep.png, search-*.png): the tables, CSV and "
            "JSON only (a plot takes seconds under the VM lab's TCG)", False, None),
     Option("pktgen_out", "directory for results and reports (writable from the VM lab too)",
@@ -260,14 +283,16 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("pktgen", "pktgen benchmarks (pytest-pktgen)")
     for opt in OPTIONS:
         text = f"{opt.help} (ini: {opt.name}; default: {_shown(opt.default)})"
+        shown = text.replace("%", "%%")  # argparse formats its help
         if opt.type is None:
-            group.addoption(opt.flag, dest=opt.name, action="store_true", default=None, help=text)
+            group.addoption(opt.flag, dest=opt.name, action="store_true", default=None,
+                            help=shown)
         elif opt.multiple:
             group.addoption(opt.flag, dest=opt.name, type=opt.type, action="append",
-                            default=None, metavar=opt.metavar, help=text)
+                            default=None, metavar=opt.metavar, help=shown)
         else:
             group.addoption(opt.flag, dest=opt.name, type=opt.type, default=None,
-                            metavar=opt.metavar, help=text)
+                            metavar=opt.metavar, help=shown)
         parser.addini(opt.name, text, default=None)
 
 

@@ -108,8 +108,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     out = options.get(session.config, "pktgen_out")
     paths = state.results.write(out, plots=not options.get(session.config, "pktgen_no_plots"))
     save = options.get(session.config, "pktgen_save_baseline")
-    if save and state.results.rows:
-        gates.save_baseline(save, state.results.rows, state.results.environment)
+    if save:
+        gates.save_baseline(save, state.results.rows, state.results.environment,
+                            state.results.searches)
         paths["baseline"] = Path(save)
     session.config.stash[REPORTS] = paths
 

@@ -30,6 +30,7 @@ def session_state(config: pytest.Config) -> measure.SessionState:
     options.check_usage(config)
     thresholds = options.get(config, "pktgen_thresholds")
     baseline = options.get(config, "pktgen_baseline")
+    saved, saved_searches = gates.load_baseline(baseline) if baseline else (None, None)
     return measure.SessionState(
         results=report.Results(),
         requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
@@ -37,10 +38,13 @@ def session_state(config: pytest.Config) -> measure.SessionState:
                                                options.get(config, "pktgen_min_ndr"),
                                                options.get(config, "pktgen_min_pdr")),
         thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
-        baseline=gates.load_baseline(baseline) if baseline else None,
+        baseline=saved,
         baseline_path=baseline,
-        tolerance=options.get(config, "pktgen_tolerance"),
+        # the metrics a user's --pktgen-tolerance does not name keep their defaults
+        tolerance={**options.BY_NAME["pktgen_tolerance"].default,
+                   **options.get(config, "pktgen_tolerance")},
         allow_devices=options.get(config, "pktgen_allow_dev"),
+        search_baseline=saved_searches,
     )
 
 

@@ -63,7 +63,8 @@ SEARCH_KEYS = {"loss_ratios": "pktgen_loss_ratios", "relative_width": "pktgen_se
                "trial_duration": "pktgen_trial_duration",
                "final_trial_duration": "pktgen_final_duration",
                "duration_sum": "pktgen_duration_sum", "exceed_ratio": "pktgen_exceed_ratio",
-               "min_load": "pktgen_min_load", "max_load": "pktgen_max_load"}
+               "min_load": "pktgen_min_load", "max_load": "pktgen_max_load",
+               "warmup": "pktgen_search_warmup"}
 
 
 def search_settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],

@@ -101,6 +101,16 @@ class Topology(Protocol):
     def close(self) -> None: ...
 
 
+def thread_configs(topology: Topology, index: int, threads: int, count: int,
+                   **config) -> list[DeviceConfig]:
+    """``count`` packets from tx link ``index``: one device, or ``dev@N`` on pktgen threads
+    0..``threads``-1 sharing the count (the first ones one more where it does not divide);
+    ``config`` goes to :meth:`Topology.config` (ipv6, flags, pktgen parameters)."""
+    return [topology.config(index, thread=n, suffix=f"@{n}" if threads > 1 else "",
+                            **{**config, "count": count // threads + (n < count % threads)})
+            for n in range(threads)]
+
+
 @dataclass
 class NetnsTopology:
     """A built topology: ``tx`` links pktgen sends on, ``sink`` where frames must arrive, and

@@ -6,10 +6,15 @@ compares with a reference measured earlier in the same session (same point, anot
 noisy CI machines and VMs where absolute pps mean little. A baseline is a saved session: a later
 one fails where a metric got worse by more than its tolerance, in that metric's direction.
 
+Throughput searches are gated the same ways on their NDR and PDR (``min_ndr``, ``min_pdr``:
+pps, or a share of the link's line rate as ``"95%"`` where its speed is known; relative gates
+compare NDRs; baselines keep searches in a section of their own).
+
 A thresholds file (TOML) keeps per-test and per-size thresholds in the user's repository::
 
     [defaults]
     max_loss = 0.001            # a share: 0.1 % of the frames sent
+    min_ndr = "90%"             # of the line rate, for links whose speed is known
 
     [frames.64]
     min_pps = 1_000_000
@@ -34,6 +39,8 @@ from .search import SearchResult
 
 # metric -> True if higher is better; tolerances are relative for rates, absolute for shares
 BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False}
+SEARCH_BASELINE_METRICS = {"ndr_pps": True, "pdr_pps": True}  # a throughput search's
+TOLERANCE_METRICS = {**BASELINE_METRICS, **SEARCH_BASELINE_METRICS}
 GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
              "max_loss": ("loss_ratio", "max"),
              "min_ndr": ("ndr_pps", "min"), "min_pdr": ("pdr_pps", "min")}
@@ -45,26 +52,33 @@ RELATIVE_KEYS = ("min_ratio", "relative_to")
 @dataclass(frozen=True)
 class Requirement:
     """``metric`` must be at least (``min``) or at most (``max``) ``value``; ``source`` says
-    who asked."""
+    who asked. ``of_line_rate``: ``value`` is a share of the line rate (searches' NDR/PDR)."""
 
     metric: str
     bound: str  # "min" or "max"
     value: float
     source: str
+    of_line_rate: bool = False
 
-    def failure(self, measured: float) -> str | None:
-        ok = measured >= self.value if self.bound == "min" else measured <= self.value
+    def failure(self, measured: float, line_rate: float | None = None) -> str | None:
+        """Why ``measured`` misses this requirement, or None; ``line_rate`` in pps turns a
+        share of it into pps."""
+        value, what = self.value, _fmt(self.metric, self.value)
+        if self.of_line_rate:
+            value = self.value * (line_rate or 0.0)
+            what = f"{self.value:.1%} of the line rate {line_rate:,.0f} pps = {value:,.0f}"
+        ok = measured >= value if self.bound == "min" else measured <= value
         if ok:
             return None
         word = "at least" if self.bound == "min" else "at most"
         return (f"{self.metric} {_fmt(self.metric, measured)} measured, {word} "
-                f"{_fmt(self.metric, self.value)} required by {self.source}")
+                f"{what} required by {self.source}")
 
 
 @dataclass(frozen=True)
 class RelativeRequirement:
-    """pps must be at least ``ratio`` times the pps of the reference labelled ``relative_to``
-    at the same point, measured earlier in this session."""
+    """pps (a search's: its NDR) must be at least ``ratio`` times the reference's, labelled
+    ``relative_to`` at the same point, measured (searched) earlier in this session."""
 
     relative_to: str
     ratio: float
@@ -82,18 +96,39 @@ def of_kind(requirements: Iterable[Requirement], search: bool) -> list[Requireme
     return [r for r in requirements if (r.metric in SEARCH_METRICS) == search]
 
 
+def requirement(key: str, value: object, source: str) -> Requirement:
+    """The requirement a gate key (:data:`GATE_KEYS`) and its value make; a ValueError says
+    what is allowed. A search's ``min_ndr``/``min_pdr`` take pps or a share of the line rate
+    as a string, ``"95%"``."""
+    metric, bound = GATE_KEYS[key]
+    if metric in SEARCH_METRICS and isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            share = float(value.strip()[:-1]) / 100
+        except ValueError:
+            share = -1.0
+        if not 0 < share <= 1:
+            raise ValueError(f"{key} = {value!r} is not a share of the line rate above 0 % and "
+                             "at most 100 %")
+        return Requirement(metric, bound, share, source, of_line_rate=True)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+            metric == "loss_ratio" and value > 1):
+        allowed = {"loss_ratio": "a share from 0 to 1"}.get(
+            metric, "pps, 0 or more, or a share of the line rate such as \"95%\""
+            if metric in SEARCH_METRICS else "a number, 0 or more")
+        raise ValueError(f"{key} = {value!r} is not {allowed}")
+    return Requirement(metric, bound, float(value), source)
+
+
 def _gate_items(table: Mapping, source: str) -> list[Requirement]:
     out = []
     for key, value in table.items():
         if key not in GATE_KEYS:
             raise pytest.UsageError(f"{source}: {key!r} is not a threshold; use "
                                     f"{', '.join(GATE_KEYS)}")
-        metric, bound = GATE_KEYS[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                metric == "loss_ratio" and value > 1):
-            allowed = "a share from 0 to 1" if metric == "loss_ratio" else "a number, 0 or more"
-            raise pytest.UsageError(f"{source}: {key} = {value!r} is not {allowed}")
-        out.append(Requirement(metric, bound, float(value), source))
+        try:
+            out.append(requirement(key, value, source))
+        except ValueError as err:
+            raise pytest.UsageError(f"{source}: {err}") from None
     return out
 
 
@@ -166,14 +201,11 @@ def per_frame(kwargs: Mapping[str, object], frame: int, where: str) -> list[Requ
 
 
 def option_requirements(min_pps, max_loss, min_ndr=None, min_pdr=None) -> list[Requirement]:
-    out = []
-    for metric, bound, value, flag in (("pps", "min", min_pps, "--pktgen-min-pps"),
-                                       ("loss_ratio", "max", max_loss, "--pktgen-max-loss"),
-                                       ("ndr_pps", "min", min_ndr, "--pktgen-min-ndr"),
-                                       ("pdr_pps", "min", min_pdr, "--pktgen-min-pdr")):
-        if value is not None:
-            out.append(Requirement(metric, bound, float(value), flag))
-    return out
+    """The gates' options' requirements (values already checked by the options' types)."""
+    given = {"min_pps": (min_pps, "--pktgen-min-pps"), "max_loss": (max_loss, "--pktgen-max-loss"),
+             "min_ndr": (min_ndr, "--pktgen-min-ndr"), "min_pdr": (min_pdr, "--pktgen-min-pdr")}
+    return [requirement(key, value, flag) for key, (value, flag) in given.items()
+            if value is not None]
 
 
 def check(row: Row | SearchResult, requirements: Iterable[Requirement]) -> list[str]:
@@ -181,12 +213,19 @@ def check(row: Row | SearchResult, requirements: Iterable[Requirement]) -> list[
     out = []
     for req in requirements:
         measured = getattr(row, req.metric)
+        line_rate = getattr(row, "line_rate_pps", None)
+        if req.of_line_rate and not line_rate:
+            device = getattr(row, "device", {}).get("name", "its link")
+            out.append(f"{req.source} requires {req.metric} of at least {req.value:.1%} of the "
+                       f"line rate, but {device} has no known speed (a virtual link?): give "
+                       "it in pps")
+            continue
         if measured is None:
             why = "no lower bound was found" if req.metric in SEARCH_METRICS else \
                 "no receive counter?"
             out.append(f"{req.metric} was not measured ({why}), but {req.source} requires it")
             continue
-        message = req.failure(float(measured))
+        message = req.failure(float(measured), line_rate)
         if message:
             out.append(message)
     return out
@@ -211,14 +250,30 @@ def untrue(row: Row) -> list[str]:
 BASELINE_VERSION = 1
 
 
-def save_baseline(path: str, rows: Iterable[Row], environment: dict) -> None:
+def _kind(subject: Row | SearchResult) -> tuple[dict[str, bool], str]:
+    """(the metrics a baseline keeps, the one relative gates compare) of a measurement's row,
+    or of a throughput search (its NDR)."""
+    if isinstance(subject, SearchResult):
+        return SEARCH_BASELINE_METRICS, "ndr_pps"
+    return BASELINE_METRICS, "pps"
+
+
+def save_baseline(path: str, rows: Iterable[Row], environment: dict,
+                  searches: Iterable[SearchResult] = ()) -> None:
+    """The session's measurements (``results``) and throughput searches (``searches``, a
+    section of their own: a test may measure and search under one key) as a baseline."""
+    def saved(subjects):
+        return {s.key: {m: getattr(s, m) for m in _kind(s)[0]} for s in subjects}
+
     data = {"version": BASELINE_VERSION, "environment": environment,
-            "results": {r.key: {m: getattr(r, m) for m in BASELINE_METRICS} for r in rows}}
+            "results": saved(rows), "searches": saved(searches)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_baseline(path: str) -> dict[str, dict]:
+def load_baseline(path: str) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(measurements, throughput searches) of a saved baseline, by key (a baseline saved
+    before searches were kept has none)."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -229,17 +284,18 @@ def load_baseline(path: str) -> dict[str, dict]:
     if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
         raise pytest.UsageError(f"--pktgen-baseline {path}: not a pytest-pktgen baseline "
                                 f"(version {BASELINE_VERSION})")
-    return data["results"]
+    return data["results"], data.get("searches", {})
 
 
-def compare_baseline(row: Row, baseline: Mapping[str, Mapping], path: str,
+def compare_baseline(row: Row | SearchResult, baseline: Mapping[str, Mapping], path: str,
                      tolerance: Mapping[str, float]) -> tuple[bool, list[str]]:
-    """(found, regressions): each metric worse than the baseline beyond its tolerance."""
+    """(found, regressions): each metric worse than the baseline beyond its tolerance;
+    ``baseline`` holds the saved subjects of ``row``'s kind."""
     saved = baseline.get(row.key)
     if saved is None:
         return False, []
     out = []
-    for metric, higher_is_better in BASELINE_METRICS.items():
+    for metric, higher_is_better in _kind(row)[0].items():
         now, then, tol = getattr(row, metric), saved.get(metric), tolerance.get(metric)
         if now is None or then is None or tol is None:
             continue
@@ -254,12 +310,14 @@ def compare_baseline(row: Row, baseline: Mapping[str, Mapping], path: str,
     return True, out
 
 
-def check_relative(row: Row, relative: Iterable[RelativeRequirement],
-                   reference: Callable[[str], Row | None], where: str
+def check_relative(row: Row | SearchResult, relative: Iterable[RelativeRequirement],
+                   reference: Callable[[str], Row | SearchResult | None], where: str
                    ) -> tuple[list[str], float | None]:
-    """(failures, ratio) of relative gates: this measurement's pps against the reference's
-    (``reference(label)``: the row measured earlier at the same point, or None); ``where``
-    names the point in a message. The reference itself is not compared with itself."""
+    """(failures, ratio) of relative gates: this measurement's pps (a search's NDR) against
+    the reference's (``reference(label)``: the one of its kind measured earlier at the same
+    point, or None); ``where`` names the point in a message. The reference itself is not
+    compared with itself."""
+    metric = _kind(row)[1]
     failures, ratio = [], None
     for rel in relative:
         if rel.relative_to == row.label:
@@ -269,10 +327,15 @@ def check_relative(row: Row, relative: Iterable[RelativeRequirement],
             failures.append(f"no reference {rel.relative_to!r} at {where} point was measured "
                             f"earlier in this session, but {rel.source} compares with it")
             continue
-        ratio = row.pps / ref.pps if ref.pps else 0.0
+        now, then = getattr(row, metric), getattr(ref, metric)
+        if now is None or then is None:
+            failures.append(f"{metric} of {'this' if now is None else rel.relative_to!r} was "
+                            f"not found, but {rel.source} compares them")
+            continue
+        ratio = now / then if then else 0.0
         if ratio < rel.ratio:
-            failures.append(f"pps {row.pps:,.0f} is {ratio:.2f} x the reference "
-                            f"{rel.relative_to!r} ({ref.pps:,.0f} pps, {ref.test}); "
+            failures.append(f"{metric} {now:,.0f} is {ratio:.2f} x the reference "
+                            f"{rel.relative_to!r} ({then:,.0f} {metric}, {ref.test}); "
                             f"at least {rel.ratio:.2f} x required by {rel.source}")
     return failures, ratio
 
@@ -287,14 +350,15 @@ class Verdict:
     baseline: str | None = None  # "ok", "regressed", "none" (not in it); None: no baseline
 
 
-def evaluate(row: Row, requirements: Iterable[Requirement] = (),
+def evaluate(row: Row | SearchResult, requirements: Iterable[Requirement] = (),
              relative: Iterable[RelativeRequirement] = (),
-             reference: Callable[[str], Row | None] = lambda label: None,
+             reference: Callable[[str], Row | SearchResult | None] = lambda label: None,
              baseline: Mapping[str, Mapping] | None = None, baseline_path: str = "",
              tolerance: Mapping[str, float] | None = None, where: str = "this",
              marked: bool = False) -> Verdict:
-    """Thresholds, relative gates and the baseline on one measurement's row, pure: what the
-    pytest surface collected (options, thresholds file, marker) comes in as arguments."""
+    """Thresholds, relative gates and the baseline on one measurement's row (or a throughput
+    search), pure: what the pytest surface collected (options, thresholds file, marker) comes
+    in as arguments; ``baseline`` holds the saved ones of its kind."""
     requirements, relative = list(requirements), list(relative)
     failures = check(row, requirements)
     more, ratio = check_relative(row, relative, reference, where)

@@ -18,12 +18,13 @@ from ..errors import PktgenRunError
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab.rx import AFTER_TC_INGRESS
-from ..lab.topology import Topology
+from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
 from ..run.runner import RunResult, Sample
 from . import gates, report
 from .point import AXIS_COLUMNS, Point, Settings
 from .row import Row, key_of
+from .search import SearchResult
 
 
 @dataclass
@@ -55,6 +56,17 @@ class Measurement:
         return self.row.loss_ratio
 
 
+BENCHMARK_TAKEN = pytest.StashKey[bool]()
+
+
+def take_benchmark(node: pytest.Item) -> bool:
+    """Whether ``node``'s pytest-benchmark fixture was taken already (it times one thing per
+    test: the first measurement's rounds or search), taking it if not."""
+    taken = node.stash.get(BENCHMARK_TAKEN, False)
+    node.stash[BENCHMARK_TAKEN] = True
+    return taken
+
+
 @dataclass
 class SessionState:
     """What the measurements of one session share: results, gates, baseline, progress."""
@@ -62,11 +74,34 @@ class SessionState:
     results: report.Results
     requirements: list[gates.Requirement]
     thresholds: gates.Thresholds | None
-    baseline: dict | None
+    baseline: dict | None  # the saved measurements by key
     baseline_path: str | None
     tolerance: dict
     allow_devices: tuple[str, ...]
     progress: Progress | None = None
+    search_baseline: dict | None = None  # the saved throughput searches by key
+
+    def judge(self, subject: Row | SearchResult, node: pytest.Item, where: str
+              ) -> gates.Verdict:
+        """Every gate on ``node``'s measurement row or throughput search ``subject``: the
+        options', the thresholds file's and the ``pktgen_gate`` marker's requirements (those
+        that judge its kind), relative gates against the reference of its kind measured
+        earlier at the same point (``where`` names it), the baseline."""
+        search = isinstance(subject, SearchResult)
+        reqs = list(self.requirements)
+        if self.thresholds:
+            reqs += self.thresholds.for_test(node.name, subject.frame)
+        marker = node.get_closest_marker("pktgen_gate")
+        relative = []
+        if marker:
+            plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
+            reqs += plain + gates.per_frame(marker.kwargs, subject.frame, node.nodeid)
+        find = self.results.find_search if search else self.results.find
+        return gates.evaluate(
+            subject, gates.of_kind(reqs, search), relative,
+            lambda label: find(label, subject.point_key),
+            self.search_baseline if search else self.baseline, self.baseline_path,
+            self.tolerance, where=where, marked=marker is not None)
 
 
 class Progress:
@@ -129,14 +164,8 @@ def device_configs(topology: Topology, index: int, point: Point, settings: Setti
     flags = tuple(dict.fromkeys((*settings.flags, *params.pop("flags", ()))))
     ipv6 = params.pop("ipv6", settings.ipv6)
     merged = {**settings.params, **point_params, **params}
-    count = settings.count
-    configs = []
-    for thread in range(point.threads):
-        share = count // point.threads + (1 if thread < count % point.threads else 0)
-        suffix = f"@{thread}" if point.threads > 1 else ""
-        configs.append(topology.config(index, thread=thread, suffix=suffix, ipv6=ipv6,
-                                       flags=flags, **{**merged, "count": share}))
-    return configs
+    return thread_configs(topology, index, point.threads, settings.count, ipv6=ipv6,
+                          flags=flags, **merged)
 
 
 class Bench:
@@ -148,7 +177,6 @@ class Bench:
         self.point = point
         self.settings = settings
         self.state = state
-        self._benchmark_used = False
         self._measured: set[str] = set()  # baseline keys measured by this test
 
     def __call__(self, topology: Topology, *, label: str | None = None, index: int = 0,
@@ -221,12 +249,10 @@ class Bench:
                         "mid-run?", result.devices) from err
 
         try:
-            if not self._benchmark_used:
-                self._benchmark_used = True
+            if not take_benchmark(self.request.node):
                 benchmark = self.request.getfixturevalue("benchmark")
                 benchmark.pedantic(target, setup=setup, teardown=teardown, rounds=s.rounds,
                                    warmup_rounds=s.warmup)
-                self._benchmark = benchmark
                 for run in list(live):  # --benchmark-disable runs target once, no teardown
                     teardown(run)
             else:  # pytest-benchmark takes one measurement per test: time the others here
@@ -255,22 +281,8 @@ class Bench:
 
     # --- gates and records ---------------------------------------------------------------
     def _gate(self, row: Row) -> tuple[list[str], bool]:
-        """(failure messages, whether anything gates this measurement): the gates that apply
-        collected here, evaluated by :func:`pytest_pktgen.measurement.gates.evaluate`."""
-        node = self.request.node
-        reqs = list(self.state.requirements)
-        if self.state.thresholds:
-            reqs += self.state.thresholds.for_test(node.name, row.frame)
-        marker = node.get_closest_marker("pktgen_gate")
-        relative = []
-        if marker:
-            plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
-            reqs += plain + gates.per_frame(marker.kwargs, row.frame, node.nodeid)
-        reqs = gates.of_kind(reqs, search=False)  # min_ndr/min_pdr judge searches
-        verdict = gates.evaluate(
-            row, reqs, relative, lambda label: self.state.results.find(label, row.point_key),
-            self.state.baseline, self.state.baseline_path, self.state.tolerance,
-            where=self.point.id or "this", marked=marker is not None)
+        """(failure messages, whether anything gates this measurement)."""
+        verdict = self.state.judge(row, self.request.node, self.point.id or "this")
         row.ratio, row.baseline = verdict.ratio, verdict.baseline
         return verdict.failures, verdict.gated
 
@@ -282,10 +294,8 @@ class Bench:
         columns = row.as_dict()
         info = {k: columns[k] for k in keep if k in columns}
         info["units"] = report.UNITS
-        benchmark = getattr(self, "_benchmark", None)
-        if benchmark is not None:
-            benchmark.extra_info.update(info if not row.label else
-                                        {f"{row.label}.{k}": v for k, v in info.items()})
+        self.request.getfixturevalue("benchmark").extra_info.update(
+            info if not row.label else {f"{row.label}.{k}": v for k, v in info.items()})
         prefix = f"pktgen_{row.label}_" if row.label else "pktgen_"
         for key in ("pps", "mbps", "loss_ratio", "frame", "gate"):
             self.request.node.user_properties.append((prefix + key, columns[key]))

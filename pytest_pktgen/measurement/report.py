@@ -55,6 +55,13 @@ class Results:
         self.rows.append(row)
         return row
 
+    def find_search(self, label: str, point_key: tuple) -> SearchResult | None:
+        """The latest throughput search labelled ``label`` at the sweep point ``point_key``."""
+        for found in reversed(self.searches):
+            if found.label == label and found.point_key == point_key:
+                return found
+        return None
+
     def find(self, label: str, point_key: tuple) -> Row | None:
         """The latest row labelled ``label`` at the sweep point ``point_key``."""
         for row in reversed(self.rows):
@@ -302,9 +309,13 @@ def plot_search(found: SearchResult, path: Path) -> Path:
         value = "-" if result.throughput_pps is None else f"{result.throughput_pps:,.0f} pps"
         ax.plot([], [], color=color, label=f"{what}: {value} (lower -, upper --)"
                 + (", irregular" if result.irregular else ""))
+    # the limits before the log scales: no autoscaling on trials all at one load or one loss
+    # ratio (matplotlib warns of a singular transformation)
+    xs = loads + [b for r in found.goals for b in (r.lower_pps, r.upper_pps) if b]
+    ax.set_xlim(min(xs) / 1.25, max(xs) * 1.25)
+    ax.set_ylim(floor / 2, 1.5)  # loss ratios from none to all
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_ylim(floor / 2, 1.5)  # loss ratios from none to all
     ax.set_xlabel("intended load, packets per second")
     ax.set_ylabel(f"trial loss ratio (lossless at {floor:g})")
     ax.grid(True, alpha=0.3)

@@ -25,6 +25,17 @@ def key_of(test: str, label: str | None) -> str:
     return f"{test}#{label}" if label else test
 
 
+def extra_of(point: Point) -> str:
+    """A sweep point's parameters beyond the axes, as JSON ("" if none)."""
+    extra = {k: v for k, v in point.axes().items() if k not in AXIS_COLUMNS}
+    return json.dumps(extra, sort_keys=True) if extra else ""
+
+
+def point_key_of(point: Point) -> tuple:
+    """A sweep point's coordinates, the same for every test measured (or searched) there."""
+    return tuple(point.axes().get(k) for k in AXES) + (extra_of(point),)
+
+
 @dataclass
 class Row:
     """One measurement: where (test, label, sweep point), pktgen's figures (medians over the
@@ -115,14 +126,12 @@ class Row:
     @property
     def point_key(self) -> tuple:
         """Its sweep point's coordinates, the same for every test measured there."""
-        return tuple(self.point.axes().get(k) for k in AXES) + (self.extra,)
+        return point_key_of(self.point)
 
     @property
     def extra(self) -> str:
         """The point's parameters beyond the axes, as JSON ("" if none)."""
-        axes = self.point.axes()
-        extra = {k: v for k, v in axes.items() if k not in AXIS_COLUMNS}
-        return json.dumps(extra, sort_keys=True) if extra else ""
+        return extra_of(self.point)
 
     def as_dict(self) -> dict:
         """The row's columns, in the reports' order: results.csv and results.json."""

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..errors import PktgenConfigError
 from ..host.netdev import link_speed_mbps
-from ..lab.topology import Topology
+from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import pkt_size_of
-from .row import L1_OVERHEAD
+from .row import L1_OVERHEAD, key_of
 
 if TYPE_CHECKING:
     from MLRsearch import MeasurementResult
@@ -60,6 +60,7 @@ class Trial:
     duration: float  # pktgen's own elapsed time, s
     wall_s: float  # the trial's time with its setup and settling
     threads: int
+    warmup: bool = False  # the warm-up trial at max load: MLRsearch ignores its result
 
     @property
     def offered(self) -> int:
@@ -87,7 +88,8 @@ class Trial:
                 "intended_count": self.intended_count, "offered": self.offered,
                 "sent": self.sent, "errors": self.errors, "received": self.received,
                 "unsent": self.unsent, "loss_ratio": self.loss_ratio,
-                "duration": self.duration, "wall_s": self.wall_s, "threads": self.threads}
+                "duration": self.duration, "wall_s": self.wall_s, "threads": self.threads,
+                "warmup": self.warmup}
 
 
 def threads_for(load: float, available: int) -> int:
@@ -107,17 +109,13 @@ class PktgenMeasurer:
         self.topology, self.counter, self.frame, self.index = topology, counter, frame, index
         self.params = dict(params or {})
         self.trials: list[Trial] = []
+        self.warmup_pending = False  # the next trial is MLRsearch's warm-up
 
     def configs(self, count: int, load: float | None, threads: int) -> list:
-        out = []
-        for n in range(threads):
-            share = count // threads + (1 if n < count % threads else 0)
-            paced = {"ratep": max(1, round(load / threads))} if load else {}
-            out.append(self.topology.config(
-                self.index, thread=n, suffix=f"@{n}" if threads > 1 else "",
-                **{**self.params, "pkt_size": pkt_size_of(self.frame), "count": share,
-                   **paced}))
-        return out
+        """``count`` packets at ``load`` pps in all (None: as fast as it goes) on ``threads``."""
+        paced = {"ratep": max(1, round(load / threads))} if load else {}
+        return thread_configs(self.topology, self.index, threads, count,
+                              **{**self.params, "pkt_size": pkt_size_of(self.frame), **paced})
 
     def trial(self, duration: float, load: float | None) -> Trial:
         """``load`` pps for ``duration`` s; ``load`` None: as fast as pktgen goes on one
@@ -135,6 +133,8 @@ class PktgenMeasurer:
 
     def measure(self, intended_duration: float, intended_load: float) -> MeasurementResult:
         trial = self.trial(intended_duration, intended_load)
+        if self.warmup_pending:
+            trial, self.warmup_pending = replace(trial, warmup=True), False
         self.trials.append(trial)
         return trial.result()
 
@@ -175,6 +175,7 @@ class SearchSettings:
     exceed_ratio: float = 0.5
     min_load: float = 1000.0
     max_load: float | None = None
+    warmup: float = 0.0  # seconds of a warm-up trial at max load first (0: none)
 
     def goals(self) -> list[Goal]:
         """The goals, checked as MLRsearch checks them (a PktgenConfigError if not)."""
@@ -186,6 +187,10 @@ class SearchSettings:
                  for ratio in self.loss_ratios]
         for goal in goals:
             goal.mlr()
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, (int, float)) or \
+                not 0 <= self.warmup <= 3600:
+            raise PktgenConfigError("warmup", self.warmup,
+                                    "seconds of a warm-up trial at max load, 0 (none) to 3600")
         if self.max_load is not None and not 0 < self.min_load < self.max_load:
             raise PktgenConfigError("min_load", self.min_load,
                                     f"a load above 0 and below max_load {self.max_load:,.0f}")
@@ -232,13 +237,25 @@ class SearchResult:
     max_load_from: str  # "link speed", "measured back-to-back" or "given"
     search_s: float
     min_load: float = 0.0
+    line_rate_pps: float | None = None  # at this frame size, where the link's speed is known
     # where it was searched, for the reports (the pytest surface fills them in)
     test: str = ""
     name: str = ""
     label: str | None = None
+    point_key: tuple = ()  # the sweep point's coordinates (relative gates compare at one)
     rx_backend: str | None = None
     sink: str = ""
     device: dict[str, str] = field(default_factory=dict)
+    # the gates' verdicts (filled in after): "ok", "FAIL" or "" (nothing gates it); the NDR
+    # against a relative gate's reference; the baseline's "ok", "regressed" or "none"
+    gate: str = ""
+    ratio: float | None = None
+    baseline: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Its key in baselines (a search's own section): the test's node id and the label."""
+        return key_of(self.test, self.label)
 
     def goal(self, loss_ratio: float) -> GoalResult:
         for result in self.goals:
@@ -277,16 +294,23 @@ class SearchResult:
             "ndr_pps": ndr, "ndr_mbps": self.mbps(ndr), "ndr_l1_mbps": self.l1_mbps(ndr),
             "pdr_loss_ratio": self.pdr_loss_ratio, "pdr_pps": pdr, "pdr_mbps": self.mbps(pdr),
             "pdr_l1_mbps": self.l1_mbps(pdr), "irregular": self.irregular,
+            "ndr_line_rate": self.share_of_line_rate(ndr),
             "max_load": self.max_load, "max_load_from": self.max_load_from,
+            "line_rate_pps": self.line_rate_pps,
             "min_load": self.min_load, "trial_count": len(self.trials), "search_s": self.search_s,
             "rx_backend": self.rx_backend, "sink": self.sink,
             **{f"dev_{k}": v for k, v in self.device.items()},
+            "gate": self.gate, "ratio": self.ratio, "baseline": self.baseline,
         }
 
     def detail(self) -> dict:
         """Every goal's result in MLRsearch's form and every trial, for results.json."""
         return {"goals": [g.as_dict() for g in self.goals],
                 "trials": [t.as_dict() for t in self.trials]}
+
+    def share_of_line_rate(self, pps: float | None) -> float | None:
+        """``pps`` as a share of the link's line rate at this frame size, where it is known."""
+        return None if pps is None or not self.line_rate_pps else pps / self.line_rate_pps
 
     def mbps(self, pps: float | None) -> float | None:
         """Mb/s at ``pps`` without FCS, as pktgen counts them."""
@@ -304,8 +328,7 @@ def line_rate_pps(speed_mbps: int, frame: int) -> float:
 
 def search(topology: Topology, counter, frame: int = 64,
            settings: SearchSettings = SearchSettings(), index: int = 0,
-           warmup_s: float | None = None, search_duration_max: float = 600.0,
-           params: dict | None = None) -> SearchResult:
+           search_duration_max: float = 600.0, params: dict | None = None) -> SearchResult:
     """Search ``topology``'s tx link ``index`` at ``frame`` bytes for each goal's throughput,
     counting at its sink with ``counter`` (a receive counter that counts, not the sniffer).
     Max load: the settings' if given, else the link's speed where known, else what pktgen
@@ -315,10 +338,11 @@ def search(topology: Topology, counter, frame: int = 64,
     measurer = PktgenMeasurer(topology, counter, frame, index, params)
     started = time.monotonic()
     source = "given"
+    speed = link_speed_mbps(topology.tx[index].ifname, topology.tx[index].netns)
+    line_rate = line_rate_pps(speed, frame) if speed else None
     if max_load is None:
-        speed = link_speed_mbps(topology.tx[index].ifname, topology.tx[index].netns)
-        if speed:
-            max_load, source = line_rate_pps(speed, frame), "link speed"
+        if line_rate:
+            max_load, source = line_rate, "link speed"
         else:
             probe = measurer.trial(MAX_LOAD_PROBE_S, None)
             max_load, source = probe.offered / max(probe.duration, 1e-6), "measured back-to-back"
@@ -332,7 +356,8 @@ def search(topology: Topology, counter, frame: int = 64,
     config.max_load = float(max_load)
     config.min_load = float(min_load)
     config.search_duration_max = float(search_duration_max)
-    config.warmup_duration = warmup_s
+    config.warmup_duration = float(settings.warmup) or None
+    measurer.warmup_pending = bool(settings.warmup)
     found = lib.MultipleLossRatioSearch(config=config).search(measurer=measurer,
                                                               debug=lambda _: None)
     results = []
@@ -344,4 +369,4 @@ def search(topology: Topology, counter, frame: int = 64,
                                   None if high is None else float(high),
                                   None if cond is None else float(cond)))
     return SearchResult(frame, results, measurer.trials, float(max_load), source,
-                        time.monotonic() - started, float(min_load))
+                        time.monotonic() - started, float(min_load), line_rate)

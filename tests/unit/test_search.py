@@ -115,3 +115,101 @@ def test_a_search_below_its_gate_fails_saying_what_and_who():
     assert gates.check(_found(), gates.of_kind(reqs, search=True)) == [
         "ndr_pps 10,000 measured, at least 20,000 required by --pktgen-min-ndr"]
     assert gates.of_kind(reqs, search=False)[0].metric == "pps"
+
+
+def test_a_search_gate_as_a_share_of_the_line_rate_needs_a_known_speed():
+    from pytest_pktgen.measurement import gates
+
+    (share,) = gates.option_requirements(None, None, min_ndr="95%")
+    assert share.of_line_rate and share.value == pytest.approx(0.95)
+    virtual = _found()  # a veth: no speed, no line rate
+    assert gates.check(virtual, [share]) == [
+        "--pktgen-min-ndr requires ndr_pps of at least 95.0% of the line rate, but pgv has no "
+        "known speed (a virtual link?): give it in pps"]
+    wired = _found()
+    wired.line_rate_pps = line_rate_pps(10, 64)  # 10 Mb/s: 14,881 pps of 64 B frames
+    assert gates.check(wired, [share]) == [
+        "ndr_pps 10,000 measured, at least 95.0% of the line rate 14,881 pps = 14,137 required "
+        "by --pktgen-min-ndr"]
+    assert gates.check(wired, gates.option_requirements(None, None, min_ndr="67%")) == []
+    assert wired.as_dict()["ndr_line_rate"] == pytest.approx(10_000 / 14_880.95, rel=1e-6)
+    for bad in ("0%", "101%", "ninety%", "fast", -5):
+        with pytest.raises(ValueError, match="min_ndr"):
+            gates.requirement("min_ndr", bad, "x")
+    with pytest.raises(ValueError, match="is not a number"):
+        gates.requirement("min_pps", "95%", "x")  # a share only where a line rate is known
+
+
+def test_search_baselines_keep_their_own_section_and_regress_on_ndr(tmp_path):
+    from pytest_pktgen.measurement import gates
+    from pytest_pktgen.measurement.row import Row
+
+    path = tmp_path / "base.json"
+    row = Row("t.py::test_rfc2544[64B]", pps=1000.0, mbps=10.0, offered=1000, received=1000)
+    found = _found(name="test_rfc2544[64B]")
+    gates.save_baseline(str(path), [row], {}, [found])
+    rows, searches = gates.load_baseline(str(path))
+    assert set(rows) == set(searches) == {"t.py::test_rfc2544[64B]"}  # one key, two kinds
+    assert searches["t.py::test_rfc2544[64B]"] == {"ndr_pps": 10_000.0, "pdr_pps": 10_050.0}
+    tol = {"pps": 0.1, "ndr_pps": 0.05, "pdr_pps": 0.05}
+    assert gates.evaluate(found, baseline=searches, tolerance=tol).baseline == "ok"
+    slower = _found(name="test_rfc2544[64B]")
+    slower.goals[0] = GoalResult(Goal(0.0), 9_000.0, 9_100.0, 9_000.0)
+    verdict = gates.evaluate(slower, baseline=searches, baseline_path="base.json",
+                             tolerance=tol)
+    assert verdict.baseline == "regressed" and verdict.failures == [
+        "ndr_pps 9,000 is 10.0% below the baseline 10,000 in base.json (tolerance 5.0% from "
+        "--pktgen-tolerance)"]
+
+
+def test_a_relative_gate_compares_a_search_s_ndr_with_its_reference():
+    from pytest_pktgen.measurement import gates
+
+    stock, patched = _found(label="stock"), _found(label="patched")
+    patched.goals[0] = GoalResult(Goal(0.0), 8_000.0, 8_100.0, 8_000.0)
+    rel = [gates.RelativeRequirement("stock", 0.9, "the marker")]
+    verdict = gates.evaluate(patched, relative=rel, reference={"stock": stock}.get)
+    assert verdict.ratio == pytest.approx(0.8) and verdict.failures == [
+        "ndr_pps 8,000 is 0.80 x the reference 'stock' (10,000 ndr_pps, t.py::test_rfc2544); "
+        "at least 0.90 x required by the marker"]
+    assert gates.evaluate(stock, relative=rel, reference={}.get).failures == []  # itself
+
+
+def test_a_warm_up_trial_is_a_setting_checked_before_anything_runs():
+    from pytest_pktgen.measurement.search import SearchSettings
+
+    assert SearchSettings(warmup=2.0).goals()
+    for bad in (-1.0, True, "2", 7200):
+        with pytest.raises(PktgenConfigError, match="warm-up trial"):
+            SearchSettings(warmup=bad).goals()
+
+
+def test_search_gate_and_tolerance_options_parse_shares_and_keep_the_other_defaults(pytester):
+    pytester.makeconftest("""
+        from pytest_pktgen.session import STATE
+
+        def pytest_collection_finish(session):
+            state = session.config.stash[STATE]
+            print("REQS", [(r.metric, r.value, r.of_line_rate) for r in state.requirements])
+            print("TOL", sorted(state.tolerance.items()))
+    """)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("-s", "--pktgen-min-ndr", "95%", "--pktgen-min-pdr", "20000",
+                                "--pktgen-tolerance", "ndr_pps=5%")
+    result.stdout.fnmatch_lines([
+        "REQS [('ndr_pps', 0.95, True), ('pdr_pps', 20000.0, False)]",
+        "TOL [('loss_ratio', 0.001), ('mbps', 0.1), ('ndr_pps', 0.05), ('pdr_pps', 0.1), "
+        "('pps', 0.1)]"])
+    bad = pytester.runpytest("--pktgen-min-ndr", "150%")
+    assert bad.ret == 4
+    assert "min_ndr = '150%' is not a share of the line rate" in bad.stderr.str()
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_search_plot_of_trials_all_at_one_load_and_loss_warns_nothing(tmp_path):
+    from pytest_pktgen.measurement.report import plot_search
+
+    same = [trial(), trial()]  # an irregular search at max load: one point, lossless
+    found = SearchResult(64, [GoalResult(Goal(0.0), 10_000.0, None, 10_000.0)], same,
+                         10_000.0, "given", 2.0)
+    assert plot_search(found, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"

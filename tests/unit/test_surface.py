@@ -240,8 +240,9 @@ def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
     rows = [Row("t.py::test_a[64B]", pps=1000.0, mbps=10.0, offered=1000, received=990)]
     path = tmp_path / "base.json"
     gates.save_baseline(str(path), rows, {"kernel": "x"})
-    saved = gates.load_baseline(str(path))
+    saved, searches = gates.load_baseline(str(path))
     assert saved == {"t.py::test_a[64B]": {"pps": 1000.0, "mbps": 10.0, "loss_ratio": 0.01}}
+    assert searches == {}
     tol = {"pps": 0.1, "mbps": 0.1, "loss_ratio": 0.001}
     same = replace(rows[0])
     assert gates.compare_baseline(same, saved, "base.json", tol) == (True, [])
