@@ -4,13 +4,20 @@
  *
  * A netfilter PRE_ROUTING hook at the first priority, IPv4 and IPv6, takes UDP packets to the
  * configured port (9, pktgen's default). Those carrying pktgen's header (magic 0xbe9be955) are
- * tracked per source (ingress device + source MAC): a window of sequence numbers gives unique,
- * duplicate, late (reordered) and missing packets; the header's timestamp gives one-way latency
- * on one host (min/avg/max and a log2 histogram in microseconds).
+ * tracked per stream (ingress device + source MAC + UDP source port): a window of sequence
+ * numbers gives unique, duplicate, late (reordered) and missing packets; the header's timestamp
+ * gives one-way latency on one host, one sample per new sequence number (a clone or burst copy
+ * of a header is not another sample): min/avg/max and a log-linear histogram, exact below
+ * 256 us and within 1/128 above (HdrHistogram's layout at 2 significant figures).
+ *
+ * Every packet updates only its CPU's counters (no lock shared by all packets); a stream has
+ * a lock of its own. IPv4 fragments are not pktgen's (only a first fragment has the port);
+ * a GRO-merged skb counts as the segments it carries. "drop 1" drops pktgen's packets only.
  *
  * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1" or
- * "port N" changes them. This is the paper's ip_input.c count-and-drop patchlet (Section 9.3,
- * Appendix D) as a module, with the receive-side analysis pktgen itself never had.
+ * "port N" changes them ("reset" between runs, not while packets arrive). This is the paper's
+ * ip_input.c count-and-drop patchlet (Section 9.3, Appendix D) as a module, with the
+ * receive-side analysis pktgen itself never had.
  */
 
 #include <linux/module.h>
@@ -27,6 +34,7 @@
 #include <linux/spinlock.h>
 #include <linux/ktime.h>
 #include <linux/bitmap.h>
+#include <linux/percpu.h>
 #include <linux/uaccess.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
@@ -34,7 +42,13 @@
 #define PGRX_MAGIC 0xbe9be955
 #define PGRX_STREAMS 16
 #define PGRX_WINDOW 16384		/* sequence numbers remembered per stream */
-#define PGRX_HIST 24			/* log2 buckets: <1us, 1-2us, ... >=2^22us */
+/* latency buckets, HdrHistogram's layout: exact below 2^SUB_BITS us, then HALF buckets per
+ * power of two up to 2^TOP_BIT us (18 minutes; beyond counts in the last bucket) */
+#define PGRX_SUB_BITS 8
+#define PGRX_SUB (1 << PGRX_SUB_BITS)
+#define PGRX_HALF (PGRX_SUB / 2)
+#define PGRX_TOP_BIT 30
+#define PGRX_BUCKETS (PGRX_SUB + (PGRX_TOP_BIT - PGRX_SUB_BITS) * PGRX_HALF)
 
 static unsigned int port = 9;
 module_param(port, uint, 0444);
@@ -52,23 +66,30 @@ struct pgrx_hdr {			/* pktgen's header, big-endian */
 };
 
 struct pgrx_stream {
-	bool used;
+	int used;			/* published with release once the key is set */
 	int ifindex;
 	u8 mac[ETH_ALEN];
+	u16 sport;
+	spinlock_t lock;		/* the counters below */
 	u32 first, highest;		/* sequence numbers */
 	u64 received, unique, duplicates, late, beyond_window;
 	unsigned long seen[BITS_TO_LONGS(PGRX_WINDOW)];	/* bit (seq % WINDOW) */
 };
 
+struct pgrx_cpu {			/* one CPU's share of the counters */
+	u64 packets, bytes, dropped, pktgen, other;	/* port matches; with magic; without */
+	u64 fragments, gro;		/* IPv4 first fragments to the port; GRO-merged skbs */
+	u64 lat_samples, lat_sum_us, lat_min_us, lat_max_us, lat_future;
+	u64 buckets[PGRX_BUCKETS];
+};
+
 struct pgrx_net {
-	spinlock_t lock;
+	spinlock_t lock;		/* adding streams, reset */
 	unsigned int port;
 	bool drop;
-	u64 packets, bytes, dropped, pktgen, other;	/* port matches; with magic; without */
-	u64 lat_samples, lat_sum_us, lat_min_us, lat_max_us, lat_future;
-	u64 hist[PGRX_HIST];
+	struct pgrx_cpu __percpu *cpu;
 	struct pgrx_stream streams[PGRX_STREAMS];
-	u64 streams_overflow;
+	atomic64_t streams_overflow;
 	struct nf_hook_ops ops[2];
 };
 
@@ -77,35 +98,73 @@ static const u8 no_mac[ETH_ALEN];
 
 static void pgrx_reset(struct pgrx_net *pn)
 {
-	pn->packets = pn->bytes = pn->dropped = pn->pktgen = pn->other = 0;
-	pn->lat_samples = pn->lat_sum_us = pn->lat_max_us = pn->lat_future = 0;
-	pn->lat_min_us = U64_MAX;
-	memset(pn->hist, 0, sizeof(pn->hist));
-	memset(pn->streams, 0, sizeof(pn->streams));
-	pn->streams_overflow = 0;
+	int cpu, i;
+
+	for_each_possible_cpu(cpu) {
+		struct pgrx_cpu *pc = per_cpu_ptr(pn->cpu, cpu);
+
+		memset(pc, 0, sizeof(*pc));
+		pc->lat_min_us = U64_MAX;
+	}
+	for (i = 0; i < PGRX_STREAMS; i++) {
+		struct pgrx_stream *s = &pn->streams[i];
+
+		spin_lock(&s->lock);
+		s->used = 0;
+		s->first = s->highest = 0;
+		s->received = s->unique = s->duplicates = s->late = s->beyond_window = 0;
+		bitmap_zero(s->seen, PGRX_WINDOW);
+		spin_unlock(&s->lock);
+	}
+	atomic64_set(&pn->streams_overflow, 0);
 }
 
-static struct pgrx_stream *pgrx_stream(struct pgrx_net *pn, int ifindex, const u8 *mac)
+static bool pgrx_same(const struct pgrx_stream *s, int ifindex, const u8 *mac, u16 sport)
 {
+	return s->ifindex == ifindex && s->sport == sport && ether_addr_equal(s->mac, mac);
+}
+
+/* The stream of (ifindex, mac, sport): looked up without a lock (streams are only added, and
+ * published with release), added under the namespace's lock; NULL when the table is full. */
+static struct pgrx_stream *pgrx_stream(struct pgrx_net *pn, int ifindex, const u8 *mac,
+				       u16 sport)
+{
+	struct pgrx_stream *found = NULL;
 	int i;
 
 	for (i = 0; i < PGRX_STREAMS; i++) {
 		struct pgrx_stream *s = &pn->streams[i];
 
-		if (!s->used) {
-			s->used = true;
-			s->ifindex = ifindex;
-			ether_addr_copy(s->mac, mac);
-			return s;
-		}
-		if (s->ifindex == ifindex && ether_addr_equal(s->mac, mac))
+		if (!smp_load_acquire(&s->used))
+			break;
+		if (pgrx_same(s, ifindex, mac, sport))
 			return s;
 	}
-	pn->streams_overflow++;
-	return NULL;
+	spin_lock(&pn->lock);
+	for (i = 0; i < PGRX_STREAMS; i++) {
+		struct pgrx_stream *s = &pn->streams[i];
+
+		if (!s->used) {
+			s->ifindex = ifindex;
+			s->sport = sport;
+			ether_addr_copy(s->mac, mac);
+			smp_store_release(&s->used, 1);
+			found = s;
+			break;
+		}
+		if (pgrx_same(s, ifindex, mac, sport)) {
+			found = s;
+			break;
+		}
+	}
+	spin_unlock(&pn->lock);
+	if (!found)
+		atomic64_inc(&pn->streams_overflow);
+	return found;
 }
 
-static void pgrx_track(struct pgrx_stream *s, u32 seq)
+/* Track ``seq`` in its stream; true if it is a sequence number not seen before. */
+static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 {
 	u32 bit = seq % PGRX_WINDOW;
 
@@ -114,7 +173,7 @@ static void pgrx_track(struct pgrx_stream *s, u32 seq)
 		s->first = s->highest = seq;
 		s->unique = 1;
 		set_bit(bit, s->seen);
-		return;
+		return true;
 	}
 	if ((s32)(seq - s->highest) > 0) {
 		u32 ahead = seq - s->highest;
@@ -131,25 +190,49 @@ static void pgrx_track(struct pgrx_stream *s, u32 seq)
 		s->highest = seq;
 		set_bit(bit, s->seen);
 		s->unique++;
-		return;
+		return true;
 	}
 	if (s->highest - seq >= PGRX_WINDOW) {
 		s->beyond_window++;	/* too old to tell late from duplicate */
-		return;
+		return false;
 	}
 	if (test_and_set_bit(bit, s->seen)) {
 		s->duplicates++;
-	} else {
-		s->unique++;
-		s->late++;
+		return false;
 	}
+	s->unique++;
+	s->late++;
+	return true;
 }
 
-static void pgrx_latency(struct pgrx_net *pn, const struct pgrx_hdr *h)
+static unsigned int pgrx_bucket(u64 us)
+{
+	unsigned int top;
+
+	if (us < PGRX_SUB)
+		return us;
+	if (us >= 1ULL << PGRX_TOP_BIT)
+		return PGRX_BUCKETS - 1;
+	top = fls64(us) - 1;		/* PGRX_SUB_BITS .. PGRX_TOP_BIT - 1 */
+	return PGRX_SUB + (top - PGRX_SUB_BITS) * PGRX_HALF +
+	       (us >> (top - PGRX_SUB_BITS + 1)) - PGRX_HALF;
+}
+
+/* The lowest latency (us) that falls into bucket ``b``. */
+static u64 pgrx_bucket_low(unsigned int b)
+{
+	unsigned int k;
+
+	if (b < PGRX_SUB)
+		return b;
+	k = b - PGRX_SUB;
+	return (u64)(k % PGRX_HALF + PGRX_HALF) << (k / PGRX_HALF + 1);
+}
+
+static void pgrx_latency(struct pgrx_cpu *pc, const struct pgrx_hdr *h)
 {
 	struct timespec64 now;
 	s64 sent_us, now_us, lat;
-	int b;
 
 	if (!h->tv_sec && !h->tv_usec)
 		return;			/* NO_TIMESTAMP */
@@ -160,98 +243,132 @@ static void pgrx_latency(struct pgrx_net *pn, const struct pgrx_hdr *h)
 		  ntohl(h->tv_usec);
 	lat = now_us - sent_us;
 	if (lat < 0) {
-		pn->lat_future++;
+		pc->lat_future++;
 		return;
 	}
-	pn->lat_samples++;
-	pn->lat_sum_us += lat;
-	if (lat < pn->lat_min_us)
-		pn->lat_min_us = lat;
-	if (lat > pn->lat_max_us)
-		pn->lat_max_us = lat;
-	b = lat ? min(fls64(lat), PGRX_HIST - 1) : 0;
-	pn->hist[b]++;
+	pc->lat_samples++;
+	pc->lat_sum_us += lat;
+	if (lat < pc->lat_min_us)
+		pc->lat_min_us = lat;
+	if (lat > pc->lat_max_us)
+		pc->lat_max_us = lat;
+	pc->buckets[pgrx_bucket(lat)]++;
 }
 
 static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
 			      const struct nf_hook_state *state)
 {
 	struct pgrx_net *pn = priv;
+	struct pgrx_cpu *pc;
 	struct udphdr _uh, *uh;
 	struct pgrx_hdr _ph, *ph;
-	unsigned int l4off;
-	bool counted_drop;
+	unsigned int l4off, segs;
+	bool fragment = false, dropping = false;
 
 	if (state->pf == NFPROTO_IPV4) {
 		struct iphdr _iph, *iph = skb_header_pointer(skb, 0, sizeof(_iph), &_iph);
 
 		if (!iph || iph->protocol != IPPROTO_UDP || iph->ihl < 5)
 			return NF_ACCEPT;
+		if (iph->frag_off & htons(IP_OFFSET))
+			return NF_ACCEPT;	/* a later fragment: no UDP header */
+		fragment = iph->frag_off & htons(IP_MF);
 		l4off = iph->ihl * 4;
 	} else {
 		struct ipv6hdr _ip6h, *ip6h = skb_header_pointer(skb, 0, sizeof(_ip6h), &_ip6h);
 
 		if (!ip6h || ip6h->nexthdr != IPPROTO_UDP)
-			return NF_ACCEPT;
+			return NF_ACCEPT;	/* a fragment has its own next header */
 		l4off = sizeof(struct ipv6hdr);
 	}
 	uh = skb_header_pointer(skb, l4off, sizeof(_uh), &_uh);
 	if (!uh || ntohs(uh->dest) != READ_ONCE(pn->port))
 		return NF_ACCEPT;
-	ph = skb_header_pointer(skb, l4off + sizeof(_uh), sizeof(_ph), &_ph);
+	ph = fragment ? NULL : skb_header_pointer(skb, l4off + sizeof(_uh), sizeof(_ph), &_ph);
+	segs = skb_is_gso(skb) ? max_t(unsigned int, skb_shinfo(skb)->gso_segs, 1) : 1;
 
-	spin_lock_bh(&pn->lock);
-	pn->packets++;
+	/* PRE_ROUTING runs with bottom halves off: this CPU's counters are ours alone */
+	pc = this_cpu_ptr(pn->cpu);
+	pc->packets += segs;
 	/* bytes as interface counters count them: from the Ethernet header, without the FCS */
-	pn->bytes += skb->len + (skb_mac_header_was_set(skb) ? skb->mac_len : 0);
+	pc->bytes += skb->len + (skb_mac_header_was_set(skb) ? skb->mac_len : 0);
+	if (segs > 1)
+		pc->gro++;
 	if (ph && ntohl(ph->magic) == PGRX_MAGIC) {
 		struct pgrx_stream *s;
+		bool new = true;
 
-		pn->pktgen++;
+		pc->pktgen += segs;
 		s = pgrx_stream(pn, state->in ? state->in->ifindex : 0,
-				skb_mac_header_was_set(skb) ? eth_hdr(skb)->h_source : no_mac);
-		if (s)
-			pgrx_track(s, ntohl(ph->seq));
-		pgrx_latency(pn, ph);
+				skb_mac_header_was_set(skb) ? eth_hdr(skb)->h_source : no_mac,
+				ntohs(uh->source));
+		if (s) {
+			spin_lock(&s->lock);
+			new = pgrx_track(s, ntohl(ph->seq));
+			spin_unlock(&s->lock);
+		}
+		if (new)
+			pgrx_latency(pc, ph);
+		dropping = READ_ONCE(pn->drop);
 	} else {
-		pn->other++;
+		pc->other += segs;
+		if (fragment)
+			pc->fragments++;
 	}
-	counted_drop = pn->drop;
-	if (counted_drop)
-		pn->dropped++;
-	spin_unlock_bh(&pn->lock);
-	return counted_drop ? NF_DROP : NF_ACCEPT;
+	if (dropping)
+		pc->dropped += segs;
+	return dropping ? NF_DROP : NF_ACCEPT;
 }
+
+#define PGRX_SUM(field) ({ u64 _sum = 0; int _cpu;			\
+	for_each_possible_cpu(_cpu)						\
+		_sum += per_cpu_ptr(pn->cpu, _cpu)->field;			\
+	_sum; })
 
 static int pgrx_show(struct seq_file *m, void *v)
 {
 	struct pgrx_net *pn = net_generic(seq_file_single_net(m), pgrx_net_id);
-	int i;
+	u64 min_us = U64_MAX, max_us = 0, samples;
+	unsigned int b;
+	int cpu, i;
 
-	spin_lock_bh(&pn->lock);
+	for_each_possible_cpu(cpu) {
+		struct pgrx_cpu *pc = per_cpu_ptr(pn->cpu, cpu);
+
+		min_us = min(min_us, pc->lat_min_us);
+		max_us = max(max_us, pc->lat_max_us);
+	}
+	samples = PGRX_SUM(lat_samples);
 	seq_printf(m, "port %u\ndrop %d\npackets %llu\nbytes %llu\ndropped %llu\n",
-		   pn->port, pn->drop, pn->packets, pn->bytes, pn->dropped);
-	seq_printf(m, "pktgen %llu\nother %llu\nstreams_overflow %llu\n",
-		   pn->pktgen, pn->other, pn->streams_overflow);
+		   READ_ONCE(pn->port), READ_ONCE(pn->drop), PGRX_SUM(packets), PGRX_SUM(bytes),
+		   PGRX_SUM(dropped));
+	seq_printf(m, "pktgen %llu\nother %llu\nfragments %llu\ngro %llu\n"
+		   "streams_overflow %llu\n", PGRX_SUM(pktgen), PGRX_SUM(other),
+		   PGRX_SUM(fragments), PGRX_SUM(gro), atomic64_read(&pn->streams_overflow));
 	seq_printf(m, "latency_samples %llu\nlatency_sum_us %llu\nlatency_min_us %llu\n"
-		   "latency_max_us %llu\nlatency_future %llu\n", pn->lat_samples,
-		   pn->lat_sum_us, pn->lat_samples ? pn->lat_min_us : 0, pn->lat_max_us,
-		   pn->lat_future);
-	seq_puts(m, "latency_hist_log2_us");
-	for (i = 0; i < PGRX_HIST; i++)
-		seq_printf(m, " %llu", pn->hist[i]);
+		   "latency_max_us %llu\nlatency_future %llu\n", samples, PGRX_SUM(lat_sum_us),
+		   samples ? min_us : 0, max_us, PGRX_SUM(lat_future));
+	/* the non-empty buckets as lowest-value:count, HdrHistogram's layout */
+	seq_printf(m, "latency_buckets %d", PGRX_SUB_BITS);
+	for (b = 0; b < PGRX_BUCKETS; b++) {
+		u64 n = PGRX_SUM(buckets[b]);
+
+		if (n)
+			seq_printf(m, " %llu:%llu", pgrx_bucket_low(b), n);
+	}
 	seq_putc(m, '\n');
 	for (i = 0; i < PGRX_STREAMS; i++) {
 		struct pgrx_stream *s = &pn->streams[i];
 
-		if (!s->used)
-			continue;
-		seq_printf(m, "stream ifindex=%d mac=%pM first=%u highest=%u received=%llu "
+		if (!smp_load_acquire(&s->used))
+			break;
+		spin_lock_bh(&s->lock);
+		seq_printf(m, "stream ifindex=%d mac=%pM sport=%u first=%u highest=%u received=%llu "
 			   "unique=%llu duplicates=%llu late=%llu beyond_window=%llu\n",
-			   s->ifindex, s->mac, s->first, s->highest, s->received, s->unique,
-			   s->duplicates, s->late, s->beyond_window);
+			   s->ifindex, s->mac, s->sport, s->first, s->highest, s->received,
+			   s->unique, s->duplicates, s->late, s->beyond_window);
+		spin_unlock_bh(&s->lock);
 	}
-	spin_unlock_bh(&pn->lock);
 	return 0;
 }
 
@@ -277,11 +394,16 @@ static int pgrx_write(struct file *file, char *buf, size_t size)
 static int __net_init pgrx_net_init(struct net *net)
 {
 	struct pgrx_net *pn = net_generic(net, pgrx_net_id);
-	int err;
+	int err, i;
 
 	spin_lock_init(&pn->lock);
+	for (i = 0; i < PGRX_STREAMS; i++)
+		spin_lock_init(&pn->streams[i].lock);
 	pn->port = port;
 	pn->drop = drop;
+	pn->cpu = alloc_percpu(struct pgrx_cpu);
+	if (!pn->cpu)
+		return -ENOMEM;
 	pgrx_reset(pn);
 	pn->ops[0] = (struct nf_hook_ops){ .hook = pgrx_hook, .pf = NFPROTO_IPV4,
 		.hooknum = NF_INET_PRE_ROUTING, .priority = NF_IP_PRI_FIRST, .priv = pn };
@@ -289,13 +411,17 @@ static int __net_init pgrx_net_init(struct net *net)
 		.hooknum = NF_INET_PRE_ROUTING, .priority = NF_IP6_PRI_FIRST, .priv = pn };
 	err = nf_register_net_hooks(net, pn->ops, ARRAY_SIZE(pn->ops));
 	if (err)
-		return err;
+		goto free;
 	if (!proc_create_net_single_write("pgrx", 0600, net->proc_net, pgrx_show, pgrx_write,
 					  NULL)) {
 		nf_unregister_net_hooks(net, pn->ops, ARRAY_SIZE(pn->ops));
-		return -ENOMEM;
+		err = -ENOMEM;
+		goto free;
 	}
 	return 0;
+free:
+	free_percpu(pn->cpu);
+	return err;
 }
 
 static void __net_exit pgrx_net_exit(struct net *net)
@@ -304,6 +430,8 @@ static void __net_exit pgrx_net_exit(struct net *net)
 
 	remove_proc_entry("pgrx", net->proc_net);
 	nf_unregister_net_hooks(net, pn->ops, ARRAY_SIZE(pn->ops));
+	synchronize_net();		/* no hook still counts into the per-CPU counters */
+	free_percpu(pn->cpu);
 }
 
 static struct pernet_operations pgrx_net_ops = {

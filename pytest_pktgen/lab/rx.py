@@ -8,7 +8,8 @@ delivered. A :class:`RxCounter` counts at the sink over a run:
   alternative), optionally dropping;
 - ``nft``: an nftables netdev-ingress counter on UDP ``port`` (optionally dropping);
 - ``kmod``: the pgrx module of ``kmod/``, pktgen's port-9 packets at PRE_ROUTING, optionally
-  dropped, with loss, duplicates, reordering and latency from pktgen's header;
+  dropped, with loss, duplicates and reordering per stream and every packet's latency from
+  pktgen's header (:mod:`~pytest_pktgen.lab.latency`);
 - ``patched``: the counter of the paper's ip_input.c patch (``patches/``), in the kernel built
   from it (``net.ipv4.pktgen_rcv``, ``PktgenRcv``/``PktgenDrop`` in /proc/net/netstat).
 
@@ -31,6 +32,7 @@ from .. import host
 from ..host import netdev, netlink
 from ..pktgen.proc import write_command
 from ..run.runner import RunResult
+from .latency import Latency, parse_buckets
 
 KMOD_DIR = Path(__file__).resolve().parents[2] / "kmod"
 KMOD_NAME = "pgrx"
@@ -61,10 +63,12 @@ def settle(read: Callable[[], int], expected: int | None = None,
 
 @dataclass(frozen=True)
 class Stream:
-    """One sender's sequence numbers as pgrx saw them (per ingress device and source MAC)."""
+    """One sender's sequence numbers as pgrx saw them (per ingress device, source MAC and UDP
+    source port: the plugin gives each pktgen thread of a NIC a source port of its own)."""
 
     ifindex: int
     mac: str
+    sport: int
     first: int
     highest: int
     received: int
@@ -81,6 +85,11 @@ class Stream:
         expected = -(-sent // repeat) if sent is not None else (self.highest - 1) // repeat + 1
         return expected - self.unique
 
+    def duplicates_beyond(self, repeat: int = 1) -> int:
+        """Duplicates beyond pktgen's own copies: with clone_skb or burst (``repeat``) each
+        header arrives ``repeat`` times by design, and only more than that is a duplicate."""
+        return max(0, self.duplicates - (max(repeat, 1) - 1) * self.unique)
+
 
 @dataclass(frozen=True)
 class RxCount:
@@ -92,8 +101,9 @@ class RxCount:
     dropped: int = 0
     pktgen: int | None = None  # packets with pktgen's magic (kmod)
     streams: list[Stream] = field(default_factory=list)
-    latency_us: dict | None = None  # min/avg/max/samples/hist (kmod)
+    latency: Latency | None = None  # every pktgen packet's (kmod)
     bytes_from: str = "ethernet"  # "ethernet", "ip" or "" (no bytes)
+    other: dict[str, int] = field(default_factory=dict)  # kmod: other, fragments, gro, ...
 
 
 @dataclass
@@ -213,30 +223,29 @@ def parse_pgrx(text: str) -> RxCount:
     """Parse /proc/net/pgrx."""
     values: dict[str, int] = {}
     streams = []
-    hist: list[int] = []
+    buckets: dict[int, int] = {}
     for line in text.splitlines():
         key, _, rest = line.partition(" ")
         if key == "stream":
             fields = dict(item.split("=", 1) for item in rest.split())
             streams.append(Stream(int(fields["ifindex"]), fields["mac"],
-                                  *(int(fields[k]) for k in ("first", "highest", "received",
-                                                             "unique", "duplicates", "late",
+                                  *(int(fields[k]) for k in ("sport", "first", "highest",
+                                                             "received", "unique",
+                                                             "duplicates", "late",
                                                              "beyond_window"))))
-        elif key == "latency_hist_log2_us":
-            hist = [int(n) for n in rest.split()]
+        elif key == "latency_buckets":
+            sub_bits, buckets = parse_buckets(rest)
+            if sub_bits != 8:
+                raise ValueError(f"pgrx's latency buckets have {sub_bits} sub-bucket bits; "
+                                 "this plugin reads 8 (an older or newer kmod/pgrx.c?)")
         elif re.fullmatch(r"\d+", rest.strip()):
             values[key] = int(rest)
-    samples = values.get("latency_samples", 0)
-    latency = {
-        "samples": samples,
-        "min": values.get("latency_min_us", 0),
-        "max": values.get("latency_max_us", 0),
-        "avg": values.get("latency_sum_us", 0) / samples if samples else 0.0,
-        "future": values.get("latency_future", 0),
-        "hist_log2": hist,
-    }
+    latency = Latency(values.get("latency_samples", 0), values.get("latency_min_us", 0),
+                      values.get("latency_max_us", 0), values.get("latency_sum_us", 0),
+                      values.get("latency_future", 0), buckets)
+    other = {k: values.get(k, 0) for k in ("other", "fragments", "gro", "streams_overflow")}
     return RxCount("kmod", values["packets"], values["bytes"], values.get("dropped", 0),
-                   values.get("pktgen"), streams, latency)
+                   values.get("pktgen"), streams, latency, other=other)
 
 
 # --- the module ---------------------------------------------------------------------------

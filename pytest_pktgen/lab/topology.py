@@ -101,13 +101,21 @@ class Topology(Protocol):
     def close(self) -> None: ...
 
 
+UDP_SRC = 9  # pktgen's default UDP source port; thread N of a NIC sends from UDP_SRC + N
+
+
 def thread_configs(topology: Topology, index: int, threads: int, count: int,
                    **config) -> list[DeviceConfig]:
     """``count`` packets from tx link ``index``: one device, or ``dev@N`` on pktgen threads
     0..``threads``-1 sharing the count (the first ones one more where it does not divide);
-    ``config`` goes to :meth:`Topology.config` (ipv6, flags, pktgen parameters)."""
+    ``config`` goes to :meth:`Topology.config` (ipv6, flags, pktgen parameters). Each thread
+    of a NIC sends from a UDP source port of its own (``UDP_SRC + N``) unless ``config`` sets
+    one: every dev@N numbers its packets from 1, and pgrx tells their streams apart by it."""
+    own_port = threads > 1 and not {"udp_src_min", "udp_src_max"} & config.keys()
     return [topology.config(index, thread=n, suffix=f"@{n}" if threads > 1 else "",
-                            **{**config, "count": count // threads + (n < count % threads)})
+                            **{**config, "count": count // threads + (n < count % threads),
+                               **({"udp_src_min": UDP_SRC + n, "udp_src_max": UDP_SRC + n}
+                                  if own_port else {})})
             for n in range(threads)]
 
 

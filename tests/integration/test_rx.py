@@ -9,6 +9,7 @@ from accounting import CABLE_QUEUE, sent_checked, wait_until
 
 from pytest_pktgen.host.netns import call_in
 from pytest_pktgen.lab import rx
+from pytest_pktgen.lab.topology import UDP_SRC, thread_configs
 from pytest_pktgen.run.runner import PktgenRun
 
 pytestmark = pytest.mark.integration
@@ -72,9 +73,13 @@ def test_a_million_frames_counted_exactly(topology, request, rx_counter, irq_pin
         assert stream.beyond_window == stream.late == 0  # a veth keeps the order
     if arrived == sent:
         assert (stream.first, stream.highest) == (1, sent)
-    assert kmod.latency_us["samples"] == arrived
-    assert 0 <= kmod.latency_us["min"] <= kmod.latency_us["avg"] <= kmod.latency_us["max"]
-    assert sum(kmod.latency_us["hist_log2"]) == arrived
+    latency = kmod.latency  # every frame's, one sample per new sequence number (one beyond
+    # the window may be one seen before: no sample)
+    assert latency.samples == sum(latency.buckets.values())
+    assert latency.samples + latency.future == stream.unique
+    assert 0 <= latency.min_us <= latency.avg_us <= latency.max_us
+    pct = latency.percentiles()
+    assert latency.min_us <= pct["p50"] <= pct["p90"] <= pct["p99"] <= pct["p99.9"] <= pct["max"]
 
 
 def test_known_loss_is_measured(veth, rx_counter):
@@ -112,8 +117,30 @@ def test_clones_are_duplicates_not_loss(crossover, rx_counter):
     (stream,) = result.received["kmod"].streams
     assert stream.received == result.sent == 10_000
     assert stream.unique == 1_000 and stream.duplicates == 9_000
+    assert stream.duplicates_beyond(repeat=10) == 0  # pktgen's own copies, not duplicates
     assert stream.beyond_window == 0
     assert stream.lost(repeat=10) == stream.lost(repeat=10, sent=10_000) == 0
+    assert result.received["kmod"].latency.samples == 1_000  # a copy is not another sample
+
+
+def test_each_pktgen_thread_is_a_stream_of_its_own(veth, rx_counter):
+    """dev@0 and dev@1 on one NIC each number their packets from 1: pgrx keys its streams on the
+    UDP source port the plugin gives each thread, so neither is counted as the other's
+    duplicates, and each stream's loss is its own."""
+    if len(veth.pktgen.threads()) < 2:
+        pytest.skip("one pktgen thread on this machine")
+    kmod = rx_counter(veth, "kmod")
+    configs = thread_configs(veth, 0, 2, 20_000, pkt_size=60)
+    assert [c.params["udp_src_min"] for c in configs] == [UDP_SRC, UDP_SRC + 1]
+    result = veth.run(configs, rx=[kmod])
+    assert result.sent == 20_000
+    count = result.received["kmod"]
+    streams = sorted(count.streams, key=lambda st: st.sport)
+    assert [st.sport for st in streams] == [UDP_SRC, UDP_SRC + 1]
+    for stream in streams:
+        assert (stream.received, stream.unique, stream.duplicates) == (10_000, 10_000, 0)
+        assert stream.lost(sent=10_000) == 0
+    assert count.latency.samples == 20_000 and count.other["streams_overflow"] == 0
 
 
 @pytest.mark.parametrize("backend", ["tc", "nft"])

@@ -19,15 +19,19 @@ def test_parse_pgrx_capture():
     assert (stream.first, stream.highest) == (2, 10_000)  # seq 1 was the first dropped
     assert stream.lost() == stream.lost(sent=10_000) == dropped_by_nft
     assert stream.duplicates == stream.late == stream.beyond_window == 0
-    latency = count.latency_us
-    assert latency["samples"] == count.packets == sum(latency["hist_log2"])
-    assert latency["min"] <= latency["avg"] <= latency["max"]
-    assert len(latency["hist_log2"]) == 24
+    assert stream.sport == 9  # pktgen's default source port: one thread
+    assert count.other == {"other": 0, "fragments": 0, "gro": 0, "streams_overflow": 0}
+    latency = count.latency  # one sample per packet, in buckets exact below 256 us
+    assert latency.samples == count.packets == sum(latency.buckets.values())
+    assert latency.min_us == min(latency.buckets) and latency.max_us >= max(latency.buckets)
+    assert latency.min_us <= latency.avg_us <= latency.max_us
+    pct = latency.percentiles()
+    assert latency.min_us <= pct["p50"] <= pct["p99"] <= pct["p99.9"] <= pct["max"]
 
 
 def test_lost_with_clones():
     from pytest_pktgen.lab.rx import Stream
 
     # clone_skb 10, 20000 packets: headers 1, 11, ... 19991; one header (10 packets) missing
-    stream = Stream(3, "02:50:47:00:00:01", 1, 19991, 19990, 1999, 17991, 0, 0)
+    stream = Stream(3, "02:50:47:00:00:01", 9, 1, 19991, 19990, 1999, 17991, 0, 0)
     assert stream.lost(repeat=10) == 1 and stream.lost(repeat=10, sent=20_000) == 1

@@ -1,0 +1,108 @@
+"""One-way latency as pgrx measures it: every pktgen packet's, in HdrHistogram's layout.
+
+pgrx (kmod/) stamps nothing: pktgen writes its send time (µs) into each packet's header and
+pgrx takes the difference at ingress, one sample per new sequence number, into buckets exact
+below 2^``sub_bits`` µs and within 1/2^(``sub_bits``-1) above. That is HdrHistogram's layout at
+2 significant figures, so the buckets become an :class:`hdrh.histogram.HdrHistogram` without
+losing anything (PyPI ``hdrhistogram``: merging rounds, percentiles, a portable encoding).
+
+Both ends read the same clock only on one host (the VM lab's namespaces, a crossover cable on
+one machine): across hosts a latency needs synchronised clocks and is not reported here.
+
+pktgen stamps a packet when it builds it, then waits for its send time: a paced run (``ratep``
+or ``delay``) adds that wait, up to one inter-packet gap per thread, to every sample
+(:func:`pacing_wait_us`); the reports carry it next to the figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+HIGHEST_US = 2**30  # pgrx's last bucket: 18 minutes
+SIGNIFICANT = 2  # HdrHistogram's significant figures: 256 sub-buckets, pgrx's sub_bits 8
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency samples of a run (or merged runs), µs: their count, min/max/sum and the
+    buckets (lowest value -> count); ``future`` samples had a send time after arrival (clocks
+    not in step: not counted)."""
+
+    samples: int = 0
+    min_us: int = 0
+    max_us: int = 0
+    sum_us: int = 0
+    future: int = 0
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def avg_us(self) -> float:
+        return self.sum_us / self.samples if self.samples else 0.0
+
+    def histogram(self):
+        """The samples as an HdrHistogram (2 significant figures, up to pgrx's last bucket)."""
+        from hdrh.histogram import HdrHistogram
+
+        hist = HdrHistogram(1, HIGHEST_US, SIGNIFICANT)
+        for low, count in self.buckets.items():
+            hist.record_value(min(low, HIGHEST_US), count)
+        return hist
+
+    def percentiles(self) -> dict[str, float | None]:
+        """p50, p90, p99, p99.9 (the bucket's highest value: exact below 256 µs, within
+        0.8 % above) and the exact max, µs; None for each without samples."""
+        if not self.samples:
+            return {**dict.fromkeys(PERCENTILES), "max": None}
+        hist = self.histogram()
+        out: dict[str, float | None] = {
+            name: float(min(hist.get_value_at_percentile(p), self.max_us))
+            for name, p in PERCENTILES.items()}
+        out["max"] = float(self.max_us)
+        return out
+
+    def encoded(self) -> str:
+        """The histogram in HdrHistogram's compressed base64 form (for results.json; any
+        HdrHistogram library decodes it)."""
+        return self.histogram().encode().decode()
+
+    def __add__(self, other: Latency) -> Latency:
+        """Both runs' samples together."""
+        if not other.samples:
+            return self
+        if not self.samples:
+            return other
+        merged = dict(self.buckets)
+        for low, count in other.buckets.items():
+            merged[low] = merged.get(low, 0) + count
+        return Latency(self.samples + other.samples, min(self.min_us, other.min_us),
+                       max(self.max_us, other.max_us), self.sum_us + other.sum_us,
+                       self.future + other.future, merged)
+
+
+def merged(latencies) -> Latency | None:
+    """The rounds' latencies as one (None if no round had any)."""
+    present = [lat for lat in latencies if lat is not None]
+    if not present:
+        return None
+    total = Latency()
+    for lat in present:
+        total = total + lat
+    return total
+
+
+def parse_buckets(text: str) -> tuple[int, dict[int, int]]:
+    """pgrx's ``latency_buckets SUB_BITS LOW:COUNT ...`` (after the key): the sub-bucket bits
+    and the buckets."""
+    first, *pairs = text.split()
+    buckets = {}
+    for pair in pairs:
+        low, _, count = pair.partition(":")
+        buckets[int(low)] = int(count)
+    return int(first), buckets
+
+
+def pacing_wait_us(ratep_per_thread: float | None) -> float:
+    """What a paced pktgen thread adds to each latency sample at most: it stamps a packet,
+    then waits for its send time, one inter-packet gap (0 when not paced)."""
+    return 1e6 / ratep_per_thread if ratep_per_thread else 0.0
