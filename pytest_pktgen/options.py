@@ -14,7 +14,7 @@ import pytest
 
 from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
-from .measurement.gates import TOLERANCE_METRICS, requirement
+from .measurement.gates import TOLERANCE_METRICS, latency_requirements, requirement
 from .measurement.point import AXES, check_value
 from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, check_ifname, ipv4, ipv6, mac
 from .run.runner import check_ends
@@ -117,8 +117,8 @@ def param(text: str) -> tuple[str, str]:
 
 
 def tolerances(text: str) -> dict[str, float]:
-    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,ndr_pps=10% (relative for
-    rates, absolute for loss_ratio)."""
+    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,lat_p99_us=25%,ndr_pps=10%
+    (relative, but absolute for loss_ratio)."""
     out = {}
     for item in str(text).replace(" ", "").split(","):
         name, sep, value = item.partition("=")
@@ -145,6 +145,22 @@ def search_rate(key: str) -> Callable[[str], float | str]:
             raise argparse.ArgumentTypeError(str(err)) from None
         return value
     return parse
+
+
+def latency_limits(text: str) -> dict[str, float]:
+    """Percentiles' most µs: p99=500,p50=100 (pgrx's latency)."""
+    out: dict[str, float | str] = {}
+    for item in str(text).replace(" ", "").split(","):
+        name, _, value = item.partition("=")
+        try:
+            out[name] = float(value.removesuffix("us"))
+        except ValueError:
+            out[name] = value
+    try:
+        latency_requirements(out, "")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+    return out
 
 
 def ifname(text: str) -> str:
@@ -233,6 +249,8 @@ OPTIONS = (
     Option("pktgen_min_pdr", "fail a throughput search whose PDR is below this many packets "
            "per second, or this share of the link's line rate (95%)", None,
            search_rate("min_pdr"), "PPS|SHARE%"),
+    Option("pktgen_max_latency", "fail a measurement whose latency percentiles exceed these "
+           "(µs; measured with --pktgen-rx kmod)", None, latency_limits, "p99=500,..."),
     Option("pktgen_thresholds", "TOML file of pps and loss thresholds per test or frame size",
            None, str, "FILE"),
     Option("pktgen_baseline", "compare each measurement with this saved baseline (JSON)", None,
@@ -241,8 +259,9 @@ OPTIONS = (
            str, "FILE"),
     Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
            "measurement (or a search's ndr_pps, pdr_pps) may go; metrics not named keep their "
-           "defaults", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001, "ndr_pps": 0.10,
-                        "pdr_pps": 0.10}, tolerances, "METRIC=SHARE,..."),
+           "defaults", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001, "lat_p50_us": 0.25,
+                        "lat_p99_us": 0.25, "ndr_pps": 0.10, "pdr_pps": 0.10}, tolerances,
+           "METRIC=SHARE,..."),
     Option("pktgen_loss_ratios", "throughput searches (pktgen_search): the loss ratios a "
            "load may have and count, one goal each (0: the NDR; 0.005: a PDR)", (0.0, 0.005),
            ratios, "SHARE,..."),

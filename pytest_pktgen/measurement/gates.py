@@ -37,8 +37,10 @@ import pytest
 from .row import Row
 from .search import SearchResult
 
-# metric -> True if higher is better; tolerances are relative for rates, absolute for shares
-BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False}
+# metric -> True if higher is better; tolerances are relative, but absolute for shares
+BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False, "lat_p50_us": False,
+                    "lat_p99_us": False}
+ABSOLUTE_TOLERANCE = frozenset({"loss_ratio"})
 SEARCH_BASELINE_METRICS = {"ndr_pps": True, "pdr_pps": True}  # a throughput search's
 TOLERANCE_METRICS = {**BASELINE_METRICS, **SEARCH_BASELINE_METRICS}
 GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
@@ -46,6 +48,9 @@ GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
              "min_ndr": ("ndr_pps", "min"), "min_pdr": ("pdr_pps", "min")}
 # what a throughput search (pktgen_search) is judged by; the rest judge measurements
 SEARCH_METRICS = frozenset({"ndr_pps", "pdr_pps"})
+# max_latency_us={"p99": 500, ...}: a table of percentiles, each a requirement on its column
+LATENCY_GATE = "max_latency_us"
+LATENCY_NAMES = ("p50", "p90", "p99", "p99.9", "max")
 RELATIVE_KEYS = ("min_ratio", "relative_to")
 
 
@@ -88,6 +93,8 @@ class RelativeRequirement:
 def _fmt(metric: str, value: float) -> str:
     if metric == "loss_ratio":
         return f"{value:.4%}"
+    if metric.startswith("lat_"):
+        return f"{value:,.0f} µs"
     return f"{value:,.0f}" if metric.endswith("pps") else f"{value:,.1f}"
 
 
@@ -119,14 +126,38 @@ def requirement(key: str, value: object, source: str) -> Requirement:
     return Requirement(metric, bound, float(value), source)
 
 
+def latency_requirements(value: object, source: str) -> list[Requirement]:
+    """``max_latency_us={"p99": 500, "p50": 100}``: each percentile's most µs (pgrx's
+    latency, ``rx="kmod"``); a ValueError says what is allowed."""
+    allowed = (f"a table of percentiles ({', '.join(LATENCY_NAMES)}) to µs, e.g. "
+               "{\"p99\": 500}")
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"{LATENCY_GATE} = {value!r} is not {allowed}")
+    out = []
+    for name, limit in value.items():
+        if name not in LATENCY_NAMES or isinstance(limit, bool) or not isinstance(
+                limit, (int, float)) or limit < 0:
+            raise ValueError(f"{LATENCY_GATE} {name!r} = {limit!r}: {allowed}, each a number "
+                             "of µs, 0 or more")
+        out.append(Requirement(f"lat_{name.replace('.', '')}_us", "max", float(limit), source))
+    return out
+
+
+def _by_frame(value: object) -> bool:
+    """Whether a marker's value is given per frame size (``{64: 1e6, 1500: 8e4}``)."""
+    return isinstance(value, Mapping) and bool(value) and all(
+        isinstance(k, int) and not isinstance(k, bool) for k in value)
+
+
 def _gate_items(table: Mapping, source: str) -> list[Requirement]:
     out = []
     for key, value in table.items():
-        if key not in GATE_KEYS:
+        if key not in GATE_KEYS and key != LATENCY_GATE:
             raise pytest.UsageError(f"{source}: {key!r} is not a threshold; use "
-                                    f"{', '.join(GATE_KEYS)}")
+                                    f"{', '.join((*GATE_KEYS, LATENCY_GATE))}")
         try:
-            out.append(requirement(key, value, source))
+            out += latency_requirements(value, source) if key == LATENCY_GATE else \
+                [requirement(key, value, source)]
         except ValueError as err:
             raise pytest.UsageError(f"{source}: {err}") from None
     return out
@@ -189,23 +220,27 @@ def marker_requirements(kwargs: Mapping[str, object], where: str
                                     f"0) and relative_to (a reference label), got {ratio!r}, "
                                     f"{ref!r}")
         relative.append(RelativeRequirement(ref, float(ratio), source))
-    return _gate_items({k: v for k, v in plain.items() if not isinstance(v, dict)}, source), \
+    return _gate_items({k: v for k, v in plain.items() if not _by_frame(v)}, source), \
         relative
 
 
 def per_frame(kwargs: Mapping[str, object], frame: int, where: str) -> list[Requirement]:
     """The marker's requirements given by frame size, for this frame."""
     source = f"the pktgen_gate marker of {where} (frame {frame})"
-    chosen = {k: v[frame] for k, v in kwargs.items() if isinstance(v, dict) and frame in v}
+    chosen = {k: v[frame] for k, v in kwargs.items() if _by_frame(v) and frame in v}
     return _gate_items(chosen, source)
 
 
-def option_requirements(min_pps, max_loss, min_ndr=None, min_pdr=None) -> list[Requirement]:
+def option_requirements(min_pps, max_loss, min_ndr=None, min_pdr=None,
+                        max_latency=None) -> list[Requirement]:
     """The gates' options' requirements (values already checked by the options' types)."""
     given = {"min_pps": (min_pps, "--pktgen-min-pps"), "max_loss": (max_loss, "--pktgen-max-loss"),
              "min_ndr": (min_ndr, "--pktgen-min-ndr"), "min_pdr": (min_pdr, "--pktgen-min-pdr")}
-    return [requirement(key, value, flag) for key, (value, flag) in given.items()
-            if value is not None]
+    out = [requirement(key, value, flag) for key, (value, flag) in given.items()
+           if value is not None]
+    if max_latency:
+        out += latency_requirements(max_latency, "--pktgen-max-latency")
+    return out
 
 
 def check(row: Row | SearchResult, requirements: Iterable[Requirement]) -> list[str]:
@@ -221,8 +256,9 @@ def check(row: Row | SearchResult, requirements: Iterable[Requirement]) -> list[
                        "it in pps")
             continue
         if measured is None:
-            why = "no lower bound was found" if req.metric in SEARCH_METRICS else \
-                "no receive counter?"
+            why = "no lower bound was found" if req.metric in SEARCH_METRICS else (
+                "latency needs the kmod receive counter, rx=\"kmod\"" if
+                req.metric.startswith("lat_") else "no receive counter?")
             out.append(f"{req.metric} was not measured ({why}), but {req.source} requires it")
             continue
         message = req.failure(float(measured), line_rate)
@@ -303,10 +339,15 @@ def compare_baseline(row: Row | SearchResult, baseline: Mapping[str, Mapping], p
             out.append(f"{metric} {_fmt(metric, now)} is {1 - now / then:.1%} below the baseline "
                        f"{_fmt(metric, then)} in {path} (tolerance {tol:.1%} from "
                        "--pktgen-tolerance)")
-        elif not higher_is_better and now > then + tol:
+        elif not higher_is_better and metric in ABSOLUTE_TOLERANCE and now > then + tol:
             out.append(f"{metric} {_fmt(metric, now)} is above the baseline "
                        f"{_fmt(metric, then)} in {path} by more than {_fmt(metric, tol)} "
                        "(--pktgen-tolerance)")
+        elif not higher_is_better and metric not in ABSOLUTE_TOLERANCE and \
+                now > then * (1 + tol):
+            out.append(f"{metric} {_fmt(metric, now)} is {now / then - 1:.1%} above the "
+                       f"baseline {_fmt(metric, then)} in {path} (tolerance {tol:.1%} from "
+                       "--pktgen-tolerance)")
     return True, out
 
 

@@ -17,7 +17,8 @@ import pytest
 from ..errors import PktgenRunError
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
-from ..lab.rx import AFTER_TC_INGRESS
+from ..lab.latency import merged
+from ..lab.rx import AFTER_TC_INGRESS, RxCount
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
 from ..run.runner import RunResult, Sample
@@ -196,11 +197,13 @@ class Bench:
             counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx, **drop)
         tx = topology.tx[index]
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
-        rounds, received = self._rounds(topology, configs, counter, what)
+        rounds, counts = self._rounds(topology, configs, counter, what)
+        received = [c.packets for c in counts] if counter is not None else None
         device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
-                     rounds, received, counter and counter.backend, device, topology.sink_mode)
+                     rounds, received, counter and counter.backend, device, topology.sink_mode,
+                     latency=merged(c.latency for c in counts))
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)
@@ -216,7 +219,7 @@ class Bench:
     def _rounds(self, topology: Topology, configs, counter, what: str):
         s = self.settings
         results: list[RunResult] = []
-        received: list[int] = []
+        received: list[RxCount] = []
         live: list = []
         ended: dict[int, bool] = {}
         watcher = self.state.progress.watcher(what) if self.state.progress else None
@@ -240,7 +243,7 @@ class Bench:
             results.append(result)
             if counter is not None:
                 try:
-                    received.append(counter.settled(result.sent).packets)
+                    received.append(counter.settled(result.sent))
                 except (OSError, LookupError) as err:
                     raise PktgenRunError(
                         f"pktgen sent {result.sent} packets at {result.pps:,} pps, but the "
@@ -266,7 +269,7 @@ class Bench:
             if self.state.progress:
                 self.state.progress.done()
         skip = len(results) - min(s.rounds, len(results))
-        return results[skip:], (received[skip:] if counter is not None else None)
+        return results[skip:], received[skip:]
 
     def _refuse_ambiguous(self, label: str | None) -> None:
         """Each measurement of a test needs its own baseline key: a second unlabelled (or

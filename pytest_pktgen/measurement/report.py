@@ -30,13 +30,15 @@ UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, a
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
          "from pktgen (Mb/s without FCS, of the frame sent); L1 Mb/s adds FCS, preamble and gap "
          "(frame sent + 20 B); offered = sent (accepted by the driver) + errors (refused by it); "
-         "loss = offered - received")
+         "loss = offered - received; latency (lat_*_us, pgrx) one-way in µs from pktgen's "
+         "timestamp, each sample including up to pacing_wait_us of pktgen's own wait when paced")
 TABLE_COLUMNS = {  # column -> heading in the terminal table
     "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
     "frame_sent": "sent as",
     "clone_skb": "clone", "flows": "flows", "threads": "threads", "pps": "pps",
     "pps_spread": "spread", "mbps": "Mb/s", "l1_mbps": "L1 Mb/s", "sent": "sent",
     "received": "received", "loss_ratio": "loss", "errors": "errors", "gate": "gate",
+    "lat_p50_us": "p50 µs", "lat_p99_us": "p99 µs", "lat_max_us": "max µs",
 }
 
 
@@ -85,6 +87,10 @@ class Results:
             df = self.frame()
             paths["csv"] = self._csv(out / "results.csv", df)
             doc["results"] = json.loads(df.to_json(orient="records", double_precision=15))
+            for doc_row, row in zip(doc["results"], self.rows, strict=True):
+                if row.latency is not None and row.latency.samples:
+                    # every sample, in HdrHistogram's portable form (and pgrx's buckets)
+                    doc_row["latency_hdr"] = row.latency.encoded()
         if self.searches:
             searches = searches_frame(self.searches)
             paths["searches csv"] = self._csv(out / "searches.csv", searches)
@@ -154,6 +160,9 @@ def environment(kernel_info=None, lab=None) -> dict:
 
 # --- the terminal table ------------------------------------------------------------------
 
+LATENCY_SHOWN = ("lat_p50_us", "lat_p99_us", "lat_max_us")  # in the terminal's table
+
+
 def frame_of(rows: list[Row]):
     """The rows as a pandas DataFrame of their report columns."""
     import pandas as pd
@@ -176,7 +185,11 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
             columns.insert(1, "frame_sent")  # the frame really sent, beside the one asked
         if group["extra"].astype(bool).any():
             columns.insert(2 + len(varying), "id")
+        latency = [c for c in LATENCY_SHOWN if c in group and group[c].notna().any()]
+        columns[-1:-1] = latency  # p50/p99/max µs where pgrx measured them, before the gate
         shown = group[columns].copy()
+        for col in latency:
+            shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
         shown["pps"] = shown["pps"].map(lambda v: f"{v:,.0f}")
         shown["pps_spread"] = shown["pps_spread"].map(lambda v: f"{v:.1%}")
         for col in ("mbps", "l1_mbps"):

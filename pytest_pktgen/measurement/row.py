@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..lab.latency import Latency
 from ..pktgen.params import pkt_size_of
 from ..run.runner import RunResult
 from .point import AXES, AXIS_COLUMNS, Point
@@ -23,6 +24,11 @@ L1_OVERHEAD = 20  # preamble 7 + SFD 1 + inter-frame gap 12 bytes
 def key_of(test: str, label: str | None) -> str:
     """A measurement's key in baselines and reports: the test's node id and the label."""
     return f"{test}#{label}" if label else test
+
+
+# the latency columns (Row.latency_us), also attributes of a row
+LATENCY_COLUMNS = ("lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us", "lat_max_us",
+                   "lat_avg_us", "lat_samples")
 
 
 def extra_of(point: Point) -> str:
@@ -60,6 +66,10 @@ class Row:
     rx_backend: str | None = None
     sink: str = ""  # what the sink did with the frames (NetnsTopology.sink_mode)
     device: dict[str, str] = field(default_factory=dict)  # the tx link: name, driver, ...
+    latency: Latency | None = None  # every round's samples together, where counted (kmod)
+    # what pktgen's pacing adds to each latency sample at most: it stamps a packet, then waits
+    # for its send time (its delay, one inter-packet gap per thread); 0: not paced
+    pacing_wait_us: float = 0.0
     gate: str = ""  # "ok", "FAIL" or "" (nothing gates it)
     ratio: float | None = None  # pps against a relative gate's reference
     baseline: str | None = None  # "ok", "regressed", "none"; None: no baseline
@@ -68,8 +78,9 @@ class Row:
     def of(cls, test: str, name: str, point: Point, label: str | None,
            rounds: Sequence[RunResult], received: Sequence[int] | None = None,
            rx_backend: str | None = None, device: dict[str, str] | None = None,
-           sink: str = "") -> Row:
-        """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted."""
+           sink: str = "", latency: Latency | None = None) -> Row:
+        """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted;
+        ``latency``: the rounds' samples together, if measured."""
         pps = [float(r.pps) for r in rounds]
         median = statistics.median(pps)
         # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
@@ -91,7 +102,9 @@ class Row:
                          for r in rounds) / 1e6,
             wall_s=sum(r.wall_s for r in rounds),
             received=sum(received) if received is not None else None,
-            rx_backend=rx_backend, sink=sink, device=dict(device or {}))
+            rx_backend=rx_backend, sink=sink, device=dict(device or {}), latency=latency,
+            pacing_wait_us=max((int(s.params.get("delay", 0)) / 1e3 for s in statuses),
+                               default=0.0))
 
     @property
     def frame(self) -> int:
@@ -133,6 +146,25 @@ class Row:
         """The point's parameters beyond the axes, as JSON ("" if none)."""
         return extra_of(self.point)
 
+    def latency_us(self) -> dict[str, float | None]:
+        """The latency columns: p50, p90, p99, p99.9, max and avg in µs, the samples and the
+        pacing's wait beside them (empty where no latency was measured)."""
+        if self.latency is None:
+            return {}
+        pct = self.latency.percentiles()
+        out = {f"lat_{name.replace('.', '')}_us": value for name, value in pct.items()}
+        out["lat_avg_us"] = self.latency.avg_us if self.latency.samples else None
+        out["lat_samples"] = self.latency.samples
+        out["pacing_wait_us"] = self.pacing_wait_us
+        return out
+
+    def __getattr__(self, name: str):
+        """A latency column as an attribute (``row.lat_p99_us``: gates read them so); None
+        where no latency was measured."""
+        if name in LATENCY_COLUMNS:
+            return self.latency_us().get(name)
+        raise AttributeError(name)
+
     def as_dict(self) -> dict:
         """The row's columns, in the reports' order: results.csv and results.json."""
         axes = self.point.axes()
@@ -146,7 +178,7 @@ class Row:
             "pktgen_s": self.pktgen_s, "wall_s": self.wall_s, "received": self.received,
             "loss": self.loss, "loss_ratio": self.loss_ratio, "rx_backend": self.rx_backend,
             "sink": self.sink, **{f"dev_{k}": v for k, v in self.device.items()},
-            "gate": self.gate,
+            **self.latency_us(), "gate": self.gate,
         }
         if self.ratio is not None:
             out["ratio"] = self.ratio

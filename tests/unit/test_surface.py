@@ -241,7 +241,8 @@ def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
     path = tmp_path / "base.json"
     gates.save_baseline(str(path), rows, {"kernel": "x"})
     saved, searches = gates.load_baseline(str(path))
-    assert saved == {"t.py::test_a[64B]": {"pps": 1000.0, "mbps": 10.0, "loss_ratio": 0.01}}
+    assert saved == {"t.py::test_a[64B]": {"pps": 1000.0, "mbps": 10.0, "loss_ratio": 0.01,
+                                           "lat_p50_us": None, "lat_p99_us": None}}
     assert searches == {}
     tol = {"pps": 0.1, "mbps": 0.1, "loss_ratio": 0.001}
     same = replace(rows[0])

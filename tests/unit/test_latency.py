@@ -1,0 +1,118 @@
+"""Latency from pgrx's buckets: percentiles, merging rounds, the HdrHistogram encoding, the
+gates on percentiles. (pgrx's own output is parsed in test_rx_parse.py, from a real run.)"""
+
+from __future__ import annotations
+
+import pytest
+from hdrh.histogram import HdrHistogram
+
+from pytest_pktgen.lab.latency import Latency, merged, pacing_wait_us, parse_buckets
+from pytest_pktgen.measurement import gates
+from pytest_pktgen.measurement.row import Row
+
+
+def test_percentiles_are_exact_below_256_us_and_within_a_128th_above():
+    # 100 samples: 50 at 100 us, 49 in the bucket 1,984..1,991 us, 1 at 9,000 us (8,960..)
+    lat = Latency(100, 100, 9_000, 50 * 100 + 49 * 2_000 + 9_000, 0,
+                  {100: 50, 1_984: 49, 8_960: 1})
+    pct = lat.percentiles()
+    assert pct["p50"] == 100.0  # exact
+    assert 1_984 <= pct["p90"] <= 1_984 * (1 + 1 / 128)  # the bucket's highest value
+    assert pct["p99"] == pct["p90"]
+    assert pct["p99.9"] == pct["max"] == 9_000.0  # never above the exact max
+    assert lat.avg_us == pytest.approx(1_120.0)
+    assert Latency().percentiles() == dict.fromkeys(("p50", "p90", "p99", "p99.9", "max"))
+
+
+def test_rounds_merge_into_one_distribution_and_encode_for_any_hdr_library():
+    a = Latency(3, 10, 30, 60, 0, {10: 1, 20: 1, 30: 1})
+    b = Latency(2, 5, 40, 45, 1, {5: 1, 40: 1})
+    both = merged([a, None, b])
+    assert (both.samples, both.min_us, both.max_us, both.sum_us, both.future) == (5, 5, 40, 105, 1)
+    assert both.buckets == {10: 1, 20: 1, 30: 1, 5: 1, 40: 1}
+    assert merged([None, None]) is None and a + Latency() == a
+    decoded = HdrHistogram.decode(both.encoded())
+    assert decoded.get_total_count() == 5 and decoded.get_value_at_percentile(50) == 20
+
+
+def test_pgrx_bucket_lines_and_the_pacing_wait():
+    assert parse_buckets("8 0:3 255:1 256:2 1984:7") == (8, {0: 3, 255: 1, 256: 2, 1984: 7})
+    assert pacing_wait_us(2_000) == 500.0 and pacing_wait_us(None) == pacing_wait_us(0) == 0.0
+
+
+def test_latency_columns_and_gates_on_percentiles():
+    row = Row("t.py::test_a", latency=Latency(100, 100, 300, 15_000, 0, {100: 50, 200: 50}),
+              pacing_wait_us=100.0)
+    assert row.as_dict()["lat_p50_us"] == 100.0 and row.lat_p99_us == 200.0
+    assert row.as_dict()["pacing_wait_us"] == 100.0 and row.lat_max_us == 300.0
+    reqs = gates.latency_requirements({"p99": 150, "p50": 100}, "the marker")
+    assert gates.check(row, reqs) == [
+        "lat_p99_us 200 µs measured, at most 150 µs required by the marker"]
+    unmeasured = Row("t.py::test_b")
+    assert unmeasured.lat_p99_us is None and "lat_p99_us" not in unmeasured.as_dict()
+    assert gates.check(unmeasured, reqs[:1]) == [
+        'lat_p99_us was not measured (latency needs the kmod receive counter, rx="kmod"), but '
+        "the marker requires it"]
+    for bad in ({"p42": 1}, {"p99": -1}, {"p99": True}, 500, {}):
+        with pytest.raises(ValueError, match="max_latency_us"):
+            gates.latency_requirements(bad, "x")
+
+
+def test_the_marker_takes_latency_by_percentile_and_other_gates_by_frame():
+    kwargs = {"max_latency_us": {"p99": 500}, "min_pps": {64: 1e6, 1500: 8e4}}
+    plain, _ = gates.marker_requirements(kwargs, "t")
+    assert [(r.metric, r.value) for r in plain] == [("lat_p99_us", 500.0)]
+    assert [(r.metric, r.value) for r in gates.per_frame(kwargs, 64, "t")] == [("pps", 1e6)]
+    by_frame = {"max_latency_us": {64: {"p50": 80}}}
+    assert [(r.metric, r.value) for r in gates.per_frame(by_frame, 64, "t")] == [
+        ("lat_p50_us", 80.0)]
+
+
+def test_a_latency_baseline_regresses_by_a_share_of_its_percentile():
+    saved = {"t.py::test_a": {"pps": 1000.0, "lat_p99_us": 400.0}}
+    tol = {"pps": 0.1, "lat_p99_us": 0.25}
+    slower = Row("t.py::test_a", pps=1000.0,
+                 latency=Latency(10, 100, 600, 3_000, 0, {100: 5, 520: 5}))
+    assert gates.compare_baseline(slower, saved, "base.json", tol) == (True, [
+        "lat_p99_us 523 µs is 30.8% above the baseline 400 µs in base.json (tolerance 25.0% "
+        "from --pktgen-tolerance)"])
+    steady = Row("t.py::test_a", pps=1000.0,
+                 latency=Latency(10, 100, 480, 3_000, 0, {100: 5, 480: 5}))
+    assert gates.compare_baseline(steady, saved, "base.json", tol) == (True, [])
+
+
+def test_reports_carry_the_latency_columns_and_every_sample_as_hdr(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from pytest_pktgen.measurement.point import Point
+    from pytest_pktgen.measurement.report import Results, tables
+
+    lat = Latency(100, 90, 400, 15_000, 0, {90: 50, 200: 49, 400: 1})
+    rows = [Row("t.py::test_a[64B]", name="test_a", point=Point(frame=64), pps=2_000.0,
+                offered=100, sent=100, received=100, rx_backend="kmod", latency=lat,
+                pacing_wait_us=500.0),
+            Row("t.py::test_a[1500B]", name="test_a", point=Point(frame=1500), pps=1_000.0,
+                offered=100, sent=100, received=100, rx_backend="kmod")]
+    paths = Results(rows=rows).write(str(tmp_path), plots=False)
+    csv = pd.read_csv(paths["csv"], comment="#")
+    assert list(csv["lat_p50_us"].fillna(-1)) == [90.0, -1] and csv.loc[0, "lat_p99_us"] == 200.0
+    assert csv.loc[0, "pacing_wait_us"] == 500.0 and "latency_hdr" not in csv
+    first, second = json.loads(paths["json"].read_text())["results"]
+    assert HdrHistogram.decode(first["latency_hdr"]).get_total_count() == 100
+    assert "latency_hdr" not in second
+    ((_, lines),) = tables(rows)
+    assert lines[0].split()[-7:] == ["p50", "µs", "p99", "µs", "max", "µs", "gate"]
+    assert lines[1].split()[-3:] == ["90", "200", "400"] and lines[2].split()[-3:] == ["-"] * 3
+
+
+def test_every_latency_column_is_an_attribute_of_a_row():
+    from pytest_pktgen.measurement.row import LATENCY_COLUMNS
+
+    row = Row("t", latency=Latency(2, 10, 20, 30, 0, {10: 1, 20: 1}))
+    assert {c: getattr(row, c) for c in LATENCY_COLUMNS} == {
+        c: row.as_dict()[c] for c in LATENCY_COLUMNS}
+    assert row.lat_samples == 2 and Row("t").lat_samples is None
+    with pytest.raises(AttributeError):
+        row.lat_p42_us  # noqa: B018
