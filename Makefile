@@ -85,9 +85,9 @@ test: deps venv kmod
 		> $(PATCHED_TREE).log 2>&1 & \
 	build=$$!; \
 	echo "patched kernel: building in the background (nice 19, its own autogroup), log $(PATCHED_TREE).log"; \
-	$(PYTEST) tests/unit tests/host && \
+	$(PYTEST) tests/unit tests/host --durations=8 && \
 	PKTGEN_SOAK_RUNS=$(CI_SOAK_RUNS) $(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration \
-		examples/ $(EXAMPLE_ARGS) --pktgen-no-plots --durations=15; \
+		examples/ $(EXAMPLE_ARGS) --pktgen-no-plots --durations=40; \
 	suites=$$?; \
 	wait $$build; built=$$?; \
 	[ $$built -eq 0 ] || { tail -40 $(PATCHED_TREE).log; echo "patched kernel: build failed"; }; \
