@@ -12,6 +12,7 @@ pytestmark = pytest.mark.integration
 COUNT = 2_000
 RATE = {"ratep": 2_000}  # slow enough for a sniffer under TCG to see a good share
 SAMPLE = 100  # enough frames to judge the fields by; scapy misses many, and says so
+LIMIT = 3 * SAMPLE  # frames kept: scapy takes ~10 ms a frame to dissect under TCG
 
 
 def test_ipv4_range_config(veth, sniffer):
@@ -19,7 +20,7 @@ def test_ipv4_range_config(veth, sniffer):
                          udp_src_min=1000, udp_src_max=1100, tos="b8",
                          flags=["IPDST_RND", "UDPSRC_RND"], **RATE)
     assert "dst" not in config.params  # a range given: no single dst filled in
-    sniff = sniffer(veth)
+    sniff = sniffer(veth, limit=LIMIT)
     result = veth.run(config)
     report = check(sniff.stop(), config, result.sent, veth.tx[0].mac)
     assert report.problems == []
@@ -54,7 +55,7 @@ def test_a_flows_point_sends_exactly_its_flows(veth, sniffer):
 def test_ipv6_config(veth, sniffer):
     config = veth.config(count=COUNT, pkt_size=200, ipv6=True, traffic_class="2e",
                          flags=["UDPCSUM"], **RATE)
-    sniff = sniffer(veth)
+    sniff = sniffer(veth, limit=LIMIT)
     result = veth.run(config)
     report = check(sniff.stop(), config, result.sent, veth.tx[0].mac)
     assert report.problems == []
