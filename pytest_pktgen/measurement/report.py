@@ -105,6 +105,10 @@ class Results:
                 paths["png"] = plot
         for n, found in enumerate(self.searches if plots else ()):
             paths[f"search png {n + 1}"] = plot_search(found, out / search_png(found, n))
+        timed = [row for row in self.rows if row.latency is not None and row.latency.samples]
+        for name in dict.fromkeys(row.name for row in timed) if plots else ():
+            paths[f"latency png {name}"] = plot_latency(
+                [row for row in timed if row.name == name], out / f"latency-{_file_part(name)}.png")
         return paths
 
     def _csv(self, path: Path, df) -> Path:
@@ -123,9 +127,14 @@ def searches_frame(searches: list[SearchResult]):
     return pd.DataFrame([found.as_dict() for found in searches])
 
 
+def _file_part(text: str) -> str:
+    """``text`` as a part of a file name (letters, digits, - and _)."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
+
+
 def search_png(found: SearchResult, n: int) -> str:
     """A search's plot's file name: its test, label and frame, numbered in the session."""
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in found.name or "search")
+    name = _file_part(found.name or "search")
     label = f"-{found.label}" if found.label else ""
     return f"search-{n + 1}-{name}{label}-{found.frame}B.png"
 
@@ -294,6 +303,42 @@ def plot_sweeps(df, path: Path) -> Path | None:
     fig.suptitle("pktgen sweep")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_latency(rows: list[Row], path: Path) -> Path:
+    """One test's latency distributions, a line per point (frame, label, axes): each packet's
+    latency against the share of packets at or below it (a CDF from every sample), log µs,
+    the percentiles the reports give marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for n, row in enumerate(rows):
+        lows = sorted(row.latency.buckets)
+        total, seen, xs, ys = row.latency.samples, 0, [], []
+        for low in lows:
+            seen += row.latency.buckets[low]
+            xs.append(max(low, 1))
+            ys.append(seen / total)
+        what = ", ".join(v for v in (row.point.id or f"{row.frame}B", row.label) if v)
+        wait = f", pacing wait {row.pacing_wait_us:,.0f} µs" if row.pacing_wait_us else ""
+        ax.step(xs, ys, where="post", color=f"C{n % 10}",
+                label=f"{what}: p50 {row.lat_p50_us:,.0f}, p99 {row.lat_p99_us:,.0f} µs{wait}")
+    for share in (0.5, 0.9, 0.99):
+        ax.axhline(share, color="grey", lw=0.6, ls=":")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("one-way latency, µs (pgrx, from pktgen's timestamp)")
+    ax.set_ylabel("share of packets at or below")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(f"{rows[0].name}: latency of every packet (dotted: p50, p90, p99)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 

@@ -116,3 +116,21 @@ def test_every_latency_column_is_an_attribute_of_a_row():
     assert row.lat_samples == 2 and Row("t").lat_samples is None
     with pytest.raises(AttributeError):
         row.lat_p42_us  # noqa: B018
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_latency_plot_per_test_a_line_per_point(tmp_path):
+    from pytest_pktgen.measurement.point import Point
+    from pytest_pktgen.measurement.report import Results
+
+    lat = Latency(100, 90, 400, 15_000, 0, {90: 50, 200: 49, 400: 1})
+    rows = [Row(f"t.py::test_a[{f}B]", name="test_a", point=Point(frame=f), pps=2e3, offered=100,
+                sent=100, received=100, rx_backend="kmod", latency=lat, pacing_wait_us=500.0)
+            for f in (64, 1500)]
+    rows.append(Row("t.py::test_b", name="test_b", point=Point(frame=64), pps=2e3))  # none
+    paths = Results(rows=rows).write(str(tmp_path))
+    assert paths["latency png test_a"].name == "latency-test_a.png"
+    assert paths["latency png test_a"].read_bytes()[:4] == b"\x89PNG"
+    assert not [k for k in paths if k.endswith("test_b")]
+    assert not [k for k in Results(rows=rows).write(str(tmp_path / "bare"), plots=False)
+                if k.startswith("latency")]
