@@ -244,6 +244,10 @@ def search_tables(searches: list[SearchResult]) -> list[tuple[str, list[str]]]:
         })
         if not group["label"].astype(bool).any():
             shown = shown.drop(columns="label")
+        if group["ndr_lat_p50_us"].notna().any():  # RFC 2544's latency test, at the NDR
+            for k in ("p50", "p99"):
+                shown.insert(len(shown.columns) - 2, f"{k} µs at NDR",
+                             group[f"ndr_lat_{k}_us"].map(lambda v: num(v, ",.0f")))
         backends = sorted({b for b in group["rx_backend"].dropna()})
         sinks = sorted({s for s in group["sink"].dropna() if s})
         title = f"{name}: {len(group)} throughput search(es)" + (

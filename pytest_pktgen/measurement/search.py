@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PktgenConfigError
 from ..host.netdev import link_speed_mbps
+from ..lab.latency import Latency
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import pkt_size_of
 from .row import L1_OVERHEAD, key_of
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 MIN_THREAD_DELAY_S = 200e-9  # each pktgen thread's delay at least this: well above its timer
 LATE_SLACK = (1.05, 0.2)  # a trial runs at most duration x 1.05 + 0.2 s, then it is cut
 MAX_LOAD_PROBE_S = 1.0  # the back-to-back trial that finds max load where no link speed is known
+LATENCY_BACKENDS = ("kmod",)  # the receive counters that measure latency (pgrx)
 
 
 def mlrsearch() -> ModuleType:
@@ -127,6 +129,7 @@ class PktgenMeasurer:
         result = self.topology.run(self.configs(count, load, threads), rx=[self.counter],
                                    duration=limit)
         elapsed = max(s.result.elapsed_us for s in result.devices.values()) / 1e6
+        self.last_count = result.received[self.counter.backend]
         return Trial(float(load or 0), duration, count or result.offered, result.sent,
                      result.errors, result.received[self.counter.backend].packets, elapsed,
                      time.monotonic() - started, threads)
@@ -238,6 +241,10 @@ class SearchResult:
     search_s: float
     min_load: float = 0.0
     line_rate_pps: float | None = None  # at this frame size, where the link's speed is known
+    # RFC 2544's latency test: every packet's latency in a trial at the NDR's lower bound
+    # (latency_load, pps), where the counter measures it (kmod)
+    latency: Latency | None = None
+    latency_load: float | None = None
     # where it was searched, for the reports (the pytest surface fills them in)
     test: str = ""
     name: str = ""
@@ -295,6 +302,7 @@ class SearchResult:
             "pdr_loss_ratio": self.pdr_loss_ratio, "pdr_pps": pdr, "pdr_mbps": self.mbps(pdr),
             "pdr_l1_mbps": self.l1_mbps(pdr), "irregular": self.irregular,
             "ndr_line_rate": self.share_of_line_rate(ndr),
+            **self.latency_columns(),
             "max_load": self.max_load, "max_load_from": self.max_load_from,
             "line_rate_pps": self.line_rate_pps,
             "min_load": self.min_load, "trial_count": len(self.trials), "search_s": self.search_s,
@@ -303,10 +311,20 @@ class SearchResult:
             "gate": self.gate, "ratio": self.ratio, "baseline": self.baseline,
         }
 
+    def latency_columns(self) -> dict:
+        """The latency at the NDR: its load and p50/p99/max µs (None where not measured)."""
+        pct = self.latency.percentiles() if self.latency else {}
+        return {"latency_load": self.latency_load,
+                **{f"ndr_lat_{k}_us": pct.get(k) for k in ("p50", "p99", "max")}}
+
     def detail(self) -> dict:
-        """Every goal's result in MLRsearch's form and every trial, for results.json."""
-        return {"goals": [g.as_dict() for g in self.goals],
-                "trials": [t.as_dict() for t in self.trials]}
+        """Every goal's result in MLRsearch's form and every trial, for results.json (and
+        the latency at the NDR, every sample, HdrHistogram's encoding)."""
+        out = {"goals": [g.as_dict() for g in self.goals],
+               "trials": [t.as_dict() for t in self.trials]}
+        if self.latency is not None and self.latency.samples:
+            out["latency_hdr"] = self.latency.encoded()
+        return out
 
     def share_of_line_rate(self, pps: float | None) -> float | None:
         """``pps`` as a share of the link's line rate at this frame size, where it is known."""
@@ -368,5 +386,12 @@ def search(topology: Topology, counter, frame: int = 64,
         results.append(GoalResult(goal, None if low is None else float(low),
                                   None if high is None else float(high),
                                   None if cond is None else float(cond)))
+    # RFC 2544's latency test: at the throughput found, where the counter measures latency
+    ndr = next((r for r in results if r.goal.loss_ratio == 0.0 and r.lower_pps), None)
+    latency = None
+    if ndr is not None and counter.backend in LATENCY_BACKENDS:
+        measurer.trial(settings.final_trial_duration, ndr.lower_pps)
+        latency = measurer.last_count.latency
     return SearchResult(frame, results, measurer.trials, float(max_load), source,
-                        time.monotonic() - started, float(min_load), line_rate)
+                        time.monotonic() - started, float(min_load), line_rate,
+                        latency=latency, latency_load=ndr.lower_pps if latency else None)

@@ -64,6 +64,21 @@ def test_ndr_and_pdr_of_a_policed_router(forwarding, pktgen_search, policed):
 
 
 @pytest.mark.pktgen(frame=64)
+def test_rfc2544_latency_at_the_ndr_with_pgrx(forwarding, pktgen_search):
+    """With pgrx counting, the search ends with RFC 2544's latency test: a trial at the NDR's
+    lower bound, every packet's latency (a lossless load: every packet a sample)."""
+    _police(forwarding.hops["in0"].netns, POLICED_PPS[0])
+    found = pktgen_search(forwarding, rx="kmod", max_load=4 * POLICED_PPS[0], min_load=1_000,
+                          loss_ratios=(0.0,), relative_width=0.05)
+    assert found.latency_load == found.goal(0.0).lower_pps <= POLICED_PPS[0] + BURST
+    assert found.latency.samples >= round(found.latency_load) * 0.99  # 1 s at a lossless load
+    pct = found.latency.percentiles()
+    assert 0 < pct["p50"] <= pct["p99"] <= pct["max"]
+    assert found.as_dict()["ndr_lat_p99_us"] == pct["p99"]
+    assert len(found.trials) >= 2  # the latency trial is not one of the search's
+
+
+@pytest.mark.pktgen(frame=64)
 def test_a_link_with_no_limit_below_max_load_is_irregular(veth, pktgen_search):
     found = pktgen_search(veth, max_load=5_000, min_load=1_000, loss_ratios=(0.0,), warmup=0.5)
     (ndr,) = found.goals

@@ -213,3 +213,20 @@ def test_a_search_plot_of_trials_all_at_one_load_and_loss_warns_nothing(tmp_path
     found = SearchResult(64, [GoalResult(Goal(0.0), 10_000.0, None, 10_000.0)], same,
                          10_000.0, "given", 2.0)
     assert plot_search(found, tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_latency_at_the_ndr_is_in_the_row_the_json_and_the_table(tmp_path):
+    from hdrh.histogram import HdrHistogram
+
+    from pytest_pktgen.lab.latency import Latency
+
+    found = _found()
+    found.latency, found.latency_load = Latency(10, 30, 90, 500, 0, {30: 5, 60: 4, 90: 1}), 1e4
+    columns = found.as_dict()
+    assert (columns["latency_load"], columns["ndr_lat_p50_us"], columns["ndr_lat_p99_us"],
+            columns["ndr_lat_max_us"]) == (1e4, 30.0, 90.0, 90.0)
+    assert HdrHistogram.decode(found.detail()["latency_hdr"]).get_total_count() == 10
+    assert "latency_hdr" not in _found().detail() and _found().as_dict()["ndr_lat_p99_us"] is None
+    ((_, lines),) = search_tables([found, _found(frame=1500)])
+    assert "p50 µs at NDR" in lines[0] and "p99 µs at NDR" in lines[0]
+    assert lines[1].split()[-4:-2] == ["30", "90"] and lines[2].split()[-4:-2] == ["-", "-"]
