@@ -60,6 +60,7 @@ def loaded_fully(module: types.ModuleType | None = None) -> bool:
 # name -> (module, attribute of it; None: the module itself)
 _PARTS = {
     "IPRoute": ("pyroute2.iproute.linux", "IPRoute"),
+    "IoctlEthtool": ("pyroute2.ethtool.ioctl", "IoctlEthtool"),
     "NetlinkError": ("pyroute2.netlink.exceptions", "NetlinkError"),
     "netns": ("pyroute2.netns", None),
     "nlmsg": ("pyroute2.netlink", "nlmsg"),
@@ -83,5 +84,5 @@ def __getattr__(name: str):
     return value
 
 
-__all__ = ["IPRoute", "NetlinkError", "ifaddrmsg", "loaded_fully", "ndmsg",  # noqa: F822
+__all__ = ["IPRoute", "IoctlEthtool", "NetlinkError", "ifaddrmsg", "loaded_fully", "ndmsg",  # noqa: F822
            "netns", "nlmsg", "rtmsg", "tcmsg"]  # noqa: F822 - provided by __getattr__

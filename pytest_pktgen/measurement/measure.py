@@ -17,6 +17,7 @@ import pytest
 from ..errors import PktgenRunError
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
+from ..lab import losses
 from ..lab.latency import merged
 from ..lab.rx import AFTER_TC_INGRESS, RxCount
 from ..lab.topology import Topology, thread_configs
@@ -197,13 +198,13 @@ class Bench:
             counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx, **drop)
         tx = topology.tx[index]
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
-        rounds, counts = self._rounds(topology, configs, counter, what)
+        rounds, counts, dropped = self._rounds(topology, configs, counter, what, index)
         received = [c.packets for c in counts] if counter is not None else None
         device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
                      rounds, received, counter and counter.backend, device, topology.sink_mode,
-                     latency=merged(c.latency for c in counts))
+                     latency=merged(c.latency for c in counts), drops=dropped)
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)
@@ -216,8 +217,11 @@ class Bench:
         return measurement
 
     # --- rounds --------------------------------------------------------------------------
-    def _rounds(self, topology: Topology, configs, counter, what: str):
+    def _rounds(self, topology: Topology, configs, counter, what: str, index: int = 0):
         s = self.settings
+        where = losses.places(topology, index)
+        before: list[dict] = []
+        moved: list[dict] = []  # per round: the drop counters that went up
         results: list[RunResult] = []
         received: list[RxCount] = []
         live: list = []
@@ -227,6 +231,7 @@ class Bench:
         def setup():
             if counter is not None:
                 counter.reset()
+            before[:] = [losses.snapshot(where)]
             run = topology.prepare(configs, duration=s.duration or None, on_sample=watcher,
                                    allow_devices=self.state.allow_devices)
             run.setup()
@@ -250,6 +255,8 @@ class Bench:
                         f"{counter.backend} counter on {counter.ifname} in {counter.netns} "
                         f"could not be read ({err}): was the sink's link or namespace deleted "
                         "mid-run?", result.devices) from err
+            # after the count settled: what the frames it missed moved on their way
+            moved.append(losses.moved(before[0], losses.snapshot(where)) if before else {})
 
         try:
             if not take_benchmark(self.request.node):
@@ -269,7 +276,11 @@ class Bench:
             if self.state.progress:
                 self.state.progress.done()
         skip = len(results) - min(s.rounds, len(results))
-        return results[skip:], received[skip:]
+        dropped: dict[str, int] = {}
+        for counters in moved[skip:]:
+            for key, value in counters.items():
+                dropped[key] = dropped.get(key, 0) + value
+        return results[skip:], received[skip:], dropped
 
     def _refuse_ambiguous(self, label: str | None) -> None:
         """Each measurement of a test needs its own baseline key: a second unlabelled (or

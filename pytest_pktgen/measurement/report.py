@@ -88,6 +88,7 @@ class Results:
             paths["csv"] = self._csv(out / "results.csv", df)
             doc["results"] = json.loads(df.to_json(orient="records", double_precision=15))
             for doc_row, row in zip(doc["results"], self.rows, strict=True):
+                doc_row["drops"] = row.drops  # every drop counter that moved, by place
                 if row.latency is not None and row.latency.samples:
                     # every sample, in HdrHistogram's portable form (and pgrx's buckets)
                     doc_row["latency_hdr"] = row.latency.encoded()
@@ -209,6 +210,11 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
             lambda v: "-" if v is None or pd.isna(v) else f"{int(v)}")
         shown = shown.rename(columns=TABLE_COLUMNS)
         text = shown.to_string(index=False)
+        for _, r in group.iterrows():  # where the loss happened, a line per point that lost
+            if r.get("where"):
+                what = " ".join(str(v) for v in (r["id"] or f"{r['frame']}B", r["label"])
+                                if v and not pd.isna(v))
+                text += f"\n  {what}: {r['where']}"
         backends = sorted({b for b in group["rx_backend"].dropna()})
         sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (

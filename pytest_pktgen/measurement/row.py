@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..lab.latency import Latency
+from ..lab.losses import verdict
 from ..pktgen.params import pkt_size_of
 from ..run.runner import RunResult
 from .point import AXES, AXIS_COLUMNS, Point
@@ -67,6 +68,8 @@ class Row:
     sink: str = ""  # what the sink did with the frames (NetnsTopology.sink_mode)
     device: dict[str, str] = field(default_factory=dict)  # the tx link: name, driver, ...
     latency: Latency | None = None  # every round's samples together, where counted (kmod)
+    # the drop and error counters that moved over the rounds (tx link, router, sink, backlog)
+    drops: dict[str, int] = field(default_factory=dict)
     # what pktgen's pacing adds to each latency sample at most: it stamps a packet, then waits
     # for its send time (its delay, one inter-packet gap per thread); 0: not paced
     pacing_wait_us: float = 0.0
@@ -78,7 +81,8 @@ class Row:
     def of(cls, test: str, name: str, point: Point, label: str | None,
            rounds: Sequence[RunResult], received: Sequence[int] | None = None,
            rx_backend: str | None = None, device: dict[str, str] | None = None,
-           sink: str = "", latency: Latency | None = None) -> Row:
+           sink: str = "", latency: Latency | None = None,
+           drops: dict[str, int] | None = None) -> Row:
         """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted;
         ``latency``: the rounds' samples together, if measured."""
         pps = [float(r.pps) for r in rounds]
@@ -103,6 +107,7 @@ class Row:
             wall_s=sum(r.wall_s for r in rounds),
             received=sum(received) if received is not None else None,
             rx_backend=rx_backend, sink=sink, device=dict(device or {}), latency=latency,
+            drops=dict(drops or {}),
             pacing_wait_us=max((int(s.params.get("delay", 0)) / 1e3 for s in statuses),
                                default=0.0))
 
@@ -146,6 +151,12 @@ class Row:
         """The point's parameters beyond the axes, as JSON ("" if none)."""
         return extra_of(self.point)
 
+    @property
+    def where(self) -> str:
+        """Where the loss happened, one line (empty when nothing was lost or dropped)."""
+        lost = self.loss if self.loss is not None else self.errors
+        return verdict(lost, self.errors, self.drops)
+
     def latency_us(self) -> dict[str, float | None]:
         """The latency columns: p50, p90, p99, p99.9, max and avg in µs, the samples and the
         pacing's wait beside them (empty where no latency was measured)."""
@@ -178,7 +189,7 @@ class Row:
             "pktgen_s": self.pktgen_s, "wall_s": self.wall_s, "received": self.received,
             "loss": self.loss, "loss_ratio": self.loss_ratio, "rx_backend": self.rx_backend,
             "sink": self.sink, **{f"dev_{k}": v for k, v in self.device.items()},
-            **self.latency_us(), "gate": self.gate,
+            **self.latency_us(), "where": self.where, "gate": self.gate,
         }
         if self.ratio is not None:
             out["ratio"] = self.ratio

@@ -1,0 +1,55 @@
+"""Where a run's loss happened: the drop and error counters of every link a topology's frames
+cross (the tx link, a router's ends, the sink) and of the CPUs' backlog, before and after the
+run; what moved, and a one-line verdict (``lost 1,204: sink rx_missed_errors +1,204``)."""
+
+from __future__ import annotations
+
+from ..host import drops
+
+
+def places(topology, index: int = 0) -> dict[str, tuple[str, str | None]]:
+    """The links frames from tx link ``index`` cross, by role: ``tx``, ``router <hop>``,
+    ``sink`` -> (ifname, netns)."""
+    tx = topology.tx[index]
+    out = {"tx": (tx.ifname, tx.netns)}
+    for name, hop in getattr(topology, "hops", {}).items():
+        out[f"router {name}"] = (hop.ifname, hop.netns)
+    if topology.sink is not None:
+        out["sink"] = (topology.sink.ifname, topology.sink.netns)
+    return out
+
+
+def snapshot(where: dict[str, tuple[str, str | None]]) -> dict[str, int]:
+    """Every counter of ``where``'s links (``sink rx_missed_errors``) and the backlog's now;
+    a link that cannot be read (gone with its namespace) is left out."""
+    out: dict[str, int] = {}
+    for role, (ifname, netns) in where.items():
+        try:
+            counters = drops.link_drops(ifname, netns)
+        except Exception:  # noqa: BLE001 - a deleted link or namespace: nothing to read
+            continue
+        out.update({f"{role} {key}": value for key, value in counters.items()})
+    out.update(drops.softnet())
+    return out
+
+
+def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The counters that went up between two snapshots, by how much."""
+    return {key: after[key] - before[key] for key in after
+            if key in before and after[key] > before[key]}
+
+
+def verdict(lost: int, refused: int, counters: dict[str, int]) -> str:
+    """One line on where ``lost`` frames went (``refused`` of them by the tx driver, pktgen's
+    errors): the counters that moved, largest first; empty when nothing was lost."""
+    if lost <= 0 and not counters:
+        return ""
+    parts = [f"{key} +{value:,}" for key, value in
+             sorted(counters.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if refused:
+        parts.insert(0, f"refused by the tx driver {refused:,}")
+    if not parts:
+        return (f"lost {lost:,}: no drop counter moved on the links or the CPUs' backlog "
+                "(lost where nothing counts: a wire, a device in between, a queue that drops "
+                "silently)")
+    return f"lost {max(lost, 0):,}: " + "; ".join(parts)

@@ -1,0 +1,42 @@
+"""Where the loss happened: what moved between two snapshots of the drop counters, and the
+verdict's line (the counters themselves are read in the VM lab: tests/integration)."""
+
+from __future__ import annotations
+
+from pytest_pktgen.host import drops
+from pytest_pktgen.lab.losses import moved, verdict
+from pytest_pktgen.measurement.row import Row
+
+
+def test_only_counters_that_went_up_moved():
+    before = {"sink rx_missed_errors": 10, "tx tx_dropped": 0, "softnet_dropped": 5}
+    after = {"sink rx_missed_errors": 1_214, "tx tx_dropped": 0, "softnet_dropped": 5,
+             "router out0 tx_dropped": 3}  # a link not in the first snapshot: not a move
+    assert moved(before, after) == {"sink rx_missed_errors": 1_204}
+
+
+def test_the_verdict_names_the_counters_largest_first():
+    assert verdict(0, 0, {}) == ""
+    assert verdict(1_210, 6, {"softnet_dropped": 4, "sink rx_missed_errors": 1_200}) == (
+        "lost 1,210: refused by the tx driver 6; sink rx_missed_errors +1,200; "
+        "softnet_dropped +4")
+    assert verdict(50, 0, {}).startswith("lost 50: no drop counter moved")
+
+
+def test_a_row_says_where_its_loss_happened():
+    row = Row("t", offered=1_000, sent=990, received=900,
+              drops={"softnet_dropped": 90})
+    assert row.where == "lost 100: refused by the tx driver 10; softnet_dropped +90"
+    assert row.as_dict()["where"] == row.where
+    assert Row("t", offered=5, sent=5, received=5).where == ""
+
+
+def test_softnet_stat_sums_every_cpus_drops(tmp_path):
+    # two CPUs as /proc/net/softnet_stat shows them (hex; processed, dropped, time_squeeze...)
+    path = tmp_path / "softnet_stat"
+    path.write_text("000000d9 00000002 00000001 00000000 00000000 00000000 00000000 00000000 "
+                    "00000000 00000000 00000000 00000000 00000000 00000000 00000000\n"
+                    "0000e6b0 0000000a 00000000 00000000 00000000 00000000 00000000 00000000 "
+                    "00000000 00000000 00000000 00000000 00000001 00000000 00000001\n")
+    assert drops.softnet(str(path)) == {"softnet_dropped": 12, "softnet_time_squeeze": 1}
+    assert set(drops.softnet()) == {"softnet_dropped", "softnet_time_squeeze"}  # this host's
