@@ -16,7 +16,7 @@ def test_only_counters_that_went_up_moved():
 
 
 def test_the_verdict_names_the_counters_largest_first():
-    assert verdict(0, 0, {}) == ""
+    assert verdict(0, 0, {}) == verdict(0, 0, {"softnet_time_squeeze": 1}) == ""
     assert verdict(1_210, 6, {"softnet_dropped": 4, "sink rx_missed_errors": 1_200}) == (
         "lost 1,210: refused by the tx driver 6; sink rx_missed_errors +1,200; "
         "softnet_dropped +4")
