@@ -17,8 +17,15 @@ or ``delay``) adds that wait, up to one inter-packet gap per thread, to every sa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+NAMES = (*PERCENTILES, "max")  # what a latency gate or column names
+
+
+def column(name: str) -> str:
+    """A percentile's report column (and row attribute): ``p99.9`` -> ``lat_p999_us``."""
+    return f"lat_{name.replace('.', '')}_us"
 HIGHEST_US = 2**30  # pgrx's last bucket: 18 minutes
 SIGNIFICANT = 2  # HdrHistogram's significant figures: 256 sub-buckets, pgrx's sub_bits 8
 
@@ -49,9 +56,9 @@ class Latency:
             hist.record_value(min(low, HIGHEST_US), count)
         return hist
 
-    def percentiles(self) -> dict[str, float | None]:
-        """p50, p90, p99, p99.9 (the bucket's highest value: exact below 256 µs, within
-        0.8 % above) and the exact max, µs; None for each without samples."""
+    @cached_property
+    def _percentiles(self) -> dict[str, float | None]:
+        """Computed once: the histogram is built from every bucket (rows and gates ask often)."""
         if not self.samples:
             return {**dict.fromkeys(PERCENTILES), "max": None}
         hist = self.histogram()
@@ -60,6 +67,11 @@ class Latency:
             for name, p in PERCENTILES.items()}
         out["max"] = float(self.max_us)
         return out
+
+    def percentiles(self) -> dict[str, float | None]:
+        """p50, p90, p99, p99.9 (the bucket's highest value: exact below 256 µs, within
+        0.8 % above) and the exact max, µs; None for each without samples."""
+        return dict(self._percentiles)
 
     def encoded(self) -> str:
         """The histogram in HdrHistogram's compressed base64 form (for results.json; any

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 
+from ..lab import latency
 from .row import Row
 from .search import SearchResult
 
@@ -50,7 +51,7 @@ GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
 SEARCH_METRICS = frozenset({"ndr_pps", "pdr_pps"})
 # max_latency_us={"p99": 500, ...}: a table of percentiles, each a requirement on its column
 LATENCY_GATE = "max_latency_us"
-LATENCY_NAMES = ("p50", "p90", "p99", "p99.9", "max")
+LATENCY_NAMES = latency.NAMES
 RELATIVE_KEYS = ("min_ratio", "relative_to")
 
 
@@ -139,7 +140,7 @@ def latency_requirements(value: object, source: str) -> list[Requirement]:
                 limit, (int, float)) or limit < 0:
             raise ValueError(f"{LATENCY_GATE} {name!r} = {limit!r}: {allowed}, each a number "
                              "of µs, 0 or more")
-        out.append(Requirement(f"lat_{name.replace('.', '')}_us", "max", float(limit), source))
+        out.append(Requirement(latency.column(name), "max", float(limit), source))
     return out
 
 

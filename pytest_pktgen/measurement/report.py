@@ -59,17 +59,11 @@ class Results:
 
     def find_search(self, label: str, point_key: tuple) -> SearchResult | None:
         """The latest throughput search labelled ``label`` at the sweep point ``point_key``."""
-        for found in reversed(self.searches):
-            if found.label == label and found.point_key == point_key:
-                return found
-        return None
+        return _latest(self.searches, label, point_key)
 
     def find(self, label: str, point_key: tuple) -> Row | None:
         """The latest row labelled ``label`` at the sweep point ``point_key``."""
-        for row in reversed(self.rows):
-            if row.label == label and row.point_key == point_key:
-                return row
-        return None
+        return _latest(self.rows, label, point_key)
 
     def frame(self):
         return frame_of(self.rows)
@@ -169,6 +163,12 @@ def environment(kernel_info=None, lab=None) -> dict:
 
 
 # --- the terminal table ------------------------------------------------------------------
+
+def _latest(items, label: str, point_key: tuple):
+    """The last of ``items`` (rows or searches) labelled ``label`` at ``point_key``, or None."""
+    return next((item for item in reversed(items)
+                 if item.label == label and item.point_key == point_key), None)
+
 
 LATENCY_SHOWN = ("lat_p50_us", "lat_p99_us", "lat_max_us")  # in the terminal's table
 

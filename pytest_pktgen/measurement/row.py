@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..lab.latency import Latency
+from ..lab.latency import NAMES, Latency, column
 from ..lab.losses import verdict
 from ..pktgen.params import pkt_size_of
 from ..run.runner import RunResult
@@ -28,8 +28,7 @@ def key_of(test: str, label: str | None) -> str:
 
 
 # the latency columns (Row.latency_us), also attributes of a row
-LATENCY_COLUMNS = ("lat_p50_us", "lat_p90_us", "lat_p99_us", "lat_p999_us", "lat_max_us",
-                   "lat_avg_us", "lat_samples")
+LATENCY_COLUMNS = (*(column(name) for name in NAMES), "lat_avg_us", "lat_samples")
 
 
 def extra_of(point: Point) -> str:
@@ -163,7 +162,7 @@ class Row:
         if self.latency is None:
             return {}
         pct = self.latency.percentiles()
-        out = {f"lat_{name.replace('.', '')}_us": value for name, value in pct.items()}
+        out = {column(name): value for name, value in pct.items()}
         out["lat_avg_us"] = self.latency.avg_us if self.latency.samples else None
         out["lat_samples"] = self.latency.samples
         out["pacing_wait_us"] = self.pacing_wait_us
