@@ -17,6 +17,7 @@ from .errors import PktgenConfigError
 from .lab.rx import BACKENDS
 from .measurement.point import AXES, RUN_KEYS, Point, Settings, check_value
 from .measurement.search import SearchSettings
+from .pktgen.params import imix_pairs
 from .run.runner import check_ends
 
 
@@ -140,7 +141,10 @@ def sweep_points(config: pytest.Config, sweep: Mapping[str, object], fixed: Mapp
         if len(set(map(repr, values))) != len(values):
             bad(f"{where}: pktgen_sweep({name}={list(values)!r}) names a "
                                     "value twice")
-    if "frame" not in axes and "frame" not in fixed:
+    imix = "imix" in axes or "imix" in fixed
+    if imix and ("frame" in axes or "frame" in fixed):
+        bad(f"{where}: frame and imix both: an IMIX sends its own frame sizes")
+    if "frame" not in axes and "frame" not in fixed and not imix:
         axes = {"frame": list(options.get(config, "pktgen_sizes")), **axes}
     base = point_from_marker(config, fixed, where)
     points = []
@@ -148,5 +152,7 @@ def sweep_points(config: pytest.Config, sweep: Mapping[str, object], fixed: Mapp
     for combo in itertools.product(*(axes[n] for n in names)):
         values = dict(zip(names, combo, strict=True))
         known = {n: values.pop(n, getattr(base, n)) for n in AXES}
+        if "imix" in values:  # its smallest frame: pktgen draws IMIX sizes above pkt_size
+            known["frame"] = min(frame for frame, _ in imix_pairs(values["imix"]))
         points.append(Point(**known, extra=tuple(values.items()), swept=tuple(names)))
     return points

@@ -31,7 +31,7 @@ from .. import host
 from ..host import netdev, netlink, netns, nicstate
 from ..host.netns import unique_name
 from ..pktgen.caps import Caps, link_caps
-from ..pktgen.params import DeviceConfig
+from ..pktgen.params import DeviceConfig, imix_weights_of
 from ..pktgen.proc import Pktgen
 from ..run.guard import NamespaceLock, check_not_management
 from ..run.runner import PktgenRun
@@ -111,6 +111,7 @@ def thread_configs(topology: Topology, index: int, threads: int, count: int,
     ``config`` goes to :meth:`Topology.config` (ipv6, flags, pktgen parameters). Each thread
     of a NIC sends from a UDP source port of its own (``UDP_SRC + N``) unless ``config`` sets
     one: every dev@N numbers its packets from 1, and pgrx tells their streams apart by it."""
+    config = imix_weights_of(config)
     own_port = threads > 1 and not {"udp_src_min", "udp_src_max"} & config.keys()
     return [topology.config(index, thread=n, suffix=f"@{n}" if threads > 1 else "",
                             **{**config, "count": count // threads + (n < count % threads),

@@ -303,6 +303,7 @@ class Bench:
     def _record(self, row: Row) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
         keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", *AXIS_COLUMNS, "frame_sent",
+                "avg_frame", "sizes", "where",
                 "offered", "sent", "errors", "received", "loss", "loss_ratio", "rx_backend",
                 "sink", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
         columns = row.as_dict()

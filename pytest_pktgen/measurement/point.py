@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import PktgenConfigError
-from ..pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, _did_you_mean, pkt_size_of
+from ..pktgen.params import (
+    FRAME_MAX,
+    FRAME_MIN,
+    PARAMS,
+    _did_you_mean,
+    imix_pairs,
+    imix_weights_of,
+    pkt_size_of,
+)
 
 # N flows are N UDP source ports, FLOW_PORT_BASE to FLOW_PORT_BASE + N - 1, one packet each in
 # turn: pktgen's next packet takes the next port of [udp_src_min, udp_src_max). (pktgen's own
@@ -45,8 +53,21 @@ def _flows(value: object) -> int:
     return value
 
 
+def imix_id(value: object) -> str:
+    """A point id's part for an ``imix`` value: ``imix-simple``, ``imix64x7+1518x1``."""
+    if isinstance(value, str):
+        return f"imix-{value}"
+    return "imix" + "+".join(f"{frame}x{weight}" for frame, weight in imix_pairs(value))
+
+
 def check_value(name: str, value: object) -> object:
     """A sweep or marker value checked as pktgen (or the sweep axis) would take it."""
+    if name == "imix":
+        imix_pairs(value)
+        return value if isinstance(value, str) else tuple(tuple(pair) for pair in value)
+    if name == "imix_weights":
+        raise PktgenConfigError("imix_weights", value, "imix=... instead: a profile's name or "
+                                "(frame, weight) pairs, frames on the wire with the FCS")
     if name == "frame":
         return _frame(value)
     if name == "threads":
@@ -80,9 +101,16 @@ class Point:
         return pkt_size_of(self.frame)
 
     @property
+    def imix(self) -> tuple[tuple[int, int], ...] | None:
+        """The point's IMIX as (frame, weight) pairs, if it sends one."""
+        value = dict(self.extra).get("imix")
+        return None if value is None else imix_pairs(value)
+
+    @property
     def id(self) -> str:
         values = {**{name: getattr(self, name) for name in AXES}, **dict(self.extra)}
-        return "-".join(ID_FORMAT.get(name, name + "{}").format(values[name])
+        return "-".join(imix_id(values[name]) if name == "imix" else
+                        ID_FORMAT.get(name, name + "{}").format(values[name])
                         for name in self.swept)
 
     def axes(self) -> dict[str, object]:
@@ -97,7 +125,7 @@ class Point:
         if self.flows:  # sequential, not UDPSRC_RND: exactly N 5-tuples, each every N packets
             params.update(udp_src_min=FLOW_PORT_BASE, udp_src_max=FLOW_PORT_BASE + self.flows)
         params.update(dict(self.extra))
-        return params
+        return imix_weights_of(params)
 
 
 # The sweep axes are Point's own fields (frame first), the rest of a point's parameters extra

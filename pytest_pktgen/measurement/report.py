@@ -29,12 +29,13 @@ from .search import SearchResult
 UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, as pktgen counts "
          "it; sent as = the frame pktgen really sent when its headers made it grow; pps and Mb/s "
          "from pktgen (Mb/s without FCS, of the frame sent); L1 Mb/s adds FCS, preamble and gap "
-         "(frame sent + 20 B); offered = sent (accepted by the driver) + errors (refused by it); "
-         "loss = offered - received; latency (lat_*_us, pgrx) one-way in µs from pktgen's "
+         "(frame sent + 20 B; of an IMIX, its average frame sent: avg_frame, from the counts "
+         "of each size in sizes); offered = sent (accepted by the driver) + errors (refused by "
+         "it); loss = offered - received; latency (lat_*_us, pgrx) one-way in µs from pktgen's "
          "timestamp, each sample including up to pacing_wait_us of pktgen's own wait when paced")
 TABLE_COLUMNS = {  # column -> heading in the terminal table
     "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
-    "frame_sent": "sent as",
+    "frame_sent": "sent as", "avg_frame": "avg frame",
     "clone_skb": "clone", "flows": "flows", "threads": "threads", "pps": "pps",
     "pps_spread": "spread", "mbps": "Mb/s", "l1_mbps": "L1 Mb/s", "sent": "sent",
     "received": "received", "loss_ratio": "loss", "errors": "errors", "gate": "gate",
@@ -193,6 +194,8 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
                    "errors", "received", "loss_ratio", "gate"]
         if "frame_sent" in group and (group["frame_sent"] != group["frame"]).any():
             columns.insert(1, "frame_sent")  # the frame really sent, beside the one asked
+        if "sizes" in group and group["sizes"].astype(bool).any():
+            columns.insert(1, "avg_frame")  # an IMIX: the average of the frames it sent
         if group["extra"].astype(bool).any():
             columns.insert(2 + len(varying), "id")
         latency = [c for c in LATENCY_SHOWN if c in group and group[c].notna().any()]
@@ -201,6 +204,8 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
         for col in latency:
             shown[col] = shown[col].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
         shown["pps"] = shown["pps"].map(lambda v: f"{v:,.0f}")
+        if "avg_frame" in shown:
+            shown["avg_frame"] = shown["avg_frame"].map(lambda v: f"{v:,.1f}")
         shown["pps_spread"] = shown["pps_spread"].map(lambda v: f"{v:.1%}")
         for col in ("mbps", "l1_mbps"):
             shown[col] = shown[col].map(lambda v: f"{v:,.1f}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ..lab.latency import NAMES, Latency, column
 from ..lab.losses import verdict
-from ..pktgen.params import pkt_size_of
+from ..pktgen.params import frame_of, pkt_size_of
 from ..run.runner import RunResult
 from .point import AXES, AXIS_COLUMNS, Point
 
@@ -42,6 +42,12 @@ def point_key_of(point: Point) -> tuple:
     return tuple(point.axes().get(k) for k in AXES) + (extra_of(point),)
 
 
+def _average(sizes: dict[int, int], otherwise: float) -> float:
+    """The average frame of ``sizes`` (frame -> count), or ``otherwise`` if none was counted."""
+    total = sum(sizes.values())
+    return sum(size * count for size, count in sizes.items()) / total if total else otherwise
+
+
 @dataclass
 class Row:
     """One measurement: where (test, label, sweep point), pktgen's figures (medians over the
@@ -56,6 +62,9 @@ class Row:
     pps_min: float = 0.0
     pps_max: float = 0.0
     frame_sent: int = 0  # the frame pktgen really sent (larger when its headers did not fit)
+    # IMIX: frames of each size (on the wire, with the FCS) over every round and device, as
+    # pktgen counts them: the offered (those the driver refused too)
+    sizes: dict[int, int] = field(default_factory=dict)
     mbps: float = 0.0  # without FCS, of the frame sent
     l1_mbps: float = 0.0  # with FCS, preamble and gap
     offered: int = 0  # sent + errors, over every round
@@ -96,10 +105,16 @@ class Row:
             else point.frame
         mbps = median * pkt_size_of(frame_sent) * 8 / 1e6 if frame_sent > point.frame \
             else float(statistics.median(r.bps / 1e6 for r in rounds))
+        sizes: dict[int, int] = {}
+        for status in statuses:
+            for size, count in status.imix_counts.items():
+                sizes[frame_of(size)] = sizes.get(frame_of(size), 0) + count
+        sizes = dict(sorted(sizes.items()))
         return cls(
             test=test, name=name, label=label, point=point, rounds=len(rounds),
             pps=median, pps_min=min(pps), pps_max=max(pps), frame_sent=frame_sent,
-            mbps=mbps, l1_mbps=median * (frame_sent + L1_OVERHEAD) * 8 / 1e6,
+            mbps=mbps, sizes=sizes,
+            l1_mbps=median * (_average(sizes, frame_sent) + L1_OVERHEAD) * 8 / 1e6,
             offered=sum(r.offered for r in rounds), sent=sum(r.sent for r in rounds),
             pktgen_s=sum(max(s.result.elapsed_us for s in r.devices.values())
                          for r in rounds) / 1e6,
@@ -113,6 +128,12 @@ class Row:
     @property
     def frame(self) -> int:
         return self.point.frame
+
+    @property
+    def avg_frame(self) -> float:
+        """The average frame (with the FCS): an IMIX's by what pktgen offered of each size,
+        else the frame sent."""
+        return _average(self.sizes, self.frame_sent)
 
     @property
     def errors(self) -> int:
@@ -183,7 +204,9 @@ class Row:
             **{k: axes[k] for k in AXIS_COLUMNS}, "extra": self.extra,
             "rounds": self.rounds, "pps": self.pps, "pps_min": self.pps_min,
             "pps_max": self.pps_max, "pps_spread": self.pps_spread,
-            "frame_sent": self.frame_sent, "mbps": self.mbps, "l1_mbps": self.l1_mbps,
+            "frame_sent": self.frame_sent, "avg_frame": self.avg_frame,
+            "sizes": " ".join(f"{size}:{count}" for size, count in self.sizes.items()),
+            "mbps": self.mbps, "l1_mbps": self.l1_mbps,
             "offered": self.offered, "sent": self.sent, "errors": self.errors,
             "pktgen_s": self.pktgen_s, "wall_s": self.wall_s, "received": self.received,
             "loss": self.loss, "loss_ratio": self.loss_ratio, "rx_backend": self.rx_backend,

@@ -23,6 +23,12 @@ FCS_LEN = 4  # pkt_size leaves out the frame check sequence the NIC appends
 FRAME_MIN, FRAME_MAX = 64, 65539  # Ethernet's minimum frame; pktgen's largest pkt_size + FCS
 
 
+# IMIX profiles by name: (frame on the wire with the FCS, weight) pairs. "simple" is the simple
+# IMIX of the field (7:4:1 of 64, 594 and 1518 bytes: 354 bytes on average).
+IMIX_PROFILES = {"simple": ((64, 7), (594, 4), (1518, 1))}
+IMIX_MAX = 20  # pairs pktgen takes (E2BIG on the 21st)
+
+
 def pkt_size_of(frame: int) -> int:
     """pktgen's pkt_size for a frame on the wire: the FCS the NIC appends left out. The one
     place the rule lives (sweeps, markers and reports count frames, as the paper's table)."""
@@ -159,6 +165,40 @@ def imix_weights(param: str, value: object) -> str:
         out.append(f"{_integer(param, size, MIN_PKT_SIZE, MAX_PKT_SIZE)},"
                    f"{_integer(param, weight, 1, TEN_DIGITS)}")
     return " ".join(out)
+
+
+def imix_pairs(value: object) -> tuple[tuple[int, int], ...]:
+    """An ``imix`` value as (frame, weight) pairs: a profile's name (:data:`IMIX_PROFILES`) or
+    the pairs themselves, frames on the wire with the FCS as every size here."""
+    allowed = (f"a profile ({', '.join(map(repr, IMIX_PROFILES))}) or 1 to {IMIX_MAX} "
+               f"(frame, weight) pairs, frames {FRAME_MIN} to {FRAME_MAX} bytes with the FCS, "
+               "weights 1 or more, e.g. [(64, 7), (594, 4), (1518, 1)]")
+    if isinstance(value, str):
+        if value not in IMIX_PROFILES:
+            _fail("imix", value, allowed)
+        return IMIX_PROFILES[value]
+    try:
+        pairs = tuple((frame, weight) for frame, weight in value)
+    except (TypeError, ValueError):
+        _fail("imix", value, allowed)
+    if not 1 <= len(pairs) <= IMIX_MAX or any(
+            isinstance(x, bool) or not isinstance(x, int) for pair in pairs for x in pair) or any(
+            not FRAME_MIN <= frame <= FRAME_MAX or weight < 1 for frame, weight in pairs):
+        _fail("imix", value, allowed)
+    if len({frame for frame, _ in pairs}) != len(pairs):
+        _fail("imix", value, allowed + "; each frame size once")
+    return pairs
+
+
+def imix_weights_of(params: dict) -> dict:
+    """``params`` with an ``imix`` (a profile or (frame, weight) pairs) as pktgen's
+    ``imix_weights``, whose sizes leave the FCS out as its pkt_size does."""
+    if "imix" not in params:
+        return params
+    out = {k: v for k, v in params.items() if k != "imix"}
+    out["imix_weights"] = [(pkt_size_of(frame), weight)
+                           for frame, weight in imix_pairs(params["imix"])]
+    return out
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,12 @@ class DeviceStatus:
         return max(self.pkt_size, self.min_frame_built)
 
     @property
+    def imix_counts(self) -> dict[int, int]:
+        """IMIX mode: frames sent of each pkt_size (``imix_size_counts``); empty otherwise."""
+        pairs = (pair.split(",") for pair in self.current.get("imix_size_counts", "").split())
+        return {int(size): int(count) for size, count in pairs}
+
+    @property
     def fixed_size(self) -> bool:
         """Every frame the same size (no imix, no size range): frame_built is then exact."""
         return ("imix_weights" not in self.params

@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_pktgen.measurement.point import AXES, Point
-from pytest_pktgen.measurement.report import frame_of, legend_of, plot_sweeps, sweep_series
+from pytest_pktgen.measurement.report import (
+    frame_of,
+    legend_of,
+    plot_sweeps,
+    sweep_series,
+    tables,
+)
 from pytest_pktgen.measurement.row import Row
 from pytest_pktgen.pktgen.parse import parse_device
 from pytest_pktgen.run.runner import RunResult
@@ -59,6 +65,27 @@ def test_a_row_derives_errors_loss_and_its_columns_from_what_was_counted():
     assert (row["ratio"], row["baseline"]) == (0.5, "ok")
     unseen = Row.of("t", "t", point, None, [run])
     assert unseen.loss is None and unseen.loss_ratio is None  # not counted: never 0 %
+
+
+def test_an_imix_row_counts_its_sizes_and_averages_them():
+    """pktgen's imix_size_counts (a real run's: 64,7 594,4 1500,1 as pkt_size) become the
+    row's sizes with the FCS, its average frame and the L1 rate at that average."""
+    status = parse_device((CAPTURED / "device-dummy-mpls-imix.txt").read_text())
+    counts = status.imix_counts
+    assert set(counts) == {64, 594, 1500} and sum(counts.values()) == 1000
+    run = RunResult(devices={"d": status}, configs={}, wall_s=1.0, stopped_by_us=False)
+    point = Point(extra=(("imix", ((68, 7), (598, 4), (1504, 1))),), swept=("imix",))
+    row = Row.of("t.py::test_i[imix]", "test_i", point, None, [run, run])
+    assert row.sizes == {size + 4: 2 * n for size, n in counts.items()}
+    average = sum((size + 4) * n for size, n in counts.items()) / 1000
+    assert row.avg_frame == average
+    assert row.l1_mbps == row.pps * (average + 20) * 8 / 1e6
+    assert row["sizes"] == " ".join(f"{size + 4}:{2 * n}" for size, n in sorted(counts.items()))
+    assert row.as_dict()["id"] == "imix68x7+598x4+1504x1"
+    (_title, lines), = tables([row])
+    assert "avg frame" in lines[0] and f"{average:,.1f}" in lines[1]
+    fixed = _row("a", 64)  # no IMIX: no sizes, the average is the frame sent
+    assert fixed.sizes == {} and fixed.avg_frame == fixed.frame_sent and fixed["sizes"] == ""
 
 
 def test_a_lines_legend_names_the_settings_that_set_it_apart():

@@ -106,6 +106,12 @@ def test_fixed_frame(pktgen_point):
 @pytest.mark.pktgen_sweep(frame=[64, 1500])
 def test_point_values(pktgen_point):
     assert pktgen_point.pkt_size == pktgen_point.frame - 4
+
+@pytest.mark.pktgen_sweep(imix=["simple", [(128, 1), (1518, 3)]])
+def test_imix(pktgen_point):
+    assert pktgen_point.frame == min(frame for frame, _ in pktgen_point.imix)
+    weights = pktgen_point.params()["imix_weights"]
+    assert weights in ([(60, 7), (590, 4), (1514, 1)], [(124, 1), (1514, 3)])
 """
 
 
@@ -117,7 +123,8 @@ def test_sweep_ids_name_the_swept_axes(pytester):
         "*test_table[[]64B-clone1000-flows0]", "*test_table[[]1500B-clone1000-flows8192]",
         "*test_fixed_frame[[]1thr-ratep1000]", "*test_fixed_frame[[]2thr-ratep20000]",
         "*test_point_values[[]64B]", "*test_point_values[[]1500B]",
-        "14 tests collected*",
+        "*test_imix[[]imix-simple]", "*test_imix[[]imix128x1+1518x3]",
+        "16 tests collected*",
     ])
 
 
@@ -126,6 +133,8 @@ def test_sweep_frames_default_to_the_sizes_option(pytester):
     result = pytester.runpytest("--collect-only", "-q", "-k", "test_table")
     assert result.stdout.str().count("test_table[") == 7 * 4  # the paper's 7 sizes x 2 x 2
     pytester.runpytest("-k", "test_point_values").assert_outcomes(passed=2)
+    # an IMIX sends its own sizes: no frame axis added to it
+    pytester.runpytest("-k", "test_imix").assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize("marker, message", [
@@ -138,6 +147,14 @@ def test_sweep_frames_default_to_the_sizes_option(pytester):
     ("pktgen_sweep(ratep=[5, 5])", "*names a value twice*"),
     ("pktgen_sweep(clonesk=[1])", "*'clonesk'*did you mean 'clone_skb'*"),
     ("pktgen_sweep([64])", "*pktgen_sweep takes keyword lists only*"),
+    ("pktgen_sweep(imix=['simpel'])", "*'imix': 'simpel' is not allowed; a profile ('simple') "
+     "or 1 to 20 (frame, weight) pairs, frames 64 to 65539 bytes with the FCS*"),
+    ("pktgen_sweep(imix=[[(60, 1)]])", "*'imix': *60, 1* is not allowed*"),
+    ("pktgen_sweep(imix=[[(64, 0)]])", "*'imix': *64, 0* is not allowed*weights 1 or more*"),
+    ("pktgen_sweep(imix=[[(64, 1), (64, 2)]])", "*each frame size once*"),
+    ("pktgen_sweep(imix_weights=['60,1'])", "*'imix_weights'*imix=... instead*"),
+    ("pktgen_sweep(imix=['simple'], frame=[64])", "*frame and imix both: an IMIX sends its "
+     "own frame sizes*"),
 ])
 def test_bad_sweeps_fail_at_collection_with_a_sentence(pytester, marker, message):
     pytester.makepyfile(f"""
