@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from pytest_benchmark import plugin as benchmark_plugin
 
 from . import options, session, sweep
 from .errors import DeviceUnsupported, VmLabError
@@ -135,6 +137,16 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.write_line(report.UNITS)
     for kind, path in config.stash.get(REPORTS, {}).items():
         terminalreporter.write_line(f"pktgen {kind}: {Path(path).resolve()}")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict | None:
+    """In the VM lab, pytest-benchmark's machine info with the CPU read from /proc/cpuinfo
+    (py-cpuinfo takes a minute under TCG); elsewhere pytest-benchmark's own."""
+    if vm.lab_info() is None:
+        return None
+    with mock.patch.object(benchmark_plugin, "get_cpu_info", vm.cpu_info):
+        return benchmark_plugin.pytest_benchmark_generate_machine_info()
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -550,3 +551,21 @@ def lab_info() -> LabInfo | None:
     data = json.loads(Path(path).read_text())
     data["pairs"] = [tuple(p) for p in data["pairs"]]
     return LabInfo(**data)
+
+
+def cpu_info(path: str = "/proc/cpuinfo") -> dict:
+    """The CPU as py-cpuinfo names it (brand_raw, arch, bits, count, vendor_id_raw, flags,
+    hz_advertised_friendly), read from ``/proc/cpuinfo``: py-cpuinfo itself starts a child
+    Python and times CPUID loops, a minute under TCG for every --benchmark-save or -json."""
+    blocks = [b for b in Path(path).read_text().split("\n\n") if b.strip()]
+    first: dict[str, str] = {}
+    for line in blocks[0].splitlines() if blocks else []:
+        key, _, value = line.partition(":")
+        first[key.strip()] = value.strip()
+    mhz = first.get("cpu MHz", "")
+    return {"brand_raw": first.get("model name", ""), "arch": platform.machine().upper(),
+            "bits": 64 if sys.maxsize > 2**32 else 32, "count": len(blocks),
+            "vendor_id_raw": first.get("vendor_id", ""),
+            "flags": sorted(first.get("flags", "").split()),
+            "hz_advertised_friendly": f"{float(mhz) / 1000:.4f} GHz" if mhz else "",
+            "source": "/proc/cpuinfo (pytest-pktgen, VM lab)"}

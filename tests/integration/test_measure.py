@@ -60,6 +60,9 @@ def test_sweep_reports_hold_the_runs_own_figures(pytester, tmp_path):
     assert doc["environment"]["machine"].startswith("VM lab")
     assert "kernel: " + os.uname().release in (out / "results.csv").read_text()
     assert bench["machine_info"]["pktgen"]["kernel"] == os.uname().release
+    # the CPU from /proc/cpuinfo in the lab (py-cpuinfo: a minute under TCG)
+    assert bench["machine_info"]["cpu"]["source"] == "/proc/cpuinfo (pytest-pktgen, VM lab)"
+    assert bench["machine_info"]["cpu"]["count"] == os.cpu_count()
     by_frame = {r["frame"]: r for r in doc["results"]}
     extra = {b["extra_info"]["frame"]: b for b in bench["benchmarks"]}
     props = {}
