@@ -12,7 +12,8 @@
  *
  * Every packet updates only its CPU's counters (no lock shared by all packets); a stream has
  * a lock of its own. IPv4 fragments are not pktgen's (only a first fragment has the port);
- * a GRO-merged skb counts as the segments it carries. "drop 1" drops pktgen's packets only.
+ * a GRO-merged skb counts as the segments it carries (with UDP GRO each segment's header is
+ * tracked). "drop 1" drops pktgen's packets only.
  *
  * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1" or
  * "port N" changes them ("reset" between runs, not while packets arrive). This is the paper's
@@ -298,17 +299,31 @@ static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
 		struct pgrx_stream *s;
 		bool new = true;
 
+		/* UDP GRO (rx-udp-gro-forwarding) keeps one UDP header and each segment's payload
+		 * after it, gso_size bytes apiece: each starts with its own pktgen header */
+		bool udp_l4 = segs > 1 && (skb_shinfo(skb)->gso_type & SKB_GSO_UDP_L4);
+		unsigned int seg_size = skb_shinfo(skb)->gso_size, i;
+
 		pc->pktgen += segs;
 		s = pgrx_stream(pn, state->in ? state->in->ifindex : 0,
 				skb_mac_header_was_set(skb) ? eth_hdr(skb)->h_source : no_mac,
 				ntohs(uh->source));
-		if (s) {
-			spin_lock(&s->lock);
-			new = pgrx_track(s, ntohl(ph->seq));
-			spin_unlock(&s->lock);
+		for (i = 0; i < (udp_l4 ? segs : 1); i++) {
+			struct pgrx_hdr _sh, *sh = i == 0 ? ph :
+				skb_header_pointer(skb, l4off + sizeof(_uh) + i * seg_size,
+						   sizeof(_sh), &_sh);
+
+			if (!sh || ntohl(sh->magic) != PGRX_MAGIC)
+				continue;
+			new = true;
+			if (s) {
+				spin_lock(&s->lock);
+				new = pgrx_track(s, ntohl(sh->seq));
+				spin_unlock(&s->lock);
+			}
+			if (new)
+				pgrx_latency(pc, sh);
 		}
-		if (new)
-			pgrx_latency(pc, ph);
 		dropping = READ_ONCE(pn->drop);
 	} else {
 		pc->other += segs;

@@ -344,6 +344,7 @@ def rx_counter(request):
         if backend not in rx.BACKENDS:
             raise pytest.UsageError(f"rx_counter backend {backend!r}: one of "
                                     f"{', '.join(rx.BACKENDS)}")
+        rx.refuse_gro(backend, topo.sink.ifname, topo.sink.netns)
         if backend == "kmod":
             request.getfixturevalue("pgrx")
         if backend in rx.AFTER_TC_INGRESS:

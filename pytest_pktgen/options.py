@@ -117,7 +117,7 @@ def param(text: str) -> tuple[str, str]:
 
 
 def tolerances(text: str) -> dict[str, float]:
-    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,lat_p99_us=25%,ndr_pps=10%
+    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,lat_p99_us=50%,ndr_pps=10%
     (relative, but absolute for loss_ratio)."""
     out = {}
     for item in str(text).replace(" ", "").split(","):
@@ -260,7 +260,7 @@ OPTIONS = (
     Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
            "measurement (or a search's ndr_pps, pdr_pps) may go; metrics not named keep their "
            "defaults", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001, "lat_p50_us": 0.25,
-                        "lat_p99_us": 0.25, "ndr_pps": 0.10, "pdr_pps": 0.10}, tolerances,
+                        "lat_p99_us": 0.50, "ndr_pps": 0.10, "pdr_pps": 0.10}, tolerances,
            "METRIC=SHARE,..."),
     Option("pktgen_loss_ratios", "throughput searches (pktgen_search): the loss ratios a "
            "load may have and count, one goal each (0: the NDR; 0.005: a PDR)", (0.0, 0.005),

@@ -20,17 +20,32 @@ def places(topology, index: int = 0) -> dict[str, tuple[str, str | None]]:
 
 
 def snapshot(where: dict[str, tuple[str, str | None]]) -> dict[str, int]:
-    """Every counter of ``where``'s links (``sink rx_missed_errors``) and the backlog's now;
-    a link that cannot be read (gone with its namespace) is left out."""
+    """Every counter of ``where``'s links (``sink rx_missed_errors``) and the backlog's now,
+    one visit to each namespace; a link that cannot be read (gone with its namespace) is left
+    out."""
     out: dict[str, int] = {}
+    by_netns: dict[str | None, list[tuple[str, str]]] = {}
     for role, (ifname, netns) in where.items():
+        by_netns.setdefault(netns, []).append((role, ifname))
+    for netns, links in by_netns.items():
         try:
-            counters = drops.link_drops(ifname, netns)
-        except Exception:  # noqa: BLE001 - a deleted link or namespace: nothing to read
+            counters = drops.link_drops([ifname for _, ifname in links], netns)
+        except Exception:  # noqa: BLE001 - a deleted namespace: nothing to read
             continue
-        out.update({f"{role} {key}": value for key, value in counters.items()})
+        for role, ifname in links:
+            out.update({f"{role} {key}": value for key, value in counters.get(ifname, {}).items()
+                        if key != drops.TX_PACKETS or role == "tx"})
     out.update(drops.softnet())
     return out
+
+
+TX_SENT = f"tx {drops.TX_PACKETS}"  # what the tx link transmitted, in a snapshot
+
+
+def split(counters: dict[str, int]) -> tuple[dict[str, int], int | None]:
+    """(the drop counters, the frames the tx link transmitted) of what moved."""
+    rest = dict(counters)
+    return rest, rest.pop(TX_SENT, None)
 
 
 def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -39,13 +54,16 @@ def moved(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
             if key in before and after[key] > before[key]}
 
 
-def verdict(lost: int, refused: int, counters: dict[str, int]) -> str:
+def verdict(lost: int, refused: int, counters: dict[str, int], unsent: int = 0) -> str:
     """One line on where ``lost`` frames went (``refused`` of them by the tx driver, pktgen's
-    errors): the counters that moved, largest first; empty when nothing was lost."""
+    errors; ``unsent``: how many fewer the tx link counted as transmitted than pktgen as sent):
+    the counters that moved, largest first; empty when nothing was lost."""
     if lost <= 0:
         return ""  # counters move for other traffic and reasons too: only a loss is placed
     parts = [f"{key} +{value:,}" for key, value in
              sorted(counters.items(), key=lambda kv: (-kv[1], kv[0]))]
+    if unsent > 0:
+        parts.insert(0, f"the tx link transmitted {unsent:,} fewer than pktgen sent")
     if refused:
         parts.insert(0, f"refused by the tx driver {refused:,}")
     if not parts:

@@ -24,11 +24,12 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .. import host
+from ..errors import PktgenRunError
 from ..host import netdev, netlink
 from ..pktgen.proc import write_command
 from ..run.runner import RunResult
@@ -91,6 +92,72 @@ class Stream:
         return max(0, self.duplicates - (max(repeat, 1) - 1) * self.unique)
 
 
+# the features under which GRO merges UDP frames that go to no socket (pktgen's), if rx-gro is on
+UDP_GRO_FEATURES = ("rx-udp-gro-forwarding", "rx-gro-list")
+
+
+def udp_gro(ifname: str, netns: str | None) -> list[str]:
+    """The features of ``ifname`` under which GRO merges pktgen's frames (none: it does not);
+    a link without ethtool's features (none to merge with) has none."""
+
+    def on() -> list[str]:
+        try:
+            features = netlink.IoctlEthtool(ifname).get_features()
+        except OSError:
+            return []
+        if "rx-gro" in features and not features["rx-gro"]:
+            return []
+        return [name for name in UDP_GRO_FEATURES if name in features and features[name]]
+
+    return host.on(netns).call(on)
+
+
+def refuse_gro(backend: str, ifname: str, netns: str | None) -> None:
+    """Refuse a backend that counts skbs where GRO merges pktgen's frames into fewer of them,
+    before it is set up."""
+    merging = udp_gro(ifname, netns) if BACKENDS[backend].counts_skbs else []
+    if merging:
+        raise PktgenRunError(
+            f"the {backend} counter counts skbs, and GRO merges pktgen's UDP frames into fewer "
+            f"on {ifname} ({', '.join(merging)} on): turn {' and '.join(merging)} off on it, "
+            "or count with kmod (pgrx counts the frames a merged skb carries) or ifstats (the "
+            "driver's frames)")
+
+
+@dataclass(frozen=True)
+class StreamAccount:
+    """One pktgen device's packets as pgrx saw them: its streams together (one per UDP source
+    port it sends from: flows are ports), counted in sequence numbers (a header sent
+    ``clone_skb`` or ``burst`` times is one), over one run or several added up."""
+
+    sent: int = 0  # sequence numbers the device sent
+    received: int = 0  # packets that arrived
+    lost: int = 0  # sequence numbers never seen
+    duplicates: int = 0  # copies beyond pktgen's own (clone_skb, burst)
+    late: int = 0  # arrived after a higher number (reordered)
+    streams: int = 0  # pgrx streams it sent as
+
+    def __add__(self, other: StreamAccount) -> StreamAccount:
+        return StreamAccount(*(getattr(self, f.name) + getattr(other, f.name)
+                               for f in fields(self)))
+
+
+def account(streams: Sequence[Stream], mac: str, sports: range, sent: int,
+            repeat: int = 1) -> StreamAccount:
+    """The account of the device that sent ``sent`` packets from ``mac`` and UDP source ports
+    ``sports``, each header ``repeat`` times. Streams of another source MAC are its own too
+    when none carries its MAC (a router in between rewrites it)."""
+    repeat = max(repeat, 1)
+    mac = mac.lower()
+    by_mac = any(s.mac.lower() == mac for s in streams)
+    mine = [s for s in streams if s.sport in sports and (not by_mac or s.mac.lower() == mac)]
+    numbers = -(-sent // repeat)
+    unique = sum(s.unique for s in mine)
+    return StreamAccount(numbers, sum(s.received for s in mine), numbers - unique,
+                         sum(s.duplicates_beyond(repeat) for s in mine),
+                         sum(s.late for s in mine), len(mine))
+
+
 @dataclass(frozen=True)
 class RxCount:
     """What a backend saw over a run."""
@@ -142,6 +209,9 @@ class RxCounter:
 
     backend = "base"
     drop = False  # whether it drops what it counts (the backends that can: ``drop=True``)
+    # counts an skb as one: a GRO-merged one would be miscounted (ifstats counts frames,
+    # before GRO; pgrx counts the segments an skb carries)
+    counts_skbs = False
 
     def __init__(self, ifname: str, netns: str | None):
         self.ifname = ifname
@@ -306,6 +376,7 @@ class NftCounter(RxCounter):
     IPv6), optionally drops; deleted on close. Uses the ``nft`` command (Debian: nftables)."""
 
     backend = "nft"
+    counts_skbs = True
 
     def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
         super().__init__(ifname, netns)
@@ -368,6 +439,7 @@ class TcCounter(RxCounter):
     each removes its own filters on close, and the qdisc if it made it and nothing is left."""
 
     backend = "tc"
+    counts_skbs = True
     INGRESS = 0xFFFF0000
     ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 
@@ -455,6 +527,7 @@ class PatchedCounter(RxCounter):
     the sink's namespace, and back to what it was on close."""
 
     backend = "patched"
+    counts_skbs = True
     SYSCTL = "net/ipv4/pktgen_rcv"
 
     def __init__(self, ifname: str, netns: str | None, drop: bool = False):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ..errors import PktgenRunError
+from ..host import cpu
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab import losses
@@ -198,13 +199,14 @@ class Bench:
             counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx, **drop)
         tx = topology.tx[index]
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
-        rounds, counts, dropped = self._rounds(topology, configs, counter, what, index)
+        rounds, counts, dropped, cpu_cost = self._rounds(topology, configs, counter, what, index)
         received = [c.packets for c in counts] if counter is not None else None
         device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
                      rounds, received, counter and counter.backend, device, topology.sink_mode,
-                     latency=merged(c.latency for c in counts), drops=dropped)
+                     latency=merged(c.latency for c in counts), drops=dropped, cpu=cpu_cost,
+                     counts=counts)
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)
@@ -218,10 +220,16 @@ class Bench:
 
     # --- rounds --------------------------------------------------------------------------
     def _rounds(self, topology: Topology, configs, counter, what: str, index: int = 0):
+        """Run the measured rounds (after the warm-up ones): their results, what the counter
+        saw of each, the drop counters that moved over them and what they cost the CPUs (both
+        read before the first measured round and after the last, reading costs time)."""
         s = self.settings
         where = losses.places(topology, index)
-        before: list[dict] = []
-        moved: list[dict] = []  # per round: the drop counters that went up
+        generator = getattr(topology, "generator_ns", None)
+        first, last = s.warmup + 1, s.warmup + s.rounds  # the measured rounds, counted from 1
+        done = {"setup": 0, "teardown": 0}
+        before: dict = {}  # the drop counters and CPU times before the first measured round
+        after: dict = {}
         results: list[RunResult] = []
         received: list[RxCount] = []
         live: list = []
@@ -229,13 +237,17 @@ class Bench:
         watcher = self.state.progress.watcher(what) if self.state.progress else None
 
         def setup():
+            done["setup"] += 1
             if counter is not None:
                 counter.reset()
-            before[:] = [losses.snapshot(where)]
+            if done["setup"] == first:
+                before["drops"] = losses.snapshot(where)
             run = topology.prepare(configs, duration=s.duration or None, on_sample=watcher,
                                    allow_devices=self.state.allow_devices)
             run.setup()
             live.append(run)
+            if done["setup"] == first:
+                before["cpu"] = cpu.snapshot(generator)
             return (run,), {}
 
         def target(run):
@@ -243,6 +255,9 @@ class Bench:
             ended[id(run)] = run.wait()
 
         def teardown(run):
+            done["teardown"] += 1
+            if done["teardown"] == last and "cpu" in before:
+                after["cpu"] = cpu.snapshot(generator)
             live.remove(run)
             result = run.finish(ended.pop(id(run), False))
             results.append(result)
@@ -256,7 +271,8 @@ class Bench:
                         f"could not be read ({err}): was the sink's link or namespace deleted "
                         "mid-run?", result.devices) from err
             # after the count settled: what the frames it missed moved on their way
-            moved.append(losses.moved(before[0], losses.snapshot(where)) if before else {})
+            if done["teardown"] == last and "drops" in before:
+                after["drops"] = losses.snapshot(where)
 
         try:
             if not take_benchmark(self.request.node):
@@ -276,11 +292,9 @@ class Bench:
             if self.state.progress:
                 self.state.progress.done()
         skip = len(results) - min(s.rounds, len(results))
-        dropped: dict[str, int] = {}
-        for counters in moved[skip:]:
-            for key, value in counters.items():
-                dropped[key] = dropped.get(key, 0) + value
-        return results[skip:], received[skip:], dropped
+        dropped = losses.moved(before["drops"], after["drops"]) if "drops" in after else {}
+        cost = after["cpu"] - before["cpu"] if "cpu" in after else None
+        return results[skip:], received[skip:], dropped, cost
 
     def _refuse_ambiguous(self, label: str | None) -> None:
         """Each measurement of a test needs its own baseline key: a second unlabelled (or
@@ -303,7 +317,7 @@ class Bench:
     def _record(self, row: Row) -> None:
         """extra_info for pytest-benchmark, properties for JUnit XML."""
         keep = ("pps", "pps_min", "pps_max", "mbps", "l1_mbps", *AXIS_COLUMNS, "frame_sent",
-                "avg_frame", "sizes", "where",
+                "avg_frame", "sizes", "where", "cpu_pktgen_ns", "cpu_softirq_ns", "pktgen_busy",
                 "offered", "sent", "errors", "received", "loss", "loss_ratio", "rx_backend",
                 "sink", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
         columns = row.as_dict()

@@ -181,6 +181,11 @@ def frame_of(rows: list[Row]):
     return pd.DataFrame([row.as_dict() for row in rows])
 
 
+def _count(value) -> int:
+    """A count column's value, 0 where a row has none (NaN in a frame of several rows)."""
+    return 0 if value is None or value != value else int(value)
+
+
 def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
     """One table per test function (a sweep), as (title, lines)."""
     import pandas as pd
@@ -216,10 +221,14 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
         shown = shown.rename(columns=TABLE_COLUMNS)
         text = shown.to_string(index=False)
         for _, r in group.iterrows():  # where the loss happened, a line per point that lost
+            what = " ".join(str(v) for v in (r["id"] or f"{r['frame']}B", r["label"])
+                            if v and not pd.isna(v))
             if r.get("where"):
-                what = " ".join(str(v) for v in (r["id"] or f"{r['frame']}B", r["label"])
-                                if v and not pd.isna(v))
                 text += f"\n  {what}: {r['where']}"
+            # which device lost, duplicated or reordered (pgrx's streams), where one did
+            if any(_count(r.get(c)) for c in ("stream_lost", "stream_duplicates",
+                                               "stream_late", "streams_untracked")):
+                text += f"\n  {what} per device: {r['streams']}"
         backends = sorted({b for b in group["rx_backend"].dropna()})
         sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (

@@ -13,8 +13,10 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..host.cpu import CpuTimes
 from ..lab.latency import NAMES, Latency, column
-from ..lab.losses import verdict
+from ..lab.losses import split, verdict
+from ..lab.rx import RxCount, StreamAccount, account
 from ..pktgen.params import frame_of, pkt_size_of
 from ..run.runner import RunResult
 from .point import AXES, AXIS_COLUMNS, Point
@@ -27,6 +29,9 @@ def key_of(test: str, label: str | None) -> str:
     return f"{test}#{label}" if label else test
 
 
+# the CPU cost's columns (Row.cpu_cost), also attributes of a row
+CPU_COLUMNS = ("cpu_pktgen_ns", "cpu_softirq_ns", "pktgen_busy", "net_tx_softirqs",
+               "net_rx_softirqs")
 # the latency columns (Row.latency_us), also attributes of a row
 LATENCY_COLUMNS = (*(column(name) for name in NAMES), "lat_avg_us", "lat_samples")
 
@@ -40,6 +45,20 @@ def extra_of(point: Point) -> str:
 def point_key_of(point: Point) -> tuple:
     """A sweep point's coordinates, the same for every test measured (or searched) there."""
     return tuple(point.axes().get(k) for k in AXES) + (extra_of(point),)
+
+
+def _accounts(rounds: Sequence[RunResult], counts: Sequence[RxCount]) -> dict:
+    """Each pktgen device's account (:func:`~pytest_pktgen.lab.rx.account`) over the rounds
+    whose counter saw streams (pgrx); empty where none did."""
+    out: dict[str, StreamAccount] = {}
+    for run, count in zip(rounds, counts, strict=False):
+        if not count.streams:
+            continue
+        for name, status in run.devices.items():
+            got = account(count.streams, status.src_mac, status.udp_src_ports, status.sofar,
+                          status.repeat)
+            out[name] = out[name] + got if name in out else got
+    return out
 
 
 def _average(sizes: dict[int, int], otherwise: float) -> float:
@@ -78,6 +97,14 @@ class Row:
     latency: Latency | None = None  # every round's samples together, where counted (kmod)
     # the drop and error counters that moved over the rounds (tx link, router, sink, backlog)
     drops: dict[str, int] = field(default_factory=dict)
+    # what the tx link counted as transmitted over the rounds, beside pktgen's sent (None:
+    # not read); other traffic on it counts too
+    tx_link_packets: int | None = None
+    # per pktgen device (dev@N), its packets as pgrx's streams saw them, over the rounds
+    streams: dict[str, StreamAccount] = field(default_factory=dict)
+    untracked: int = 0  # packets of streams beyond pgrx's limit: not in ``streams``
+    # what the rounds cost the CPUs: pktgen's threads' run time, softirq time and counts
+    cpu: CpuTimes | None = None
     # what pktgen's pacing adds to each latency sample at most: it stamps a packet, then waits
     # for its send time (its delay, one inter-packet gap per thread); 0: not paced
     pacing_wait_us: float = 0.0
@@ -90,9 +117,11 @@ class Row:
            rounds: Sequence[RunResult], received: Sequence[int] | None = None,
            rx_backend: str | None = None, device: dict[str, str] | None = None,
            sink: str = "", latency: Latency | None = None,
-           drops: dict[str, int] | None = None) -> Row:
+           drops: dict[str, int] | None = None, cpu: CpuTimes | None = None,
+           counts: Sequence[RxCount] = ()) -> Row:
         """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted;
-        ``latency``: the rounds' samples together, if measured."""
+        ``latency``: the rounds' samples together, if measured; ``counts``: what the receive
+        counter saw each round (pgrx's streams give the per-device account)."""
         pps = [float(r.pps) for r in rounds]
         median = statistics.median(pps)
         # the frame pktgen really sent: larger than the point's when its headers (IPv6, tags,
@@ -110,6 +139,7 @@ class Row:
             for size, count in status.imix_counts.items():
                 sizes[frame_of(size)] = sizes.get(frame_of(size), 0) + count
         sizes = dict(sorted(sizes.items()))
+        dropped, tx_link = split(drops or {})
         return cls(
             test=test, name=name, label=label, point=point, rounds=len(rounds),
             pps=median, pps_min=min(pps), pps_max=max(pps), frame_sent=frame_sent,
@@ -121,7 +151,8 @@ class Row:
             wall_s=sum(r.wall_s for r in rounds),
             received=sum(received) if received is not None else None,
             rx_backend=rx_backend, sink=sink, device=dict(device or {}), latency=latency,
-            drops=dict(drops or {}),
+            drops=dropped, tx_link_packets=tx_link, cpu=cpu, streams=_accounts(rounds, counts),
+            untracked=sum(c.other.get("streams_overflow", 0) for c in counts),
             pacing_wait_us=max((int(s.params.get("delay", 0)) / 1e3 for s in statuses),
                                default=0.0))
 
@@ -175,7 +206,8 @@ class Row:
     def where(self) -> str:
         """Where the loss happened, one line (empty when nothing was lost or dropped)."""
         lost = self.loss if self.loss is not None else self.errors
-        return verdict(lost, self.errors, self.drops)
+        unsent = self.sent - self.tx_link_packets if self.tx_link_packets is not None else 0
+        return verdict(lost, self.errors, self.drops, unsent)
 
     def latency_us(self) -> dict[str, float | None]:
         """The latency columns: p50, p90, p99, p99.9, max and avg in µs, the samples and the
@@ -189,11 +221,50 @@ class Row:
         out["pacing_wait_us"] = self.pacing_wait_us
         return out
 
+    def stream_columns(self) -> dict[str, int | str]:
+        """Per-device accounting where pgrx saw streams: lost, duplicate and late sequence
+        numbers in all (``stream_lost``, ...), each device's (``streams``), and packets pgrx
+        could not give to a stream (``streams_untracked``, beyond its limit)."""
+        if not self.streams and not self.untracked:
+            return {}
+        total = sum(self.streams.values(), StreamAccount())
+        return {"stream_lost": total.lost, "stream_duplicates": total.duplicates,
+                "stream_late": total.late, "streams_untracked": self.untracked,
+                "streams": self.stream_summary()}
+
+    def stream_summary(self) -> str:
+        """Each device's account, one clause each: ``eth1@0: 5,000 sent, lost 0; ...``."""
+        parts = []
+        for name, acc in self.streams.items():
+            text = f"{name}: {acc.sent:,} sent, lost {acc.lost:,}"
+            text += "".join(f", {what} {n:,}" for what, n in
+                            (("duplicates", acc.duplicates), ("late", acc.late)) if n)
+            parts.append(text)
+        if self.untracked:
+            parts.append(f"{self.untracked:,} packets beyond pgrx's streams, not accounted")
+        return "; ".join(parts)
+
+    def cpu_cost(self) -> dict[str, float | int | None]:
+        """What a packet cost the CPUs: pktgen's threads' ns per packet offered
+        (``cpu_pktgen_ns``, their own sending and the softirqs they ran), the CPUs' softirq ns
+        per packet (``cpu_softirq_ns``, tick-sampled), how busy pktgen's threads were over its
+        elapsed time (``pktgen_busy``, 1.0 = always running), the network softirqs raised."""
+        if self.cpu is None:
+            return {}
+        offered, threads = self.offered, max(self.point.threads, 1)
+        busy = self.cpu.pktgen_ns / (self.pktgen_s * 1e9 * threads) if self.pktgen_s else None
+        return {"cpu_pktgen_ns": self.cpu.pktgen_ns / offered if offered else None,
+                "cpu_softirq_ns": self.cpu.softirq_ns / offered if offered else None,
+                "pktgen_busy": busy, "net_tx_softirqs": self.cpu.net_tx,
+                "net_rx_softirqs": self.cpu.net_rx}
+
     def __getattr__(self, name: str):
         """A latency column as an attribute (``row.lat_p99_us``: gates read them so); None
         where no latency was measured."""
         if name in LATENCY_COLUMNS:
             return self.latency_us().get(name)
+        if name in CPU_COLUMNS:
+            return self.cpu_cost().get(name)
         raise AttributeError(name)
 
     def as_dict(self) -> dict:
@@ -208,10 +279,12 @@ class Row:
             "sizes": " ".join(f"{size}:{count}" for size, count in self.sizes.items()),
             "mbps": self.mbps, "l1_mbps": self.l1_mbps,
             "offered": self.offered, "sent": self.sent, "errors": self.errors,
-            "pktgen_s": self.pktgen_s, "wall_s": self.wall_s, "received": self.received,
+            "pktgen_s": self.pktgen_s, "wall_s": self.wall_s,
+            "tx_link_packets": self.tx_link_packets, "received": self.received,
             "loss": self.loss, "loss_ratio": self.loss_ratio, "rx_backend": self.rx_backend,
             "sink": self.sink, **{f"dev_{k}": v for k, v in self.device.items()},
-            **self.latency_us(), "where": self.where, "gate": self.gate,
+            **self.latency_us(), **self.cpu_cost(), **self.stream_columns(),
+            "where": self.where, "gate": self.gate,
         }
         if self.ratio is not None:
             out["ratio"] = self.ratio

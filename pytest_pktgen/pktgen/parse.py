@@ -125,6 +125,25 @@ class DeviceStatus:
         return max(self.pkt_size, self.min_frame_built)
 
     @property
+    def src_mac(self) -> str:
+        """The source MAC of its frames (its device's own unless ``src_mac`` was set)."""
+        return self.params.get("src_mac", "")
+
+    @property
+    def udp_src_ports(self) -> range:
+        """The UDP source ports it sends from: ``udp_src_min`` to ``udp_src_max`` exclusive
+        when a range is set, else ``udp_src_min`` alone."""
+        low = int(self.params.get("udp_src_min", 9))
+        high = int(self.params.get("udp_src_max", low))
+        return range(low, high) if low < high else range(low, low + 1)
+
+    @property
+    def repeat(self) -> int:
+        """How many times each header goes out: ``clone_skb`` sends of a ``burst`` each."""
+        return max(int(self.params.get("clone_skb", 0)), 1) * max(
+            int(self.params.get("burst", 1)), 1)
+
+    @property
     def imix_counts(self) -> dict[int, int]:
         """IMIX mode: frames sent of each pkt_size (``imix_size_counts``); empty otherwise."""
         pairs = (pair.split(",") for pair in self.current.get("imix_size_counts", "").split())

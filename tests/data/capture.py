@@ -123,3 +123,17 @@ def test_capture_pgrx(veth, rx_counter, pktgen_module):
     kmod = rx_counter(veth, "kmod")
     veth.run(veth.config(count=10_000, pkt_size=60))
     save("pgrx-veth-every7th-dropped.txt", kmod.raw(), pktgen_module.kernel_release)
+
+
+def test_capture_cpu_counters(dummy, pktgen, pktgen_module):
+    """/proc/stat, /proc/softirqs and a pktgen thread's /proc/<pid>/schedstat and comm right
+    after a run on a dummy."""
+    from pytest_pktgen.host import cpu
+
+    finished_run(pktgen, DeviceConfig(dummy, {"count": 100_000, "pkt_size": 60}))
+    kernel = pktgen_module.kernel_release
+    save("proc-stat.txt", Path("/proc/stat").read_text(), kernel)
+    save("proc-softirqs.txt", Path("/proc/softirqs").read_text(), kernel)
+    pid = min(cpu.pktgen_pids())
+    for name in ("schedstat", "comm"):
+        save(f"proc-kpktgend-{name}.txt", Path(f"/proc/{pid}/{name}").read_text(), kernel)

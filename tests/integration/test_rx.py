@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from accounting import CABLE_QUEUE, sent_checked, wait_until
 
+from pytest_pktgen.errors import PktgenRunError
 from pytest_pktgen.host.netns import call_in
 from pytest_pktgen.lab import rx
 from pytest_pktgen.lab.topology import UDP_SRC, thread_configs
@@ -141,6 +142,77 @@ def test_each_pktgen_thread_is_a_stream_of_its_own(veth, rx_counter):
         assert (stream.received, stream.unique, stream.duplicates) == (10_000, 10_000, 0)
         assert stream.lost(sent=10_000) == 0
     assert count.latency.samples == 20_000 and count.other["streams_overflow"] == 0
+
+
+def _features(netns: str, ifname: str, **wanted: bool) -> dict[str, bool]:
+    """Set ethtool features of a link (pyroute2's ioctl), returning what they were."""
+    from pytest_pktgen.host.netlink import IoctlEthtool
+
+    def change():
+        ethtool = IoctlEthtool(ifname)
+        features = ethtool.get_features()
+        old = {name: bool(features[name]) for name in wanted}
+        for name, value in wanted.items():
+            features[name] = value
+        ethtool.set_features(features)
+        now = ethtool.get_features()
+        assert {name: bool(now[name]) for name in wanted} == wanted
+        return old
+
+    return call_in(netns, change)
+
+
+def test_gro_merged_frames_count_as_what_they_carry(crossover, rx_counter, irq_pin):
+    """With UDP GRO forwarding on at the receiving NIC, GRO merges pktgen's frames (they go to no
+    socket) into fewer skbs: pgrx counts each merged skb as its frames, exactly what the driver
+    counted, and says how many skbs were merged; a backend that counts skbs is refused there.
+    UDP GRO takes only frames with a UDP checksum (UDPCSUM; pktgen's default is none, which
+    GRO never merges)."""
+    irq_pin(crossover.nics["rx"].irqs, 1)
+    sink = crossover.sink
+    old = _features(sink.netns, sink.ifname, **{"rx-gro": True, "rx-udp-gro-forwarding": True})
+    try:
+        with pytest.raises(PktgenRunError, match="the tc counter counts skbs, and GRO merges "
+                           r"pktgen's UDP frames into fewer on \S+ \(rx-udp-gro-forwarding on\)"):
+            rx_counter(crossover, "tc")
+        ifstats, kmod = rx_counter(crossover, "ifstats"), rx_counter(crossover, "kmod")
+        result = crossover.run(crossover.config(count=CABLE_QUEUE, pkt_size=60,
+                                                flags=["UDPCSUM"]), rx=[ifstats, kmod])
+        frames, count = result.received["ifstats"].packets, result.received["kmod"]
+        print(f"{frames} frames, pgrx {count.packets} in {count.other}")
+        assert frames == result.sent == CABLE_QUEUE  # the cable's queue holds them all
+        assert count.other["gro"] > 0, "GRO merged nothing: no merged skb was counted"
+        assert count.packets == count.pktgen == frames  # each merged skb as its frames
+        (stream,) = count.streams  # each segment's header seen: none lost, none twice
+        assert (stream.unique, stream.duplicates) == (CABLE_QUEUE, 0)
+        assert stream.lost(sent=result.sent) == 0
+        assert count.latency.samples == CABLE_QUEUE  # a sample per packet, merged or not
+    finally:
+        _features(sink.netns, sink.ifname, **old)
+
+
+@pytest.mark.pktgen(frame=64, threads=2, count=20_000, rounds=1, rx="kmod")
+def test_the_row_says_which_thread_lost_its_packets(veth, pktgen_bench):
+    """nftables drops every 10th packet of the second thread (its own UDP source port) at the
+    sink: the row's per-device account gives dev@1 exactly those 1,000 lost, dev@0 none."""
+    if len(veth.pktgen.threads()) < 2:
+        pytest.skip("one pktgen thread on this machine")
+    sink = veth.sink
+    _nft(sink.netns, f"""
+        table netdev pgloss {{
+            chain ingress {{
+                type filter hook ingress device {sink.ifname} priority 0;
+                udp sport {UDP_SRC + 1} numgen inc mod 10 == 0 drop
+            }}
+        }}""")
+    row = pktgen_bench(veth).row
+    print(row.stream_summary())
+    first, second = (row.streams[f"{veth.tx[0].ifname}@{n}"] for n in (0, 1))
+    assert (first.sent, first.lost, first.received) == (10_000, 0, 10_000)
+    assert (second.sent, second.lost, second.received) == (10_000, 1_000, 9_000)
+    assert first.duplicates == second.duplicates == first.late == second.late == 0
+    assert row.loss == row["stream_lost"] == 1_000 and row.untracked == 0
+    assert row["streams"].endswith("@1: 10,000 sent, lost 1,000")
 
 
 @pytest.mark.parametrize("backend", ["tc", "nft"])

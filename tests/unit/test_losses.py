@@ -29,6 +29,20 @@ def test_a_row_says_where_its_loss_happened():
     assert row.where == "lost 100: refused by the tx driver 10; softnet_dropped +90"
     assert row.as_dict()["where"] == row.where
     assert Row("t", offered=5, sent=5, received=5).where == ""
+    # the tx link counted fewer transmitted than pktgen sent: lost on its way out
+    short = Row("t", offered=1_000, sent=1_000, received=900, tx_link_packets=900)
+    assert short.where == "lost 100: the tx link transmitted 100 fewer than pktgen sent"
+    more = Row("t", offered=1_000, sent=1_000, received=900, tx_link_packets=1_003)
+    assert "tx link" not in more.where  # other traffic on the link: no claim
+    assert short.as_dict()["tx_link_packets"] == 900
+
+
+def test_a_snapshots_tx_packets_are_the_tx_links_and_apart_from_the_drops():
+    from pytest_pktgen.lab.losses import split
+
+    counters = {"tx tx_packets": 1_000, "tx tx_dropped": 4, "softnet_dropped": 1}
+    assert split(counters) == ({"tx tx_dropped": 4, "softnet_dropped": 1}, 1_000)
+    assert split({"sink rx_dropped": 2}) == ({"sink rx_dropped": 2}, None)
 
 
 def test_softnet_stat_sums_every_cpus_drops(tmp_path):

@@ -35,3 +35,31 @@ def test_lost_with_clones():
     # clone_skb 10, 20000 packets: headers 1, 11, ... 19991; one header (10 packets) missing
     stream = Stream(3, "02:50:47:00:00:01", 9, 1, 19991, 19990, 1999, 17991, 0, 0)
     assert stream.lost(repeat=10) == 1 and stream.lost(repeat=10, sent=20_000) == 1
+
+
+def test_a_devices_account_gathers_its_streams_by_mac_and_source_port():
+    from dataclasses import replace
+
+    from pytest_pktgen.lab.rx import StreamAccount, account
+
+    count = parse_pgrx((CAPTURED / "pgrx-veth-every7th-dropped.txt").read_text())
+    (stream,) = count.streams
+    dropped_by_nft = -(-10_000 // 7)
+    got = account(count.streams, stream.mac.upper(), range(9, 10), 10_000)
+    assert got == StreamAccount(sent=10_000, received=10_000 - dropped_by_nft,
+                                lost=dropped_by_nft, duplicates=0, late=0, streams=1)
+    # a router rewrote the source MAC: no stream carries the device's, so its ports decide
+    assert account(count.streams, "02:00:00:00:00:09", range(9, 10), 10_000) == got
+    # another device: another MAC beside this one's stream, or other ports
+    other = replace(stream, mac="02:00:00:00:00:09", unique=10, received=10)
+    assert account([stream, other], "02:00:00:00:00:09", range(9, 10), 10) == StreamAccount(
+        sent=10, received=10, lost=0, duplicates=0, late=0, streams=1)
+    assert account(count.streams, stream.mac, range(10, 11), 500).lost == 500
+    # flows: one device's sequence numbers spread over its ports, which add up
+    flows = [replace(stream, sport=1024 + n, unique=250, received=250) for n in range(4)]
+    assert account(flows, stream.mac, range(1024, 1028), 1_000) == StreamAccount(
+        sent=1_000, received=1_000, lost=0, duplicates=0, late=0, streams=4)
+    # clone_skb 10: a header counts once
+    assert account(flows, stream.mac, range(1024, 1028), 10_000, repeat=10).lost == 0
+    assert got + got == StreamAccount(*(2 * v for v in (10_000, 10_000 - dropped_by_nft,
+                                                        dropped_by_nft, 0, 0, 1)))
