@@ -164,6 +164,8 @@ def device_configs(topology: Topology, index: int, point: Point, settings: Setti
                    params: dict) -> list[DeviceConfig]:
     """The point's configs: one device, or ``dev@N`` on threads 0..N-1 sharing the count."""
     point_params = point.params()
+    if {"min_pkt_size", "max_pkt_size"} & params.keys():  # a size range instead of the frame
+        point_params.pop("pkt_size", None)
     flags = tuple(dict.fromkeys((*settings.flags, *params.pop("flags", ()))))
     ipv6 = params.pop("ipv6", settings.ipv6)
     merged = {**settings.params, **point_params, **params}
