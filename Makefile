@@ -8,14 +8,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 # qemu and a stock kernel with pktgen.ko for the VM lab; busybox for virtme-ng's initramfs;
-# headers and a compiler for kmod/; python3-venv for the venv.
+# headers and a compiler for kmod/; python3-venv for the venv; ssh-keygen and libwrap0 for the
+# SSH lab hosts' sshd (unpacked from openssh-server below, never installed as a service).
 APT_PACKAGES := qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static \
 	iproute2 kmod nftables make gcc python3-venv python3-pip \
-	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch
+	linux-source-6.1 bc flex bison libelf-dev libssl-dev xz-utils patch \
+	openssh-client libwrap0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VM_ARGS ?=
 
-.PHONY: deps venv kmod patched-kernel patched test unit integration examples soak sweep bench \
+.PHONY: deps sshd venv kmod patched-kernel patched test unit integration examples soak sweep bench \
 	lint capture clean
 
 # The soak test's size in `make test`: 8 runs (2 interrupted) fit CI's time budget on a fresh
@@ -44,6 +46,20 @@ deps: .stamp-apt
 	fi
 	@touch $@
 
+# The VM lab's SSH hosts (network namespaces in the guest) each run an sshd: Debian's
+# openssh-server unpacked into the cache, not installed (installing it would start a service
+# on this machine and add a user). The machine's own /usr/sbin/sshd is used where it has one.
+SSHD_DIR ?= $(HOME)/.cache/pytest-pktgen/openssh
+sshd: deps
+	@if [ -x /usr/sbin/sshd ] || [ -x $(SSHD_DIR)/usr/sbin/sshd ]; then \
+		echo "sshd: present"; \
+	else \
+		rm -rf $(SSHD_DIR).dl && mkdir -p $(SSHD_DIR).dl && cd $(SSHD_DIR).dl && \
+		apt-get download -q openssh-server 2>&1 | grep -v "^W: Download is performed unsandboxed" ; \
+		dpkg-deb -x $(SSHD_DIR).dl/openssh-server_*.deb $(SSHD_DIR) && rm -rf $(SSHD_DIR).dl && \
+		echo "sshd: unpacked into $(SSHD_DIR)"; \
+	fi
+
 venv: .stamp-venv
 .stamp-venv: pyproject.toml
 	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
@@ -64,7 +80,7 @@ patched: patched-kernel
 unit: venv
 	$(PYTEST) tests/unit
 
-integration: deps venv kmod
+integration: deps venv kmod sshd
 	PKTGEN_SOAK_RUNS=$(CI_SOAK_RUNS) $(PYTEST) --pktgen-vm $(VM_ARGS) tests/integration
 
 examples: deps venv
@@ -81,7 +97,7 @@ soak: deps venv kmod
 # real: the VM's QEMU runs in a session of its own, and with autogroup scheduling (Debian's and
 # Ubuntu's default) sessions share the CPU as equals whatever their nice, so the build gets a
 # session too, whose autogroup is niced (measured: suites 1.4x as long under a nice-only build).
-test: deps venv kmod
+test: deps venv kmod sshd
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench
 	$(PYTEST) tests/unit tests/host --durations=8
 	@mkdir -p $(dir $(PATCHED_TREE)); \

@@ -13,6 +13,22 @@ NOT_SUPPORTED_ERRNOS = frozenset({_errno.EOPNOTSUPP, ENOTSUPP_KERNEL})
 class PktgenError(Exception):
     """Base class of every error raised by pytest-pktgen."""
 
+    def __reduce__(self):
+        # Across an SSH host's channel (pickle): rebuilt from its attributes, not by calling
+        # __init__ again with the message as the only argument.
+        state = dict(self.__dict__)
+        if isinstance(self, OSError):
+            state.update(errno=self.errno, strerror=self.strerror)
+        return _rebuild, (type(self), self.args, state)
+
+
+def _rebuild(cls, args, state):
+    exc = cls.__new__(cls)
+    exc.args = args
+    for name, value in state.items():
+        setattr(exc, name, value)
+    return exc
+
 
 class PktgenConfigError(PktgenError, ValueError):
     """A parameter value was refused before anything reached the kernel."""
@@ -76,6 +92,19 @@ class PktgenRunError(PktgenError):
 class DeviceUnsupported(PktgenError):
     """The device cannot do what the config asks (e.g. clone_skb on veth): under pytest the
     test is reported as xfail with this reason, not as a failure."""
+
+
+class HostError(PktgenError):
+    """A host reached over SSH cannot be used, or was lost: the message names the host."""
+
+    def __init__(self, host: str, problem: str):
+        self.host = host
+        self.problem = problem
+        super().__init__(f"host {host}: {problem}")
+
+
+class HostLost(HostError):
+    """A host's connection went away mid-use; its agent undoes what it held there."""
 
 
 class VmLabError(PktgenError):

@@ -68,6 +68,12 @@ class Ledger:
                 self.record[kind].append(name)
             self._write()
 
+    def clear(self) -> None:
+        """Everything listed is undone (or given up): an empty record."""
+        with self._mutex:
+            self.record.update(namespaces=[], links=[], nics={})
+            self._write()
+
     def drop(self, kind: str, name: str) -> None:
         """``name`` is undone: strike it off."""
         with self._mutex:

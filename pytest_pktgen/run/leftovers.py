@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 
-from ..host import netlink, netns, nicstate
 from ..host.ledger import RUN_DIR, dead_owners
+from ..host.undo import undo_record
 from ..pktgen.proc import Pktgen
 from .guard import NamespaceLock, PktgenBusy
 from .runner import remove_dead_runs_devices
@@ -27,25 +27,7 @@ def clean(run_dir=RUN_DIR) -> tuple[list[str], bool]:
         if record.get("netns_inode") != here:
             release(done=False)  # for a cleaner in the namespace it was written in
             continue
-        done, failed = [], []
-        for ifname, moved in record.get("nics", {}).items():
-            try:
-                nicstate.send_home(nicstate.NicState.from_dict(moved["state"]), moved["netns"])
-                done.append(f"sent {ifname} home from {moved['netns']}, restored as found")
-            except (OSError, LookupError, nicstate.NicNotRestored) as err:
-                failed.append(f"{ifname}: {err}")
-        gone = [name for name in record.get("namespaces", [])
-                if (netns.NETNS_DIR / name).exists()]
-        for name in gone:
-            netns.remove(name)
-        if gone:
-            done.append(f"removed namespace(s) {', '.join(gone)}")
-        with netlink.IPRoute() as ipr:
-            links = [name for name in record.get("links", []) if ipr.link_lookup(ifname=name)]
-            for name in links:
-                ipr.link("del", ifname=name)
-        if links:
-            done.append(f"removed link(s) {', '.join(links)}")
+        done, failed = undo_record(record)
         release()
         complete = complete and not failed
         if done or failed:

@@ -1,0 +1,32 @@
+"""Undo what a ledger lists (:mod:`pytest_pktgen.host.ledger`): NICs sent home and restored
+as found, namespaces (with the links and pktgen devices inside them) and links deleted. For a
+dead owner's ledger (:mod:`pytest_pktgen.run.leftovers`) and for an SSH host's agent whose
+controller is gone (:mod:`pytest_pktgen.host.agent`) alike."""
+
+from __future__ import annotations
+
+from . import netlink, netns, nicstate
+
+
+def undo_record(record: dict) -> tuple[list[str], list[str]]:
+    """What was undone and what could not be, one phrase each."""
+    done, failed = [], []
+    for ifname, moved in dict(record.get("nics", {})).items():
+        try:
+            nicstate.send_home(nicstate.NicState.from_dict(moved["state"]), moved["netns"])
+            done.append(f"sent {ifname} home from {moved['netns']}, restored as found")
+        except (OSError, LookupError, nicstate.NicNotRestored) as err:
+            failed.append(f"{ifname}: {err}")
+    gone = [name for name in record.get("namespaces", []) if (netns.NETNS_DIR / name).exists()]
+    for name in gone:
+        netns.remove(name)
+    if gone:
+        done.append(f"removed namespace(s) {', '.join(gone)}")
+    if record.get("links"):
+        with netlink.IPRoute() as ipr:
+            links = [name for name in record["links"] if ipr.link_lookup(ifname=name)]
+            for name in links:
+                ipr.link("del", ifname=name)
+        if links:
+            done.append(f"removed link(s) {', '.join(links)}")
+    return done, failed

@@ -1,0 +1,202 @@
+"""The SSH hosts' agent and its channel, on this machine: the same bootstrap, zip and frames as
+over SSH, the channel a child process's pipes instead of an SSH session's (the VM lab's
+tests/integration/test_ssh.py runs them through real sshd)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import sys
+import time
+
+import pytest
+
+from pytest_pktgen.errors import HostError, HostLost, PktgenConfigError
+from pytest_pktgen.host import agent, ssh
+from pytest_pktgen.run.runner import check_ends
+
+
+class PipeMachine(ssh.SshMachine):
+    """The agent as a child process here, its stdin/stdout the channel."""
+
+    async def _open(self, command: str):  # run by a shell, as sshd runs it
+        return await asyncio.create_subprocess_shell(
+            "exec " + command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+
+    def _exit_status(self):
+        return self._process.returncode
+
+    async def _ended(self) -> None:
+        await self._process.wait()
+
+    async def _hang_up(self) -> None:
+        if self._process.returncode is None:
+            self._process.kill()
+            await self._process.wait()
+
+
+def _machine(**kwargs) -> PipeMachine:
+    kwargs.setdefault("python", sys.executable)
+    return PipeMachine("pipe", "ssh://root@localhost", **kwargs)
+
+
+@pytest.fixture
+def machine():
+    if os.geteuid() != 0:
+        pytest.skip("the agent's facts ask for root, as pktgen does")
+    m = _machine().connect(require_pktgen=False)
+    yield m
+    m.close()
+
+
+def test_hello_says_what_the_far_end_is(machine):
+    assert machine.facts["protocol"] == agent.PROTOCOL
+    assert machine.facts["python"][:2] == list(sys.version_info[:2])
+    assert machine.facts["pid"] != os.getpid()
+    assert machine.facts["netns_inode"] == os.stat("/proc/self/ns/net").st_ino
+
+
+def test_calls_run_there_and_their_errors_come_back_as_themselves(machine):
+    assert machine.call(os.getpid) == machine.facts["pid"]
+    assert machine.on().read_text("/proc/self/stat").split()[0] == str(machine.facts["pid"])
+    done = machine.on().run(["sh", "-c", "echo $PPID"], capture_output=True, text=True)
+    assert int(done.stdout) == machine.facts["pid"]
+    with pytest.raises(PktgenConfigError) as caught:
+        machine.call(check_ends, 0, None, "eth1")  # count 0 without a duration
+    assert caught.value.param == "count" and caught.value.device == "eth1"
+    assert "(raised on host pipe)" in caught.value.__notes__
+    with pytest.raises(FileNotFoundError):
+        machine.on().read_text("/nonexistent/file")
+
+
+def _here_only():  # a test module's function: there is no such module there
+    return 1
+
+
+def test_what_cannot_travel_is_refused_here_or_fails_that_call_alone(machine):
+    with pytest.raises(ValueError, match="host pipe: .*cannot be sent.*module-level"):
+        machine.call(lambda: 1)
+    with pytest.raises(ModuleNotFoundError, match="test_agent"):
+        machine.call(_here_only)
+    assert machine.call(os.getpid) == machine.facts["pid"]  # the channel is fine
+
+
+def test_calls_from_several_threads_wait_on_their_own_replies(machine):
+    """A blocking call (pgctrl start) must not hold up the others."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        slow = pool.submit(machine.call, time.sleep, 1.5)
+        t0 = time.monotonic()
+        quick = [pool.submit(machine.call, os.getpid) for _ in range(3)]
+        assert {f.result() for f in quick} == {machine.facts["pid"]}
+        assert time.monotonic() - t0 < 1.0, "quick calls waited for the slow one"
+        assert slow.result() is None
+
+
+def test_kept_objects_answer_attributes_and_methods_and_are_undone(machine):
+    obj = machine.new(agent.Ref, 7, "seven")  # any class importable there will do
+    assert obj.key == 7 and obj.kind == "seven"
+    assert obj.__repr__().startswith("<Ref #")
+    obj.close()
+    with pytest.raises(LookupError, match="keeps no Ref"):
+        obj.key  # noqa: B018
+
+
+def test_a_lost_channel_fails_pending_calls_with_host_lost_naming_the_host(machine):
+    import threading
+
+    result = {}
+
+    def wait_long():
+        try:
+            machine.call(time.sleep, 30)
+        except BaseException as err:  # noqa: BLE001
+            result["err"] = err
+
+    t = threading.Thread(target=wait_long)
+    t.start()
+    time.sleep(0.3)
+    machine.sever()
+    t.join(10)
+    assert isinstance(result.get("err"), HostLost)
+    assert "host pipe: the connection to ssh://root@localhost was lost" in str(result["err"])
+    with pytest.raises(HostLost):
+        machine.call(os.getpid)
+
+
+def test_the_agent_undoes_what_it_keeps_when_its_channel_goes_silent():
+    """No frame for loss_after seconds (a cut cable, no EOF): the agent cleans up by itself."""
+    if os.geteuid() != 0:
+        pytest.skip("root")
+    m = _machine(loss_after=1.5).connect(require_pktgen=False)
+    marker = m.new(agent.Ref, 1, "x")  # kept there; cleanup below is logged on its stderr
+    assert marker.key == 1
+    pid = m.facts["pid"]
+    ssh._event_loop().call_soon_threadsafe(_stop_heartbeat, m)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    silent_for = time.monotonic() - (deadline - 10)
+    assert not _alive(pid), "the agent outlived its silent channel"
+    assert silent_for < 1.5 + 3, silent_for
+    time.sleep(0.3)
+    assert any("no frame for 1.5s: the controller is lost" in line for line in m.agent_said), \
+        m.agent_said
+    m.close()
+
+
+def _stop_heartbeat(m):
+    for task in m._tasks[2:]:
+        task.cancel()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_missing_python_is_named_with_the_host():
+    with pytest.raises(HostError, match=r"host pipe: /nonexistent/python3 is missing there"):
+        _machine(python="/nonexistent/python3").connect(require_pktgen=False)
+
+
+def test_the_payload_holds_this_package_and_pyroute2_and_unpickles_frames():
+    import io
+    import zipfile
+
+    names = zipfile.ZipFile(io.BytesIO(ssh.payload())).namelist()
+    assert "pytest_pktgen/host/agent.py" in names and "pyroute2/iproute/linux.py" in names
+    assert not [n for n in names if "__pycache__" in n]
+    stream = io.BytesIO(agent.frame(pickle.dumps(("ping", 0, None))))
+    trickle = lambda n: stream.read(min(n, 3))  # noqa: E731 - a pipe giving 3 bytes at a time
+    assert pickle.loads(agent.read_frame(trickle)) == ("ping", 0, None)
+    assert agent.read_frame(trickle) is None  # EOF
+
+
+@pytest.mark.parametrize("url, parsed", [
+    ("ssh://root@lab-gen1", ("root", "lab-gen1", None)),
+    ("ssh://lab-gen1:2222", (None, "lab-gen1", 2222)),
+    ("root@198.18.0.1", ("root", "198.18.0.1", None)),
+    ("gen1", (None, "gen1", None)),
+])
+def test_ssh_addresses(url, parsed):
+    assert ssh.parse_url(url) == parsed
+
+
+@pytest.mark.parametrize("url", ["http://lab", "ssh://", "ssh://a:b", "ssh://u:pw@host",
+                                 "ssh://host/path", "ssh://host?x=1"])
+def test_bad_ssh_addresses_say_what_is_allowed(url):
+    with pytest.raises(ValueError, match=r"ssh://\[user@\]host\[:port\]"):
+        ssh.parse_url(url)
+
+
+@pytest.mark.parametrize("name", ["", "1gen", "gen 1", "gen:1", "a" * 33])
+def test_bad_host_names(name):
+    with pytest.raises(ValueError, match="host name"):
+        ssh.check_host_name(name)
