@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from . import options, sweep
-from .errors import PktgenNotAvailable
+from . import host, options, sweep
+from .errors import PktgenConfigError, PktgenNotAvailable
 from .host import netdev
 from .host.irq import IrqPinning
 from .lab import rx, topology, vm
@@ -20,7 +20,7 @@ from .measurement.row import point_key_of
 from .pktgen import module
 from .pktgen.proc import Pktgen
 from .run.guard import ModuleUse, NamespaceLock
-from .session import KERNEL_INFO, STATE
+from .session import HOSTS, KERNEL_INFO, STATE
 
 
 def unavailable(message: str):
@@ -46,6 +46,9 @@ def pktgen_module(pytestconfig):
         info = module.kernel_info(loaded_by_us=loaded)
     except PktgenNotAvailable as err:
         use.release(module.unload)
+        if pytestconfig.stash.get(HOSTS, None):  # this machine only drives the hosts
+            yield None
+            return
         unavailable(str(err))
     except BaseException:
         use.release(module.unload)  # no teardown follows a failed setup: undo it here
@@ -181,8 +184,9 @@ def crossover(pktgen_module, request, pytestconfig):
     if not tx:
         pairs = request.getfixturevalue("lab_nic_pairs")
         tx, rx = pairs[0].tx, pairs[0].rx
-    return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx),
-                     rx_nic=topology.Nic.named(rx),
+    (tx_host, tx), (rx_host, rx) = options.split_dev(tx), options.split_dev(rx)
+    return _topology(request, topology.crossover, tx_nic=topology.Nic.named(tx, tx_host),
+                     rx_nic=topology.Nic.named(rx, rx_host),
                      allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
 
 
@@ -193,8 +197,9 @@ def pktgen_dut(request, pytestconfig, pktgen_module):
     (``--pktgen-dev`` with ``--pktgen-dst-mac``, optionally ``--pktgen-dst``)."""
     dst_mac = options.get(pytestconfig, "pktgen_dst_mac")
     if dst_mac:
-        return _topology(request, topology.remote, sink=False,
-                         tx_nic=options.get(pytestconfig, "pktgen_dev"), dst_mac=dst_mac,
+        tx_host, tx = options.split_dev(options.get(pytestconfig, "pktgen_dev"))
+        return _topology(request, topology.remote, sink=False, tx_nic=tx, tx_host=tx_host,
+                         dst_mac=dst_mac,
                          dst=options.get(pytestconfig, "pktgen_dst"),
                          allow_devices=options.get(pytestconfig, "pktgen_allow_dev"))
     return request.getfixturevalue("crossover")
@@ -344,12 +349,18 @@ def rx_counter(request):
         if backend not in rx.BACKENDS:
             raise pytest.UsageError(f"rx_counter backend {backend!r}: one of "
                                     f"{', '.join(rx.BACKENDS)}")
-        rx.refuse_gro(backend, topo.sink.ifname, topo.sink.netns)
+        sink = topo.sink
+        if sink.host is not None and backend in rx.LOCAL_ONLY:
+            raise PktgenConfigError("rx", backend, f"a backend that counts on another host: "
+                                    f"{', '.join(b for b in rx.BACKENDS if b not in rx.LOCAL_ONLY)}"
+                                    f" (the sink is on {sink.host})")
+        host.on(None, sink.host).call(rx.refuse_gro, backend, sink.ifname, sink.netns)
         if backend == "kmod":
             request.getfixturevalue("pgrx")
         if backend in rx.AFTER_TC_INGRESS:
             topo.lift_discard()
-        counter = made.add(rx.BACKENDS[backend](topo.sink.ifname, topo.sink.netns, **kwargs))
+        counter = made.add(host.new_on(sink.host, rx.BACKENDS[backend], sink.ifname, sink.netns,
+                                       **kwargs))
         if counter.drop and backend in rx.AFTER_TC_INGRESS:
             topo.dropper = counter
         counter.reset()

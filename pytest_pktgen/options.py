@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from .errors import PktgenConfigError
+from .host.ssh import check_host_name, parse_url
 from .lab.rx import BACKENDS
 from .measurement.gates import TOLERANCE_METRICS, latency_requirements, requirement
 from .measurement.point import AXES, check_value
@@ -170,6 +171,42 @@ def ifname(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not {err.allowed}") from None
 
 
+def host_ifname(text: str) -> str:
+    """An interface name, or HOST:IFNAME for a NIC of a --pktgen-host."""
+    where, _, name = text.rpartition(":")
+    try:
+        if where:
+            check_host_name(where)
+        check_ifname(name)
+    except PktgenConfigError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {err.allowed} (HOST:IFNAME for a NIC "
+                                         "of a --pktgen-host)") from None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r}: {err}") from None
+    return text
+
+
+def split_dev(text: str | None) -> tuple[str | None, str | None]:
+    """``gen1:eth1`` -> ("gen1", "eth1"); ``eth1`` -> (None, "eth1")."""
+    if text is None:
+        return None, None
+    where, _, name = text.rpartition(":")
+    return where or None, name
+
+
+def host_url(text: str) -> tuple[str, str]:
+    """NAME=ssh://[user@]host[:port]."""
+    name, sep, url = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=ssh://[user@]host[:port]")
+    try:
+        check_host_name(name)
+        parse_url(url)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return name, url
+
+
 def boolean(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -209,10 +246,18 @@ OPTIONS = (
     Option("pktgen_vm_test_timeout", "seconds the guest may go without starting a test (the "
            "boot, or one test) before it is stopped as hung; 0 means no limit", 1800.0,
            seconds, "SECONDS"),
-    Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host", None,
-           ifname, "IFNAME"),
-    Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover)",
-           None, ifname, "IFNAME"),
+    Option("pktgen_dev", "the NIC pktgen sends on (device under test) on a real host; "
+           "HOST:IFNAME for a NIC of a --pktgen-host", None, host_ifname, "[HOST:]IFNAME"),
+    Option("pktgen_rx_dev", "the NIC that receives pktgen's frames over a cable (crossover); "
+           "HOST:IFNAME for a NIC of a --pktgen-host", None, host_ifname, "[HOST:]IFNAME"),
+    Option("pktgen_host", "another machine, reached over SSH (repeatable): pktgen, topologies "
+           "and counters run there for NICs named NAME:IFNAME; it needs sshd, python3 (3.11+) "
+           "and root there, nothing installed", (), host_url, "NAME=ssh://[USER@]HOST[:PORT]",
+           multiple=True),
+    Option("pktgen_ssh_config", "OpenSSH client config for --pktgen-host (Host aliases, "
+           "HostName, Port, User, IdentityFile, ProxyJump)", "~/.ssh/config", str, "FILE"),
+    Option("pktgen_ssh_known_hosts", "known_hosts file the --pktgen-host keys are checked "
+           "against", "~/.ssh/known_hosts", str, "FILE"),
     Option("pktgen_dst", "destination IP of a remote receiver (with --pktgen-dev and "
            "--pktgen-dst-mac)", None, str, "IP"),
     Option("pktgen_dst_mac", "MAC of a remote receiver, or of the next hop to it: frames from "
@@ -360,6 +405,19 @@ def check_usage(config: pytest.Config) -> None:
         get(config, opt.name)
     dev, rx_dev = get(config, "pktgen_dev"), get(config, "pktgen_rx_dev")
     dst, dst_mac = get(config, "pktgen_dst"), get(config, "pktgen_dst_mac")
+    hosts = [name for name, _ in get(config, "pktgen_host")]
+    if len(set(hosts)) != len(hosts):
+        twice = next(h for h in hosts if hosts.count(h) > 1)
+        raise pytest.UsageError(f"--pktgen-host {twice}=... is given twice: one address per "
+                                "host name")
+    for flag, value in (("--pktgen-dev", dev), ("--pktgen-rx-dev", rx_dev)):
+        where, _ = split_dev(value)
+        if where is not None and where not in hosts:
+            raise pytest.UsageError(f"{flag} {value}: there is no --pktgen-host {where}=... "
+                                    f"(hosts: {', '.join(hosts) or 'none'})")
+    if hosts and get(config, "pktgen_vm"):
+        raise pytest.UsageError("--pktgen-vm runs in a VM without a network to other "
+                                "machines; --pktgen-host names one: use one or the other")
     if get(config, "pktgen_vm") and dev:
         raise pytest.UsageError("--pktgen-vm runs in a VM whose only NICs are its own crossover "
                                 f"pairs; --pktgen-dev {dev} is a device of this host: use one "

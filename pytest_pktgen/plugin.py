@@ -14,7 +14,7 @@ from . import options, session, sweep
 from .errors import DeviceUnsupported, VmLabError
 from .lab import vm
 from .measurement import gates, report
-from .session import KERNEL_INFO, LEFTOVERS, REPORTS, STATE
+from .session import HOSTS, KERNEL_INFO, LEFTOVERS, REPORTS, STATE, host_facts
 
 pytest_plugins = ["pytest_pktgen.fixtures"]
 
@@ -46,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     session.cleanup_on_sigterm()
     config.stash[STATE] = session.session_state(config)
     config.stash[LEFTOVERS] = session.clean_leftovers()
+    config.stash[HOSTS] = session.connect_hosts(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session.close_hosts(config)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -74,6 +79,12 @@ def pytest_runtest_call(item):
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     lines = [f"pytest-pktgen: {line}" for line in config.stash.get(LEFTOVERS, [])]
+    for name, connected in config.stash.get(HOSTS, {}).items():
+        facts = connected.machine.facts
+        lines.append(f"pytest-pktgen: host {name} ({connected.machine.url}): "
+                     f"{facts['hostname']}, Linux {facts['kernel']}, Python "
+                     f"{'.'.join(map(str, facts['python']))}")
+        lines += [f"pytest-pktgen: host {name}: {line}" for line in connected.said]
     lab = vm.lab_info()
     if lab is None:
         return lines
@@ -106,7 +117,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or not state.results:
         return
     info = session.config.stash.get(KERNEL_INFO, None)
-    state.results.environment = report.environment(info, vm.lab_info())
+    state.results.environment = report.environment(info, vm.lab_info(),
+                                                   host_facts(session.config))
     out = options.get(session.config, "pktgen_out")
     paths = state.results.write(out, plots=not options.get(session.config, "pktgen_no_plots"))
     save = options.get(session.config, "pktgen_save_baseline")
@@ -153,4 +165,4 @@ def pytest_benchmark_generate_machine_info(config: pytest.Config) -> dict | None
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """The environment fingerprint goes into pytest-benchmark's saved runs too."""
     machine_info["pktgen"] = report.environment(config.stash.get(KERNEL_INFO, None),
-                                                vm.lab_info())
+                                                vm.lab_info(), host_facts(config))

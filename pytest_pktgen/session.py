@@ -4,6 +4,7 @@ the ``--pktgen-vm`` re-run of the whole session inside the VM lab."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 import threading
@@ -11,17 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from . import options
-from .host import ledger
+from . import host, options
+from .errors import HostError
+from .host import ledger, ssh
 from .lab import vm
 from .measurement import gates, measure, report
+from .pktgen import module
 from .pktgen.proc import Pktgen
 from .run import leftovers
+from .run.guard import ModuleUse
 
 STATE = pytest.StashKey[measure.SessionState]()
 LEFTOVERS = pytest.StashKey[list]()
 KERNEL_INFO = pytest.StashKey["module.KernelInfo"]()
 REPORTS = pytest.StashKey[dict]()
+HOSTS = pytest.StashKey[dict]()  # name -> Connected
 
 
 def session_state(config: pytest.Config) -> measure.SessionState:
@@ -54,6 +59,82 @@ def clean_leftovers() -> list[str]:
     if os.geteuid() != 0 or not (ledger.any_dead() or Pktgen().devices_here()):
         return []
     return leftovers.clean()[0]
+
+
+class Connected:
+    """A --pktgen-host in use: its machine, this session's use of pktgen there (the last
+    session out unloads it, if one of ours loaded it), what its cleaner said."""
+
+    def __init__(self, machine: ssh.SshMachine, use, said: list[str]):
+        self.machine, self.use, self.said = machine, use, said
+
+
+def connect_hosts(config: pytest.Config) -> dict[str, Connected]:
+    """Every --pktgen-host connected and checked at once, before anything starts anywhere:
+    python3, root and pktgen there (loaded if needed), what killed sessions left there undone.
+    A UsageError naming every host that cannot be used (the others closed again)."""
+    wanted = options.get(config, "pktgen_host")
+    if not wanted:
+        return {}
+    ssh_config = Path(options.get(config, "pktgen_ssh_config")).expanduser()
+    known = Path(options.get(config, "pktgen_ssh_known_hosts")).expanduser()
+    for flag, path, default in (("--pktgen-ssh-config", ssh_config, "pktgen_ssh_config"),
+                                ("--pktgen-ssh-known-hosts", known, "pktgen_ssh_known_hosts")):
+        if options.given(config, default) and not path.is_file():
+            raise pytest.UsageError(f"{flag} {path}: no such file")
+    machines = [ssh.SshMachine(name, url, config=[str(ssh_config)] if ssh_config.is_file()
+                               else [], known_hosts=str(known) if known.is_file() else ())
+                for name, url in wanted]
+    with concurrent.futures.ThreadPoolExecutor(len(machines)) as pool:
+        outcomes = list(pool.map(_connect, machines))
+    failed = [str(o) for o in outcomes if isinstance(o, BaseException)]
+    if failed:
+        for outcome in outcomes:
+            if isinstance(outcome, Connected):
+                _close(outcome)
+        raise pytest.UsageError("; ".join(failed))
+    for connected in outcomes:
+        host.register(connected.machine.name, connected.machine)
+    return {c.machine.name: c for c in outcomes}
+
+
+def _connect(machine: ssh.SshMachine):
+    try:
+        machine.connect()
+        use = machine.new(ModuleUse)
+        if machine.call(module.load):
+            use.loaded_it()
+        said = machine.call(leftovers.clean)[0]
+        return Connected(machine, use, said)
+    except (HostError, OSError) as err:
+        machine.close()
+        return err if isinstance(err, HostError) else HostError(machine.name, str(err))
+    except BaseException as err:  # noqa: BLE001 - pktgen not loadable there, ...
+        machine.close()
+        return HostError(machine.name, f"{type(err).__name__}: {err}")
+
+
+def host_facts(config: pytest.Config) -> dict[str, dict]:
+    """Each --pktgen-host's facts, as its agent told them (for the environment fingerprint)."""
+    return {name: c.machine.facts for name, c in config.stash.get(HOSTS, {}).items()}
+
+
+def close_hosts(config: pytest.Config) -> None:
+    """Each host: pktgen unloaded if this session loaded it there, the connection closed (its
+    agent undoes whatever is still made there)."""
+    for name, connected in config.stash.get(HOSTS, {}).items():
+        _close(connected)
+        host.forget(name)
+    config.stash[HOSTS] = {}
+
+
+def _close(connected: Connected) -> None:
+    try:
+        if connected.machine.lost is None:
+            connected.use.release(module.unload)
+    except Exception:  # noqa: BLE001 - closing undoes the rest
+        pass
+    connected.machine.close()
 
 
 def cleanup_on_sigterm() -> None:

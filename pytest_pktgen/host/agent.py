@@ -8,8 +8,8 @@ Then both ends exchange frames on that channel: a 4-byte big-endian length and a
     controller -> agent   ("call", id, pickle of (fn, args, kwargs))   run on a thread
                           ("ping", 0, ...)                  I am still here (every second)
                           ("bye", 0, ...)                   done: undo what is left, exit
-    agent -> controller   ("hello", 0, facts)               once, at the start
-                          ("ok", id, value) / ("err", id, exception)
+    agent -> controller   ("hello", 0, pickle of facts)     once, at the start
+                          ("ok" or "err", id, pickle of the value or the exception)
 
 A callable is sent by reference (module and name), so only module-level functions of this
 package (or the standard library) cross; objects that must stay there (a run, a netlink
@@ -30,6 +30,7 @@ import itertools
 import os
 import pickle
 import platform
+import signal
 import struct
 import sys
 import threading
@@ -116,9 +117,9 @@ def invoke(ref: Ref, name: str, args: tuple = (), kwargs: dict | None = None):
 
 
 def attribute(ref: Ref, name: str) -> tuple[str, object]:
-    """("method", None) for a method, else ("value", its value now)."""
+    """("method", None) for a method (anything callable), else ("value", its value now)."""
     value = getattr(_get(ref), name)
-    return ("method", None) if inspect.ismethod(value) else ("value", value)
+    return ("method", None) if callable(value) else ("value", value)
 
 
 def drop(ref: Ref, close: bool = True) -> None:
@@ -165,8 +166,13 @@ def facts() -> dict:
     release = platform.release()
     modules = Path("/lib/modules") / release
     built_in = modules / "modules.builtin"
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                  if line.startswith("model name")), platform.processor())
     return {
         "protocol": PROTOCOL,
+        "cpu": model,
+        "cpus": os.cpu_count(),
         "python": list(sys.version_info[:3]),
         "kernel": release,
         "euid": os.geteuid(),
@@ -214,12 +220,11 @@ class _Channel:
         self.lock = threading.Lock()
 
     def send(self, kind: str, rid: int, value) -> None:
-        try:
-            payload = pickle.dumps((kind, rid, value))
+        try:  # the value pickled apart: the controller may refuse it without losing the frame
+            body = pickle.dumps(value)
         except Exception as err:  # noqa: BLE001 - an unpicklable value or exception
-            if kind == "ok":
-                kind, value = "err", err
-            payload = pickle.dumps(("err", rid, _portable(value, err)))
+            kind, body = "err", pickle.dumps(_portable(value if kind == "err" else err, err))
+        payload = pickle.dumps((kind, rid, body))
         data = frame(payload)
         with self.lock:
             view = memoryview(data)
@@ -284,16 +289,30 @@ def main(loss_after: float = LOSS_AFTER_S) -> None:
                                  name=f"call-{rid}", daemon=True).start()
         done.set()
 
+    def lose(signum, frame):  # sshd's SIGHUP, a SIGTERM: undo as for a lost channel
+        said.append(f"{signal.Signals(signum).name}: ending")
+        done.set()
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, lose)
     channel.send("hello", 0, facts())
     threading.Thread(target=watchdog, name="watchdog", daemon=True).start()
     threading.Thread(target=reader, name="reader", daemon=True).start()
-    done.wait()
+    while not done.wait(1.0):  # a timeout: signals are handled between waits
+        pass
     for line in said:
-        print(f"pytest-pktgen agent {os.getpid()}: {line}", file=sys.stderr)
-    undo_all(lambda line: print(f"pytest-pktgen agent {os.getpid()}: undid {line}",
-                                file=sys.stderr, flush=True))
-    sys.stderr.flush()
+        _say(line)
+    undo_all(lambda line: _say(f"undid {line}"))
     os._exit(0)  # call threads may still block in the kernel; nothing of theirs is needed
+
+
+def _say(line: str) -> None:
+    """A line on stderr (the controller's, while the channel lasts); a gone channel is no
+    reason to stop undoing."""
+    try:
+        print(f"pytest-pktgen agent {os.getpid()}: {line}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

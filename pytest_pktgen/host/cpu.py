@@ -85,6 +85,7 @@ def _now(proc: Path = PROC) -> CpuTimes:
     return CpuTimes(runtime, softirq_ticks((proc / "stat").read_text()) * tick_ns, tx, rx)
 
 
-def snapshot(netns: str | None = None) -> CpuTimes:
-    """The counters now, on the host that runs ``netns``'s pktgen."""
-    return seam.on(netns).call(_now)
+def snapshot(netns: str | None = None, host: str | None = None) -> CpuTimes:
+    """The counters now, on the machine (``host``; None: this one) that runs ``netns``'s
+    pktgen."""
+    return seam.on(netns, host).call(_now)

@@ -1,10 +1,16 @@
-"""Where things run: one seam for *here* and *in a network namespace* (next: over SSH).
+"""Where things run: one seam for *here*, *in a network namespace* and *on another machine*.
 
 Whatever acts on a host goes through a :class:`Host`: run a callable there, read or write a file
 as that host sees it, open netlink there, run a program there, and ask whether it still exists.
-:func:`on` gives the host for a namespace name (None: here). A namespace is reached from a
-thread that joins it (see :mod:`pytest_pktgen.host.netns`): a path it reads must name the thread's
-own view, ``/proc/thread-self/net/...``, never ``/proc/net`` (the process's).
+:func:`on` gives the host for a namespace name (None: the machine's own) on a machine (None:
+this one; else a name :func:`register` gave a machine reached over SSH,
+:mod:`pytest_pktgen.host.ssh`). A namespace is reached from a thread that joins it (see
+:mod:`pytest_pktgen.host.netns`): a path it reads must name the thread's own view,
+``/proc/thread-self/net/...``, never ``/proc/net`` (the process's).
+
+What must live where it acts (a run, a counter, a namespace's resident thread) is made there
+with :func:`new_on`: the object itself here, a proxy to it kept by that machine's agent there.
+Only module-level functions and plain values cross to another machine.
 """
 
 from __future__ import annotations
@@ -112,8 +118,37 @@ class Namespace:
 
 
 LOCAL = Local()
+_machines: dict[str, object] = {}  # name -> a connected machine (an SshMachine)
 
 
-def on(netns: str | None) -> Host:
-    """The host for a namespace name: None is this process's own."""
+def register(name: str, machine) -> None:
+    """Make a connected machine reachable by its name (``on(netns, name)``)."""
+    _machines[name] = machine
+
+
+def forget(name: str) -> None:
+    _machines.pop(name, None)
+
+
+def machine(name: str):
+    try:
+        return _machines[name]
+    except KeyError:
+        known = ", ".join(sorted(_machines)) or "none (no --pktgen-host given)"
+        raise LookupError(f"no host named {name!r}: the hosts are {known}") from None
+
+
+def on(netns: str | None, host: str | None = None) -> Host:
+    """The host for a namespace name (None: the machine's own) on machine ``host`` (None:
+    this one)."""
+    if host is not None:
+        return machine(host).on(netns)
     return LOCAL if netns is None else Namespace(netns)
+
+
+def new_on(host: str | None, factory: Callable[..., T], *args, **kwargs) -> T:
+    """``factory(*args, **kwargs)`` made on machine ``host``: here the object itself, on
+    another machine a proxy whose attributes and methods are the object's there."""
+    if host is None:
+        return factory(*args, **kwargs)
+    return machine(host).new(factory, *args, **kwargs)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import importlib.util
 import io
 import itertools
@@ -37,7 +38,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import HostError, HostLost
-from . import agent, netlink
+from . import agent, clock, netlink
 
 T = TypeVar("T")
 
@@ -90,6 +91,41 @@ def parse_url(url: str) -> tuple[str | None, str, int | None]:
     return parts.username, parts.hostname, port
 
 
+# --- what a reply may hold ---------------------------------------------------------------------
+# A reply is unpickled here, so what it may name is held to data: plain types, exceptions,
+# paths, dataclasses of this package, pyroute2's messages. A compromised host cannot make the
+# controller call a function (pickle's REDUCE) beyond building such values.
+_SAFE_BUILTINS = frozenset({"set", "frozenset", "bytearray", "complex", "range", "slice",
+                            "object", "bool", "int", "float", "str", "bytes", "list", "tuple",
+                            "dict"})
+_SAFE = {("collections", "OrderedDict"), ("collections", "defaultdict"),
+         ("collections", "deque"), ("pathlib", "PosixPath"), ("pathlib", "Path"),
+         ("subprocess", "CompletedProcess"), ("pytest_pktgen.errors", "_rebuild"),
+         ("os", "stat_result"),
+         ("datetime", "datetime"), ("datetime", "timedelta"), ("datetime", "timezone")}
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        value = super().find_class(module, name)
+        if module == "builtins":
+            if name in _SAFE_BUILTINS or (isinstance(value, type)
+                                          and issubclass(value, BaseException)):
+                return value
+        elif (module, name) in _SAFE:
+            return value
+        elif isinstance(value, type) and (
+                issubclass(value, BaseException)
+                or (module.startswith("pytest_pktgen.") and dataclasses.is_dataclass(value))
+                or (module.startswith("pyroute2.") and issubclass(value, (dict, list, tuple)))):
+            return value
+        raise pickle.UnpicklingError(f"a reply may not hold {module}.{name}")
+
+
+def _loads(data: bytes):
+    return _Unpickler(io.BytesIO(data)).load()
+
+
 # --- one event loop for every SSH connection ---------------------------------------------------
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_guard = threading.Lock()
@@ -112,7 +148,10 @@ _payload: bytes | None = None
 
 
 def payload() -> bytes:
-    """This package and pyroute2 as one zip (sources only), made once per process."""
+    """This package and pyroute2 as one zip, made once per process: their sources, and
+    beside each the bytecode this Python compiled of it, where it has it and it is current
+    (as an unchecked hash-based pyc: a Python there with the same bytecode loads it instead of
+    compiling the source, seconds under TCG; another one compiles the source)."""
     global _payload
     if _payload is None:
         pyroute2 = importlib.util.find_spec("pyroute2").submodule_search_locations[0]
@@ -120,10 +159,37 @@ def payload() -> bytes:
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for package in (Path(agent.__file__).parents[1], Path(pyroute2)):
                 for path in sorted(package.rglob("*.py")):
-                    if "__pycache__" not in path.parts:
-                        zf.write(path, path.relative_to(package.parent).as_posix())
+                    if "__pycache__" in path.parts:
+                        continue
+                    name = path.relative_to(package.parent).as_posix()
+                    source = path.read_bytes()
+                    zf.writestr(name, source)
+                    compiled = _bytecode(path, source)
+                    if compiled is not None:
+                        zf.writestr(name + "c", compiled)
         _payload = buf.getvalue()
     return _payload
+
+
+def _bytecode(path: Path, source: bytes) -> bytes | None:
+    """This Python's cached bytecode of ``path`` if it is of this very source, as an
+    unchecked hash-based pyc (PEP 552); None if there is none that is current."""
+    try:
+        data = Path(importlib.util.cache_from_source(str(path))).read_bytes()
+        stat = path.stat()
+    except (OSError, NotImplementedError):
+        return None
+    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
+        return None
+    flags = int.from_bytes(data[4:8], "little")
+    source_hash = importlib.util.source_hash(source)
+    if flags == 0:  # stamped with the source's mtime and size
+        if (int.from_bytes(data[8:12], "little") != int(stat.st_mtime) & 0xFFFFFFFF
+                or int.from_bytes(data[12:16], "little") != len(source) & 0xFFFFFFFF):
+            return None
+    elif data[8:16] != source_hash:
+        return None
+    return importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + source_hash + data[16:]
 
 
 class SshMachine:
@@ -202,12 +268,15 @@ class SshMachine:
         return self._process.exit_status
 
     async def _connect(self) -> None:
-        command = f"{shlex.quote(self.python)} -c {shlex.quote(BOOTSTRAP)} {self.loss_after!r}"
+        # exec: the agent takes the login shell's place (one process, its signals its own)
+        command = (f"exec {shlex.quote(self.python)} -c {shlex.quote(BOOTSTRAP)} "
+                   f"{self.loss_after!r}")
         self._process = await self._open(command)
         self._process.stdin.write(agent.frame(payload()))
         stderr = asyncio.ensure_future(self._read_stderr())
         try:
-            kind, _, facts = await asyncio.wait_for(self._read_message(), HELLO_TIMEOUT_S)
+            kind, _, body = await asyncio.wait_for(self._read_message(), HELLO_TIMEOUT_S)
+            facts = _loads(body)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError,
                 pickle.UnpicklingError, ValueError):
             await asyncio.sleep(0.2)  # its last words on stderr
@@ -239,10 +308,12 @@ class SshMachine:
         return ""
 
     # --- the channel -------------------------------------------------------------------------
-    async def _read_message(self):
+    async def _read_message(self) -> tuple[str, int, bytes]:
         head = await self._process.stdout.readexactly(agent.FRAME.size)
-        body = await self._process.stdout.readexactly(agent.FRAME.unpack(head)[0])
-        return pickle.loads(body)
+        frame = _loads(await self._process.stdout.readexactly(agent.FRAME.unpack(head)[0]))
+        if not (isinstance(frame, tuple) and len(frame) == 3 and isinstance(frame[2], bytes)):
+            raise ValueError("a frame that is not (kind, id, body)")
+        return frame
 
     async def _read_stderr(self) -> None:
         try:
@@ -257,10 +328,14 @@ class SshMachine:
     async def _read_replies(self) -> None:
         try:
             while True:
-                kind, rid, value = await self._read_message()
+                kind, rid, body = await self._read_message()
                 future = self._pending.pop(rid, None)
-                if future is not None and not future.done():
-                    future.set_result((kind, value))
+                if future is None or future.done():
+                    continue
+                try:
+                    future.set_result((kind, _loads(body)))
+                except Exception as err:  # noqa: BLE001 - refused: that call fails alone
+                    future.set_exception(HostError(self.name, f"its reply was refused: {err}"))
         except Exception as err:  # noqa: BLE001 - every way the channel can end
             self._lose(f"the connection to {self.url} was lost "
                        f"({type(err).__name__}{': ' + str(err) if str(err) else ''})")
@@ -322,6 +397,10 @@ class SshMachine:
             self._process.stdin.write(data)
         except Exception as err:  # noqa: BLE001
             self._lose(f"the connection to {self.url} was lost ({err})")
+
+    def clock_offset(self) -> clock.ClockOffset:
+        """Its CLOCK_MONOTONIC against this machine's (:mod:`pytest_pktgen.host.clock`)."""
+        return clock.measure(self.call)
 
     # --- objects kept there ------------------------------------------------------------------
     def new(self, factory: Callable, *args, **kwargs) -> Proxy:

@@ -9,13 +9,15 @@ agents it started) are killed, the namespaces and links deleted, the keys remove
 
 sshd comes from the machine (``/usr/sbin/sshd``) or from ``make deps``'s unpacked copy of
 Debian's openssh-server (nothing installed, no service started); ``$PKTGEN_SSHD`` names
-another. OpenSSH drops privileges to a ``sshd`` user: where the passwd file has none, sshd runs
-in a mount namespace of its own that sees a copy of it with one added.
+another. sshd runs in a mount namespace of its own that sees copies of the account files: a
+``sshd`` user added where there is none (OpenSSH drops privileges to it), root's password
+made unusable rather than locked (without PAM, sshd refuses a locked root even a key).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -115,7 +117,7 @@ class SshLab:
         _keygen(self.client_key)
         (self.dir / "authorized_keys").write_text((self.dir / "client_ed25519.pub").read_text())
         host_key = (self.dir / "host_ed25519.pub").read_text().split()[:2]
-        passwd = self._passwd()
+        accounts = self._accounts()
         for i, name in enumerate(self.names):
             ns = netns.create("pghost")
             self._stack.callback(self._remove_host, ns)
@@ -124,7 +126,7 @@ class SshLab:
             host = self.hosts[name] = LabHost(name, ns, there, link)
             config = self.dir / f"sshd_{name}.conf"
             config.write_text(_sshd_config(self.dir, there, self.path_env.get(name)))
-            host.sshd = _start_sshd(sshd, config, ns, passwd, self.dir / f"sshd_{name}.log")
+            host.sshd = _start_sshd(sshd, config, ns, accounts, self.dir / f"sshd_{name}.log")
         with open(self.known_hosts, "w") as out:
             for host in self.hosts.values():
                 out.write(f"{host.name},{host.address} {' '.join(host_key)}\n")
@@ -136,16 +138,35 @@ class SshLab:
         for host in self.hosts.values():
             _wait_listening(host, deadline, self.dir / f"sshd_{host.name}.log")
 
-    def _passwd(self) -> Path | None:
-        """A passwd file with a ``sshd`` user, where the machine's has none."""
+    def _accounts(self) -> tuple[Path, Path]:
+        """The passwd and shadow files sshd sees (in its own mount namespace): the machine's,
+        with a ``sshd`` user where there is none, root's password field made unusable rather
+        than locked (``*`` or ``!``: sshd then refuses root even with a key, without PAM), so
+        keys alone let root in, and root's shell ``/bin/sh``: a lab host is a plain machine,
+        not this one's root with its ``.bashrc`` (pyenv's set-up there took 10 s of every
+        connection under TCG, and its python3 came first on the PATH)."""
+        users = []
+        for line in Path("/etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == "root" and len(fields) == 7:
+                fields[6] = "/bin/sh"  # a lab host's plain shell: no rc file of this machine's
+            users.append(":".join(fields))
+        passwd = "\n".join(users) + "\n"
         try:
             pwd.getpwnam("sshd")
-            return None
         except KeyError:
-            path = self.dir / "passwd"
-            path.write_text(Path("/etc/passwd").read_text()
-                            + "sshd:x:65533:65534:sshd privsep:/run/sshd:/usr/sbin/nologin\n")
-            return path
+            passwd += "sshd:x:65533:65534:sshd privsep:/run/sshd:/usr/sbin/nologin\n"
+        lines = []
+        for line in Path("/etc/shadow").read_text().splitlines():
+            fields = line.split(":")
+            if fields[0] == "root" and len(fields) > 1 and fields[1][:1] in ("*", "!", ""):
+                fields[1] = "$6$pytest-pktgen$no-password-matches-this"
+            lines.append(":".join(fields))
+        out = self.dir / "passwd", self.dir / "shadow"
+        out[0].write_text(passwd)
+        out[1].write_text("\n".join(lines) + "\n")
+        out[1].chmod(0o600)
+        return out
 
     def _mgmt_link(self, ns: str, here: str, there: str) -> str:
         name, peer = netns.unique_name("pgm"), netns.unique_name("pgmp")
@@ -163,6 +184,20 @@ class SshLab:
             ipr.link("set", index=index, state="up")
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         return name
+
+    def cable(self, one: str, other: str) -> tuple[str, str]:
+        """A veth pair between two hosts, up, as a cable between their NICs would be: its end
+        on ``one`` and its end on ``other`` (names); gone with the hosts."""
+        here, there = netns.unique_name("pgca"), netns.unique_name("pgcb")
+        ns_one, ns_other = self.hosts[one].netns, self.hosts[other].netns
+        with netlink.IPRoute(netns=ns_one, flags=0) as ipr:
+            ipr.link("add", ifname=here, kind="veth",
+                     peer={"ifname": there, "net_ns_fd": ns_other})
+        for ifname, ns in ((here, ns_one), (there, ns_other)):
+            quiet(ifname, ns)
+            with netlink.IPRoute(netns=ns, flags=0) as ipr:
+                ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+        return here, there
 
     # --- undoing it ----------------------------------------------------------------------------
     def kill_processes(self, name: str) -> None:
@@ -200,19 +235,24 @@ def _sshd_config(dir: Path, address: str, path_env: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# sshd in a mount namespace of its own, where /etc/passwd has a sshd user and /run/sshd (its
-# privilege separation directory) exists
-_WRAPPER = ('[ -z "$1" ] || mount --bind "$1" /etc/passwd || exit 1; '
-            'mkdir -p /run/sshd && chmod 755 /run/sshd && exec "$2" -D -e -f "$3"')
+# sshd in a mount namespace of its own, where /etc/passwd and /etc/shadow are the lab's
+# (SshLab._accounts) and /run/sshd (its privilege separation directory) exists. Its mounts keep
+# their propagation (--propagation unchanged): /run/netns stays shared with this namespace's,
+# so a network namespace made by an agent there is seen here by its name and the other way
+# round; the mount holding /etc alone is made private first, so the two files stay the lab's.
+_WRAPPER = ('m=$(findmnt -n -o TARGET -T /etc) && mount --make-private "$m" && '
+            'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/shadow || exit 1; '
+            'mkdir -p /run/sshd && chmod 755 /run/sshd && exec "$3" -D -e -f "$4"')
 
 
-def _start_sshd(sshd: Path, config: Path, ns: str, passwd: Path | None,
+def _start_sshd(sshd: Path, config: Path, ns: str, accounts: tuple[Path, Path],
                 log: Path) -> subprocess.Popen:
-    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _WRAPPER, "sh",
-            str(passwd or ""), str(sshd), str(config)]
+    argv = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", _WRAPPER, "sh",
+            str(accounts[0]), str(accounts[1]), str(sshd), str(config)]
     with open(log, "wb") as out:
-        return netns.call_in(ns, subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=out,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+        return netns.call_in(ns, functools.partial(
+            subprocess.Popen, argv, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True))
 
 
 def _wait_listening(host: LabHost, deadline: float, log: Path) -> None:

@@ -1,41 +1,48 @@
 """Where a run's loss happened: the drop and error counters of every link a topology's frames
 cross (the tx link, a router's ends, the sink) and of the CPUs' backlog, before and after the
-run; what moved, and a one-line verdict (``lost 1,204: sink rx_missed_errors +1,204``)."""
+run; what moved, and a one-line verdict (``lost 1,204: sink rx_missed_errors +1,204``).
+Links on other machines (``Endpoint.host``) are read there, and so is each machine's backlog
+(``gen1 softnet_dropped``)."""
 
 from __future__ import annotations
 
+from .. import host
 from ..host import drops
 
+Place = tuple[str, str | None, str | None]  # (ifname, netns, host)
 
-def places(topology, index: int = 0) -> dict[str, tuple[str, str | None]]:
+
+def places(topology, index: int = 0) -> dict[str, Place]:
     """The links frames from tx link ``index`` cross, by role: ``tx``, ``router <hop>``,
-    ``sink`` -> (ifname, netns)."""
-    tx = topology.tx[index]
-    out = {"tx": (tx.ifname, tx.netns)}
+    ``sink`` -> (ifname, netns, host)."""
+    ends = {"tx": topology.tx[index]}
     for name, hop in getattr(topology, "hops", {}).items():
-        out[f"router {name}"] = (hop.ifname, hop.netns)
+        ends[f"router {name}"] = hop
     if topology.sink is not None:
-        out["sink"] = (topology.sink.ifname, topology.sink.netns)
-    return out
+        ends["sink"] = topology.sink
+    return {role: (end.ifname, end.netns, end.host) for role, end in ends.items()}
 
 
-def snapshot(where: dict[str, tuple[str, str | None]]) -> dict[str, int]:
-    """Every counter of ``where``'s links (``sink rx_missed_errors``) and the backlog's now,
-    one visit to each namespace; a link that cannot be read (gone with its namespace) is left
-    out."""
+def snapshot(where: dict[str, Place]) -> dict[str, int]:
+    """Every counter of ``where``'s links (``sink rx_missed_errors``) and the backlog's of
+    each machine now, one visit to each namespace; a link that cannot be read (gone with its
+    namespace) is left out."""
     out: dict[str, int] = {}
-    by_netns: dict[str | None, list[tuple[str, str]]] = {}
-    for role, (ifname, netns) in where.items():
-        by_netns.setdefault(netns, []).append((role, ifname))
-    for netns, links in by_netns.items():
+    by_netns: dict[tuple[str | None, str | None], list[tuple[str, str]]] = {}
+    for role, (ifname, netns, machine) in where.items():
+        by_netns.setdefault((machine, netns), []).append((role, ifname))
+    for (machine, netns), links in by_netns.items():
         try:
-            counters = drops.link_drops([ifname for _, ifname in links], netns)
+            counters = host.on(None, machine).call(
+                drops.link_drops, [ifname for _, ifname in links], netns)
         except Exception:  # noqa: BLE001 - a deleted namespace: nothing to read
             continue
         for role, ifname in links:
             out.update({f"{role} {key}": value for key, value in counters.get(ifname, {}).items()
                         if key != drops.TX_PACKETS or role == "tx"})
-    out.update(drops.softnet())
+    for machine in sorted({m for m, _ in by_netns} | {None}, key=lambda m: m or ""):
+        backlog = host.on(None, machine).call(drops.softnet)
+        out.update({(f"{machine} {k}" if machine else k): v for k, v in backlog.items()})
     return out
 
 

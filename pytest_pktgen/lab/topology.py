@@ -19,6 +19,7 @@ which, and the reports carry it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import time
@@ -54,12 +55,13 @@ class Endpoint:
     ip6: str
     prefix4: int = 24
     prefix6: int = 64
+    host: str | None = None  # the machine it is on (a --pktgen-host name); None: this one
 
     def stats(self) -> netdev.LinkStats:
-        return netdev.link_stats(self.ifname, netns=self.netns)
+        return host.on(None, self.host).call(netdev.link_stats, self.ifname, None, self.netns)
 
     def info(self) -> dict:
-        return netdev.link_info(self.ifname, netns=self.netns)
+        return host.on(None, self.host).call(netdev.link_info, self.ifname, None, self.netns)
 
 
 @runtime_checkable
@@ -140,6 +142,7 @@ class NetnsTopology:
     # (:data:`pytest_pktgen.lab.rx.AFTER_TC_INGRESS`)
     dropper: RxCounter | None = field(default=None, repr=False)
     discard_error: str | None = None  # why the sink could not discard, when it could not
+    generator_host: str | None = None  # the machine pktgen runs on (None: this one)
 
     @property
     def sink_drop(self) -> str | None:
@@ -165,8 +168,8 @@ class NetnsTopology:
         if self.sink is None or self.discard is not None:
             return
         try:
-            self.discard = TcCounter(self.sink.ifname, self.sink.netns, port=None, drop=True,
-                                     prio=DISCARD_PRIO)
+            self.discard = host.new_on(self.sink.host, TcCounter, self.sink.ifname,
+                                       self.sink.netns, port=None, drop=True, prio=DISCARD_PRIO)
         except netlink.NetlinkError as err:
             self.discard_error = (f"no tc ingress drop on {self.sink.ifname}: the kernel "
                                   f"answered {os.strerror(err.code)} (ingress qdisc, u32 "
@@ -184,7 +187,7 @@ class NetnsTopology:
     @property
     def pktgen(self) -> Pktgen:
         if self._pktgen is None:
-            self._pktgen = Pktgen(netns=self.generator_ns)
+            self._pktgen = host.new_on(self.generator_host, Pktgen, netns=self.generator_ns)
             self._stack.callback(self._close_pktgen)
         return self._pktgen
 
@@ -212,7 +215,10 @@ class NetnsTopology:
         link cannot do raises DeviceUnsupported at its setup: the plugin reports an xfail)."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
-        return PktgenRun(configs, pktgen=self.pktgen, **kwargs)
+        if self.generator_host is not None:  # a callback here cannot be called from there
+            kwargs.pop("on_sample", None)
+        return host.new_on(self.generator_host, PktgenRun, list(configs), pktgen=self.pktgen,
+                           **kwargs)
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
             **kwargs) -> CountedResult:
@@ -229,6 +235,9 @@ class NetnsTopology:
     def caps(self, index: int = 0) -> Caps:
         """What pktgen can do on tx link ``index`` (:mod:`pytest_pktgen.pktgen.caps`; the
         topology owns the generator namespace, so a scratch device there disturbs nobody)."""
+        if self.generator_host is not None:
+            return host.on(None, self.generator_host).call(
+                locked_caps, self.generator_ns, self.tx[index].ifname)
         with NamespaceLock(self.generator_ns):
             return link_caps(self.pktgen, self.tx[index].ifname)
 
@@ -240,6 +249,13 @@ class NetnsTopology:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def locked_caps(netns: str | None, ifname: str) -> Caps | None:
+    """What pktgen can do on ``ifname`` in ``netns``, probed under the namespace's lock (on
+    the machine this runs on: a topology's generator on another host calls it there)."""
+    with NamespaceLock(netns), Pktgen(netns=netns) as pktgen:
+        return link_caps(pktgen, ifname)
 
 
 # --- building blocks --------------------------------------------------------------------
@@ -337,26 +353,72 @@ def dummy() -> NetnsTopology:
 
 @dataclass(frozen=True)
 class Nic:
-    """A physical (or virtio) NIC of the host or the lab, by name and by sysfs device."""
+    """A physical (or virtio) NIC of a machine (``host``: a --pktgen-host name; None: this
+    one), by name and by sysfs device."""
 
     ifname: str
     mac: str
     device: Path
+    host: str | None = None
 
     @classmethod
-    def named(cls, ifname: str) -> Nic:
+    def named(cls, ifname: str, host_name: str | None = None) -> Nic:
+        if host_name is not None:
+            found = host.on(None, host_name).call(Nic.named, ifname)
+            return dataclasses.replace(found, host=host_name)
         info = netdev.link_info(ifname)
         return cls(ifname, info["mac"], netdev.nic_device(ifname))
 
     @property
     def irqs(self) -> list[int]:
-        return netdev.nic_irqs(device=self.device)
+        return host.on(None, self.host).call(netdev.nic_irqs, None, self.device)
+
+    def __str__(self) -> str:
+        return self.ifname if self.host is None else f"{self.host}:{self.ifname}"
+
+
+class NicHalf:
+    """One end of a crossover, made on the machine whose NIC it is (``host.new_on``): the NIC
+    moved into a namespace of its own there and addressed; :meth:`close` sends it home as it
+    was found. The other end may be on another machine."""
+
+    def __init__(self, ifname: str, prefix: str, ip4: str, ip6: str, ipv6: bool = False,
+                 allow_devices: Sequence[str] = ()):
+        state = check_movable(ifname, allow_devices)
+        self._stack = contextlib.ExitStack()
+        with _undo_on_error(self._stack):
+            ns = _new_ns(self._stack, prefix)
+            nicstate.move_away(state, ns)
+            self._stack.callback(nicstate.send_home, state, ns)
+            mac = _configure(ifname, ns, ip4, 24, ip6 if ipv6 else None)
+        self.endpoint = Endpoint(ifname, ns, mac, ip4, ip6)
+
+    def ready(self, peer: Endpoint, ipv6: bool = False) -> None:
+        """Wait for the carrier, and make ``peer`` (the cable's other end) a neighbour."""
+        _wait_carrier(self.endpoint)
+        _neighbour(self.endpoint, peer, ipv6)
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def refuse_unmovable(ifname: str, allow_devices: Sequence[str] = ()) -> None:
+    """:func:`check_movable`'s refusals alone."""
+    check_movable(ifname, allow_devices)
+
+
+def check_movable(ifname: str, allow_devices: Sequence[str] = ()) -> nicstate.NicState:
+    """A NIC of this machine that may be moved: not a management link (unless allowed), its
+    state saved and able to come back; its saved state."""
+    check_not_management(ifname, ifname, None, allow_devices)
+    return nicstate.before_moving(ifname)
 
 
 def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
               allow_devices: Sequence[str] = (), discard: bool = True) -> NetnsTopology:
     """Two NICs joined by a cable, each moved into a namespace of its own (Figure 4: RX/TX in
-    one host). On close both NICs come back to this namespace exactly as they were found:
+    one host; or each on its own machine, ``Nic.host``: pktgen then runs on the tx NIC's,
+    the sink counts on the rx NIC's). On close both NICs come back exactly as they were found:
     addresses, routes, neighbours, sysctls and qdiscs (:mod:`pytest_pktgen.host.nicstate`); a NIC
     whose qdiscs would not come back is refused before anything is made.
 
@@ -364,39 +426,37 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
     default route, an SSH session's address; see :func:`~pytest_pktgen.run.guard.management_reason`)
     is refused here, where it is, before anything is made or moved, unless ``allow_devices``
     names it."""
-    for nic in (tx_nic, rx_nic):
-        check_not_management(nic.ifname, nic.ifname, None, allow_devices)
-    saved = [nicstate.before_moving(nic.ifname) for nic in (tx_nic, rx_nic)]
+    allow = tuple(allow_devices)
+    for nic in (tx_nic, rx_nic):  # both refused or accepted before anything is moved
+        host.on(None, nic.host).call(refuse_unmovable, nic.ifname, allow)
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
-        gen_ns, sink_ns = _new_ns(stack, "pgg"), _new_ns(stack, "pgs")
         ends = []
-        for nic, state, ns, host in ((tx_nic, saved[0], gen_ns, 1), (rx_nic, saved[1], sink_ns, 2)):
-            nicstate.move_away(state, ns)
-            stack.callback(nicstate.send_home, state, ns)
-            ip4, ip6 = f"198.18.{10 + pair}.{host}", f"2001:2:0:{10 + pair}::{host}"
-            mac = _configure(nic.ifname, ns, ip4, 24, ip6 if ipv6 else None)
-            ends.append(Endpoint(nic.ifname, ns, mac, ip4, ip6))
+        for nic, prefix, n in ((tx_nic, "pgg", 1), (rx_nic, "pgs", 2)):
+            half = host.new_on(nic.host, NicHalf, nic.ifname, prefix, f"198.18.{10 + pair}.{n}",
+                               f"2001:2:0:{10 + pair}::{n}", ipv6, allow)
+            stack.callback(half.close)
+            ends.append((half, dataclasses.replace(half.endpoint, host=nic.host)))
         if ipv6:
             time.sleep(MLD_SETTLE_S)
-        gen, sink = ends
-        _wait_carrier(gen)
-        _wait_carrier(sink)
-        _neighbour(gen, sink, ipv6)
-        _neighbour(sink, gen, ipv6)
-        return _discarding(NetnsTopology("crossover", gen_ns, [gen], sink, [sink],
-                                    nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack), discard)
+        (gen_half, gen), (sink_half, sink) = ends
+        gen_half.ready(sink, ipv6)
+        sink_half.ready(gen, ipv6)
+        return _discarding(NetnsTopology("crossover", gen.netns, [gen], sink, [sink],
+                                         nics={"tx": tx_nic, "rx": rx_nic}, _stack=stack,
+                                         generator_host=tx_nic.host), discard)
 
 
 def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
-           allow_devices: Sequence[str] = ()) -> NetnsTopology:
-    """A NIC of this host sending to a receiver elsewhere (another host, a router, a tester):
-    ``--pktgen-dev`` with ``--pktgen-dst-mac``. The NIC stays where it is, with its addresses;
-    pktgen runs in this namespace, so the safety guard refuses a management link, here already
-    and again before every run. Nothing here can count what arrives: loss is measured at the
-    receiver, if at all."""
-    check_not_management(tx_nic, tx_nic, None, allow_devices)
-    info = netdev.link_info(tx_nic)
+           allow_devices: Sequence[str] = (), tx_host: str | None = None) -> NetnsTopology:
+    """A NIC of this host (or of machine ``tx_host``) sending to a receiver elsewhere (another
+    host, a router, a tester): ``--pktgen-dev`` with ``--pktgen-dst-mac``. The NIC stays where
+    it is, with its addresses; pktgen runs in its namespace, so the safety guard refuses a
+    management link, there already and again before every run. Nothing here can count what
+    arrives: loss is measured at the receiver, if at all."""
+    there = host.on(None, tx_host)
+    there.call(check_not_management, tx_nic, tx_nic, None, tuple(allow_devices))
+    info = there.call(netdev.link_info, tx_nic)
     ip6 = "2001:2::2"
     ip4 = "198.18.0.2"
     if dst is not None:
@@ -404,9 +464,9 @@ def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
             ip6 = dst
         else:
             ip4 = dst
-    tx = Endpoint(tx_nic, None, info["mac"], "198.18.0.1", "2001:2::1")
+    tx = Endpoint(tx_nic, None, info["mac"], "198.18.0.1", "2001:2::1", host=tx_host)
     receiver = Endpoint("-", None, dst_mac, ip4, ip6)
-    return NetnsTopology("remote", None, [tx], None, [receiver])
+    return NetnsTopology("remote", None, [tx], None, [receiver], generator_host=tx_host)
 
 
 def _wait_carrier(end: Endpoint, timeout: float = 5.0) -> None:

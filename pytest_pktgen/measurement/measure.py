@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from .. import host
 from ..errors import PktgenRunError
 from ..host import cpu
 from ..host.irq import read_mask
@@ -203,7 +204,8 @@ class Bench:
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
         rounds, counts, dropped, cpu_cost = self._rounds(topology, configs, counter, what, index)
         received = [c.packets for c in counts] if counter is not None else None
-        device = {"name": tx.ifname, **driver_info(tx.ifname, tx.netns),
+        device = {"name": tx.ifname, **({"host": tx.host} if tx.host else {}),
+                  **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
                      rounds, received, counter and counter.backend, device, topology.sink_mode,
@@ -228,6 +230,7 @@ class Bench:
         s = self.settings
         where = losses.places(topology, index)
         generator = getattr(topology, "generator_ns", None)
+        generator_host = getattr(topology, "generator_host", None)
         first, last = s.warmup + 1, s.warmup + s.rounds  # the measured rounds, counted from 1
         done = {"setup": 0, "teardown": 0}
         before: dict = {}  # the drop counters and CPU times before the first measured round
@@ -249,7 +252,7 @@ class Bench:
             run.setup()
             live.append(run)
             if done["setup"] == first:
-                before["cpu"] = cpu.snapshot(generator)
+                before["cpu"] = cpu.snapshot(generator, generator_host)
             return (run,), {}
 
         def target(run):
@@ -259,7 +262,7 @@ class Bench:
         def teardown(run):
             done["teardown"] += 1
             if done["teardown"] == last and "cpu" in before:
-                after["cpu"] = cpu.snapshot(generator)
+                after["cpu"] = cpu.snapshot(generator, generator_host)
             live.remove(run)
             result = run.finish(ended.pop(id(run), False))
             results.append(result)
@@ -340,7 +343,7 @@ def _irq_affinity(topology: Topology) -> str:
     out = []
     for irq in nic.irqs:
         try:
-            out.append(f"{irq}:{read_mask(irq)}")
+            out.append(f"{irq}:{host.on(None, nic.host).call(read_mask, irq)}")
         except OSError:
             continue
     return " ".join(out)

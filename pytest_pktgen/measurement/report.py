@@ -137,8 +137,9 @@ def search_png(found: SearchResult, n: int) -> str:
 
 # --- environment -------------------------------------------------------------------------
 
-def environment(kernel_info=None, lab=None) -> dict:
-    """What the session ran on: kernel, pktgen, CPU, VM or bare metal, software versions."""
+def environment(kernel_info=None, lab=None, hosts: dict | None = None) -> dict:
+    """What the session ran on: kernel, pktgen, CPU, VM or bare metal, software versions; and
+    each other host's (``hosts``: name -> its agent's facts)."""
     from importlib.metadata import version
 
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -160,6 +161,10 @@ def environment(kernel_info=None, lab=None) -> dict:
         "pytest_pktgen": version("pytest-pktgen"),
         "pytest_benchmark": version("pytest-benchmark"),
     }
+    if hosts:
+        env["hosts"] = {name: {key: facts.get(key) for key in
+                               ("hostname", "kernel", "cpu", "cpus", "python")}
+                        for name, facts in sorted(hosts.items())}
     return env
 
 

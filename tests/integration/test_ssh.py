@@ -5,26 +5,34 @@ run there is another host's pktgen: its threads, its devices, its links."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 
 import pytest
+from accounting import stamps_us, stopped_by_the_stop
 
+from pytest_pktgen import host
 from pytest_pktgen.errors import HostError, HostLost
-from pytest_pktgen.host import netdev, netlink, netns
+from pytest_pktgen.host import netdev, netlink, netns, nicstate
+from pytest_pktgen.host.ledger import RUN_DIR
+from pytest_pktgen.lab import topology
 from pytest_pktgen.lab.hosts import SshLab
 from pytest_pktgen.pktgen.params import DeviceConfig
 from pytest_pktgen.pktgen.proc import Pktgen
 from pytest_pktgen.run import runner
+from pytest_pktgen.run.multi import MultiResult, run_together
 
 pytestmark = pytest.mark.integration
 
 LOSS_AFTER_S = 2.0
+ENDLESS = {"count": 0, "pkt_size": 60, "ratep": 20000}
 
 
 @pytest.fixture(scope="module")
 def ssh_lab(pktgen_module):
-    with SshLab(["a", "b", "nopy"], path_env={"nopy": "/nonexistent"}) as lab:
+    with SshLab(["a", "b", "c", "nopy"], path_env={"nopy": "/nonexistent"}) as lab:
         yield lab
 
 
@@ -41,6 +49,7 @@ def remote_dummy(ssh_lab, host_a):
     name = netns.unique_name("pgd")
     with host_a.on().netlink() as ipr:
         ipr.link("add", ifname=name, kind="dummy")
+        host_a.call(netdev.quiet, name)  # no IPv6: nothing but pktgen's frames leave it
         ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
     yield name
     with netlink.IPRoute(netns=ssh_lab.hosts["a"].netns, flags=0) as ipr:
@@ -58,7 +67,7 @@ def _agent_pids(lab: SshLab, name: str) -> list[int]:
             if os.stat(f"/proc/{entry}/ns/net").st_ino != inode:
                 continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
-                if b"pytest_pktgen" in f.read():
+                if b"pytest_pktgen.host import agent" in f.read():
                     pids.append(int(entry))
         except OSError:
             continue
@@ -84,7 +93,7 @@ def test_a_host_is_its_own_namespace_reached_by_its_config_name(ssh_lab, host_a)
 
 def test_pktgen_runs_on_the_remote_host_not_here(ssh_lab, host_a, remote_dummy):
     """The runner, the wire protocol and its checks, there: every frame counted there."""
-    config = DeviceConfig(remote_dummy, count=20000, pkt_size=60)
+    config = DeviceConfig(remote_dummy, {"count": 20000, "pkt_size": 60})
     result = host_a.call(runner.run, [config])
     assert result.sent == 20000 and result.devices[remote_dummy].result.sofar == 20000
     assert result.pps > 0
@@ -115,8 +124,7 @@ def test_a_connection_cut_mid_run_stops_and_removes_the_remote_pktgen(ssh_lab, h
                                                                     remote_dummy):
     """The connection dropped (TCP reset, no goodbye): sshd closes the channel, the agent
     stops its run and removes its devices at once; calls here fail naming the host."""
-    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, count=0, pkt_size=60,
-                                                     ratep=20000)], duration=600)
+    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)], duration=600)
     run.setup()
     run.start()
     pktgen = _wait_sending(ssh_lab, remote_dummy)
@@ -141,8 +149,7 @@ def test_a_connection_cut_mid_run_stops_and_removes_the_remote_pktgen(ssh_lab, h
 def test_a_silent_network_stops_the_remote_pktgen_within_seconds(ssh_lab, host_a, remote_dummy):
     """No reset, no EOF: the management link goes down. The agent hears no ping for
     loss_after seconds and undoes its run by itself."""
-    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, count=0, pkt_size=60,
-                                                     ratep=20000)], duration=600)
+    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)], duration=600)
     run.setup()
     run.start()
     pktgen = _wait_sending(ssh_lab, remote_dummy)
@@ -175,5 +182,152 @@ def test_faults_name_the_host_and_start_nothing(ssh_lab, tmp_path):
         lab.machine("b", known_hosts=str(empty)).connect()
     with pytest.raises(HostError, match="host nopy: python3 is missing there"):
         lab.machine("nopy").connect()
-    for name in ("a", "b", "nopy"):
+    for name in ("a", "b", "c", "nopy"):
         assert not _agent_pids(lab, name), f"an agent runs on {name} after a refused connect"
+
+
+# --- NICs of other hosts: the same fixtures and measurements ----------------------------------
+
+@pytest.fixture(scope="module")
+def hosts_with_nics(ssh_lab, lab_nic_pairs):
+    """The lab's first cable with one end on host a, the other on host b (moved into their
+    namespaces as a lab would have them), and both hosts connected and known by name."""
+    pair = lab_nic_pairs[0]
+    moved = []
+    machines = []
+    try:
+        for ifname, name in ((pair.tx, "a"), (pair.rx, "b")):
+            state = nicstate.before_moving(ifname)
+            nicstate.move_away(state, ssh_lab.hosts[name].netns)
+            moved.append((state, ssh_lab.hosts[name].netns))
+        for name in ("a", "b"):
+            machine = ssh_lab.machine(name).connect()
+            machines.append(machine)
+            host.register(name, machine)
+        yield pair
+    finally:
+        for machine in machines:
+            host.forget(machine.name)
+            machine.close()
+        for state, ns in reversed(moved):
+            nicstate.send_home(state, ns)
+
+
+def _ledger_of(pid: int) -> dict:
+    (path,) = RUN_DIR.glob(f"owner-{pid}-*.json")
+    return json.loads(path.read_text())
+
+
+@pytest.fixture
+def two_host_crossover(hosts_with_nics, request):
+    pair = hosts_with_nics
+    topo = topology.crossover(topology.Nic.named(pair.tx, "a"), topology.Nic.named(pair.rx, "b"))
+    request.addfinalizer(topo.close)
+    return topo
+
+
+@pytest.mark.pktgen_sweep(frame=[64, 1500])
+@pytest.mark.pktgen(count=4000, rounds=2)
+def test_size_sweep_generator_on_host_a_counted_on_host_b(two_host_crossover, pktgen_bench,
+                                                         pktgen_point):
+    """pktgen_bench over a cable from host a to host b: pktgen's run on a, the receive
+    counter on b, each made by that host's agent (its ledger lists the namespace it made)."""
+    topo = two_host_crossover
+    gen, sink = topo.tx[0], topo.sink
+    assert (gen.host, sink.host, topo.generator_host) == ("a", "b", "a")
+    a, b = host.machine("a"), host.machine("b")
+    assert gen.netns in _ledger_of(a.facts["pid"])["namespaces"]
+    assert sink.netns in _ledger_of(b.facts["pid"])["namespaces"]
+    rx_before = netdev.link_stats(sink.ifname, netns=sink.netns).rx_packets
+    tx_before = netdev.link_stats(gen.ifname, netns=gen.netns).tx_packets
+    measured = pktgen_bench(topo, ratep=20000)
+    row = measured.row
+    assert measured.sent == 8000 and row.errors == 0
+    assert row.device["host"] == "a" and row.rx_backend == "ifstats"
+    # what b's counter said is what b's link received, and what a's link sent is pktgen's
+    assert row.received == netdev.link_stats(sink.ifname, netns=sink.netns).rx_packets - rx_before
+    assert netdev.link_stats(gen.ifname, netns=gen.netns).tx_packets - tx_before == 8000
+    assert 8000 // 2 <= row.received <= 8000, f"the cable lost {8000 - row.received} of 8000"
+    assert row.frame == pktgen_point.frame
+    assert row.cpu is not None  # read on host a, where pktgen ran
+
+
+def test_the_command_line_runs_the_size_sweep_across_hosts(hosts_with_nics, ssh_lab,
+                                                           pytester, tmp_path):
+    """The README's two-host walk-through: --pktgen-host names the hosts, --pktgen-dev and
+    --pktgen-rx-dev their NICs; the example runs unchanged, the report names the hosts."""
+    pair = hosts_with_nics
+    example = Path(__file__).resolve().parents[2] / "examples" / "test_size_sweep.py"
+    pytester.makepyfile(test_size_sweep=example.read_text())
+    out = tmp_path / "out"
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly",
+        "--pktgen-host", "a=ssh://a", "--pktgen-host", "b=ssh://b",
+        "--pktgen-ssh-config", str(ssh_lab.config),
+        "--pktgen-ssh-known-hosts", str(ssh_lab.known_hosts),
+        "--pktgen-dev", f"a:{pair.tx}", "--pktgen-rx-dev", f"b:{pair.rx}",
+        "--pktgen-sizes", "64", "--pktgen-count", "4000", "--pktgen-repeats", "1",
+        "--pktgen-param", "ratep=20000", "--pktgen-out", str(out), "--pktgen-no-plots")
+    text = result.stdout.str()
+    print(text[-4000:])
+    assert result.ret == 0
+    assert "pytest-pktgen: host a (ssh://a): " in text and "pytest-pktgen: host b (ssh://b)" in text
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["environment"]["hosts"]) == {"a", "b"}
+    rows = [r for r in results["results"] if r["clone_skb"] == 0]
+    assert rows and all(r["received"] and r["received"] <= r["sent"] for r in rows)
+    # the child's agents end with its connections: only this module's own (one a host) stay
+    deadline = time.monotonic() + 10
+    while len(_agent_pids(ssh_lab, "a")) + len(_agent_pids(ssh_lab, "b")) > 2:
+        assert time.monotonic() < deadline, "the child session's agents outlived it"
+        time.sleep(0.1)
+
+
+# --- several generator hosts -------------------------------------------------------------------
+
+def _endless_run(machine, ifname: str, dst_mac: str, duration: float):
+    return machine.new(runner.PktgenRun, [DeviceConfig(ifname, {
+        "count": 0, "pkt_size": 60, "ratep": 10000, "dst_mac": dst_mac})], duration=duration)
+
+
+def test_two_generator_hosts_load_one_sink_with_one_stop_for_all(ssh_lab):
+    """Hosts a and c each send over their own cable to host b for 2 s; one stop ends both.
+    Every namespace of the guest reads one CLOCK_MONOTONIC: each host's measured offset must
+    be 0 within its uncertainty (a known answer), and then pktgen's stamps of both hosts
+    compare directly: every device ran before the first stop was written, anywhere."""
+    (a_end, b_from_a), (c_end, b_from_c) = ssh_lab.cable("a", "b"), ssh_lab.cable("c", "b")
+    b_ns = ssh_lab.hosts["b"].netns
+    macs = {end: netdev.link_info(end, netns=b_ns)["mac"] for end in (b_from_a, b_from_c)}
+    a = ssh_lab.machine("a").connect()
+    c = ssh_lab.machine("c").connect()
+    try:
+        offsets = {"a": a.clock_offset(), "c": c.clock_offset()}
+        for name, found in offsets.items():
+            print(f"host {name}: clock offset {found}")
+            assert abs(found.offset_ns) <= found.uncertainty_ns, (name, found)
+        before = {end: netdev.link_stats(end, netns=b_ns).rx_packets for end in macs}
+        runs = {"a": _endless_run(a, a_end, macs[b_from_a], 2.0),
+                "c": _endless_run(c, c_end, macs[b_from_c], 2.0)}
+        together = run_together(runs, offsets)
+        assert together.together and not together.warning(), together.spans
+        assert together.pps == sum(r.pps for r in together.results.values()) > 0
+        first_stop = min(r.stop_written_us for r in together.results.values())
+        for name, result in together.results.items():
+            stopped_by_the_stop(result)
+            for status in result.devices.values():
+                assert stamps_us(status)[0] < first_stop, f"{name} started after a stop"
+        arrived = {end: netdev.link_stats(end, netns=b_ns).rx_packets - before[end]
+                   for end in macs}
+        assert arrived == {b_from_a: together.results["a"].sent,
+                           b_from_c: together.results["c"].sent}
+
+        # one after the other: flagged, their pps not added up
+        first = run_together({"a": _endless_run(a, a_end, macs[b_from_a], 1.0)}, offsets)
+        second = run_together({"c": _endless_run(c, c_end, macs[b_from_c], 1.0)}, offsets)
+        apart = MultiResult({**first.results, **second.results},
+                            {**first.spans, **second.spans})
+        assert not apart.together and apart.pps is None
+        assert "the generators' runs did not overlap" in apart.warning()
+    finally:
+        a.close()
+        c.close()

@@ -22,7 +22,7 @@ class PipeMachine(ssh.SshMachine):
 
     async def _open(self, command: str):  # run by a shell, as sshd runs it
         return await asyncio.create_subprocess_shell(
-            "exec " + command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
 
     def _exit_status(self):
@@ -200,3 +200,26 @@ def test_bad_ssh_addresses_say_what_is_allowed(url):
 def test_bad_host_names(name):
     with pytest.raises(ValueError, match="host name"):
         ssh.check_host_name(name)
+
+
+def test_replies_hold_data_only_and_a_refused_one_fails_its_call_alone(machine):
+    """A reply naming a function (pickle's REDUCE on operator.itemgetter) is refused here: a
+    compromised host cannot make the controller call what it likes."""
+    import operator
+
+    with pytest.raises(HostError, match="host pipe: its reply was refused: a reply may not "
+                                        "hold operator.itemgetter"):
+        machine.call(operator.itemgetter, 0)
+    with machine.on().netlink() as ipr:  # pyroute2's messages are data
+        names = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    assert "lo" in names
+    assert isinstance(machine.call(os.stat, "/"), os.stat_result)
+
+
+def test_the_clock_offset_of_a_machine_whose_answer_is_known(machine):
+    """The agent here reads this machine's own CLOCK_MONOTONIC: the true offset is 0, and
+    it must lie within the measured uncertainty (half the quickest round trip)."""
+    found = machine.clock_offset()
+    assert abs(found.offset_ns) <= found.uncertainty_ns, found
+    assert 0 < found.uncertainty_ns < 50_000_000  # a round trip through a pipe: well under
+    assert found.here_ns(found.offset_ns + 123) == 123

@@ -46,6 +46,18 @@ from pytest_pktgen.measurement.row import Row
     (["--pktgen-dev", "eth1", "--pktgen-rx-dev", "a-sixteen-chars1"],
      "*'a-sixteen-chars1' is not an interface name*"),
     (["--pktgen-allow-dev", "eth 1"], "*'eth 1' is not an interface name*"),
+    (["--pktgen-host", "gen1"], "*'gen1' is not NAME=ssh://*"),
+    (["--pktgen-host", "gen1=http://lab"], "*SSH address 'http://lab' is not allowed*"),
+    (["--pktgen-host", "1gen=ssh://lab"], "*host name '1gen': a letter, then*"),
+    (["--pktgen-host", "g=ssh://a", "--pktgen-host", "g=ssh://b"], "*--pktgen-host g=... is "
+     "given twice*"),
+    (["--pktgen-dev", "gen:eth1", "--pktgen-rx-dev", "eth2"], "*--pktgen-dev gen:eth1: there "
+     "is no --pktgen-host gen=... (hosts: none)*"),
+    (["--pktgen-dev", "gen:eth 1"], "*'gen:eth 1' is not an interface name*HOST:IFNAME*"),
+    (["--pktgen-vm", "--pktgen-host", "g=ssh://a"], "*--pktgen-vm runs in a VM without a "
+     "network to other machines*"),
+    (["--pktgen-host", "g=ssh://a", "--pktgen-ssh-config", "nowhere.conf"],
+     "*--pktgen-ssh-config nowhere.conf: no such file*"),
 ])
 def test_contradictions_are_usage_errors(pytester, args, message):
     result = pytester.runpytest(*args)
