@@ -333,6 +333,39 @@ def pgrx(pktgen_module):
         rx.unload_kmod()
 
 
+@pytest.fixture(scope="session")
+def pgrx_hosts():
+    """``pgrx_hosts(name)`` loads pgrx on a --pktgen-host, once a session: built here for its
+    kernel where this machine has that kernel's headers, else built there (its headers), sent
+    and loaded; unloaded where this session loaded it, at the end or when that host's
+    connection closes, whichever comes first."""
+    loaded, done = [], {}
+
+    def ensure(name: str) -> None:
+        machine = host.machine(name)
+        if done.get(name) is machine:
+            return
+        release = machine.facts["kernel"]
+        try:
+            image = rx.build_kmod(release).read_bytes()
+        except RuntimeError:  # no headers for that kernel here: build it there
+            image = machine.call(rx.build_kmod_from, rx.kmod_sources(), release)
+        if machine.call(rx.load_kmod_image, image):
+            def unload(machine=machine):
+                machine.call(rx.unload_kmod)
+
+            loaded.append((machine, unload))
+            machine.before_close.append(unload)  # a machine closed before the session ends
+        done[name] = machine
+
+    yield ensure
+    for machine, unload in loaded:
+        if unload in machine.before_close:
+            machine.before_close.remove(unload)
+            if machine.connected:
+                unload()
+
+
 @pytest.fixture
 def rx_counter(request):
     """``rx_counter(topology, backend, **options)``: a receive counter at the topology's sink,
@@ -355,7 +388,9 @@ def rx_counter(request):
                                     f"{', '.join(b for b in rx.BACKENDS if b not in rx.LOCAL_ONLY)}"
                                     f" (the sink is on {sink.host})")
         host.on(None, sink.host).call(rx.refuse_gro, backend, sink.ifname, sink.netns)
-        if backend == "kmod":
+        if backend == "kmod" and sink.host is not None:
+            request.getfixturevalue("pgrx_hosts")(sink.host)
+        elif backend == "kmod":
             request.getfixturevalue("pgrx")
         if backend in rx.AFTER_TC_INGRESS:
             topo.lift_discard()

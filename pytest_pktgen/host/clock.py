@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import seam
+
 SAMPLES = 8
 
 
@@ -27,14 +29,27 @@ class ClockOffset:
         return f"{self.offset_ns / 1e6:+.3f} ms +- {self.uncertainty_ns / 1e6:.3f} ms"
 
 
-def measure(call: Callable, samples: int = SAMPLES) -> ClockOffset:
-    """``call(fn)`` runs ``fn`` there (an SshMachine's call; this machine's own for a local
-    place: offset 0)."""
+def measure(call: Callable, samples: int = SAMPLES,
+            read: Callable[[], int] = time.monotonic_ns) -> ClockOffset:
+    """``call(fn)`` runs ``fn`` there (an SshMachine's call); ``read`` is the clock, read
+    there and here alike (``time.time_ns``: CLOCK_REALTIME, pktgen's packet stamps)."""
     best: tuple[int, int] | None = None
     for _ in range(samples):
-        t0 = time.monotonic_ns()
-        there = call(time.monotonic_ns)
-        t1 = time.monotonic_ns()
+        t0 = read()
+        there = call(read)
+        t1 = read()
         if best is None or t1 - t0 < best[1]:
             best = (there - (t0 + t1) // 2, t1 - t0)
     return ClockOffset(best[0], (best[1] + 1) // 2)
+
+
+def realtime_between(sink: str | None, generator: str | None) -> ClockOffset | None:
+    """The sink machine's CLOCK_REALTIME minus the generator machine's (machines by their
+    --pktgen-host names, None: this one): what a one-way latency from pktgen's stamp to pgrx's
+    reading carries besides the path. None when both are one machine (one clock)."""
+    if sink == generator:
+        return None
+    ends = [measure(seam.on(None, name).call, read=time.time_ns) if name is not None
+            else ClockOffset(0, 0) for name in (sink, generator)]
+    return ClockOffset(ends[0].offset_ns - ends[1].offset_ns,
+                       ends[0].uncertainty_ns + ends[1].uncertainty_ns)

@@ -214,6 +214,9 @@ class SshMachine:
         self._stderr: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._kinds: dict[tuple[str, str], str] = {}
+        # run by close() while the connection is up, newest first (what a session set up
+        # there that outlives a test: a module it loaded)
+        self.before_close: list[Callable[[], object]] = []
 
     def __repr__(self) -> str:
         return f"SshMachine({self.name!r}, {self.url!r})"
@@ -358,6 +361,11 @@ class SshMachine:
                 future.set_exception(HostLost(self.name, self._lost))
 
     @property
+    def connected(self) -> bool:
+        """Whether calls can go there now."""
+        return self._process is not None and self._lost is None
+
+    @property
     def lost(self) -> str | None:
         """Why the channel went (None: it is up)."""
         return self._lost
@@ -413,7 +421,15 @@ class SshMachine:
 
     # --- ending ------------------------------------------------------------------------------
     def close(self) -> None:
-        """Say bye (the agent undoes what it still holds) and close the connection."""
+        """Run :attr:`before_close`, say bye (the agent undoes what it still holds) and close
+        the connection."""
+        while self.before_close:
+            step = self.before_close.pop()
+            if self.connected:
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - closing goes on; the agent undoes the rest
+                    pass
         if self._process is None and self._conn is None:
             return
         try:

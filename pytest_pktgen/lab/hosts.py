@@ -38,6 +38,7 @@ MGMT_NET = "198.19.254"
 SSHD_PATHS = (Path("/usr/sbin/sshd"),
               Path.home() / ".cache/pytest-pktgen/openssh/usr/sbin/sshd")
 START_TIMEOUT_S = 60.0  # sshd listening (seconds under TCG)
+TEARDOWN_TIMEOUT_S = 20.0  # the kernel's teardown of the hosts' namespaces (under 1 s)
 
 
 def find_sshd() -> Path:
@@ -206,17 +207,36 @@ class SshLab:
 
     def _remove_host(self, ns: str) -> None:
         _kill_in(ns)
-        netns.remove(ns)  # its end of the management link goes with it, and so the link
+        netns.remove(ns)  # the kernel tears it down later, its links with it
         for host in self.hosts.values():
-            if host.netns == ns:
-                ledger().drop("links", host.mgmt_link)
-                if host.sshd is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        host.sshd.wait(5)  # reaped
+            if host.netns == ns and host.sshd is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    host.sshd.wait(5)  # reaped
 
     def close(self) -> None:
+        """Every host's processes killed, its namespace removed; then wait until the kernel
+        has torn the namespaces down (a host's management link goes with its namespace):
+        under TCG that takes seconds and holds up whoever makes a namespace next."""
+        links = {host.mgmt_link: host.name for host in self.hosts.values()}
         self._stack.close()
         self.hosts.clear()
+        deadline = time.monotonic() + TEARDOWN_TIMEOUT_S
+        held = []
+        with netlink.IPRoute() as ipr:
+            while any(ipr.link_lookup(ifname=name) for name in links):
+                if time.monotonic() > deadline:  # something holds a namespace: say so
+                    held = [host for name, host in links.items() if ipr.link_lookup(ifname=name)]
+                    for name in links:
+                        if ipr.link_lookup(ifname=name):
+                            ipr.link("del", ifname=name)
+                    break
+                time.sleep(0.1)
+        for name in links:
+            ledger().drop("links", name)
+        if held:
+            raise VmLabError(f"the SSH lab's host(s) {', '.join(held)} outlived their removal "
+                             f"by {TEARDOWN_TIMEOUT_S:.0f}s: something still holds their "
+                             "namespace (a thread parked in it, a socket opened there)")
 
 
 def _keygen(path: Path) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from .. import host
 from ..errors import PktgenRunError
-from ..host import cpu
+from ..host import clock, cpu
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab import losses
@@ -207,10 +207,14 @@ class Bench:
         device = {"name": tx.ifname, **({"host": tx.host} if tx.host else {}),
                   **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
+        latency = merged(c.latency for c in counts)
+        across = None
+        if latency is not None and topology.sink is not None:  # stamped on one, read on another
+            across = clock.realtime_between(topology.sink.host,
+                                            getattr(topology, "generator_host", None))
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
                      rounds, received, counter and counter.backend, device, topology.sink_mode,
-                     latency=merged(c.latency for c in counts), drops=dropped, cpu=cpu_cost,
-                     counts=counts)
+                     latency=latency, drops=dropped, cpu=cpu_cost, counts=counts, clock=across)
         self.state.results.add(row)
         untrue = gates.untrue(row)
         failures, gated = self._gate(row)

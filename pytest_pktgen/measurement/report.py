@@ -234,6 +234,11 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
             if any(_count(r.get(c)) for c in ("stream_lost", "stream_duplicates",
                                                "stream_late", "streams_untracked")):
                 text += f"\n  {what} per device: {r['streams']}"
+            # latency stamped on one machine, read on another: their clocks' offset with it
+            if not pd.isna(r.get("lat_clock_offset_us", float("nan"))):
+                text += (f"\n  {what} latency across hosts: the sink's clock minus the "
+                         f"generator's {r['lat_clock_offset_us']:+,.0f} us +- "
+                         f"{r['lat_clock_uncertainty_us']:,.0f} us, in every sample")
         backends = sorted({b for b in group["rx_backend"].dropna()})
         sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..host.clock import ClockOffset
 from ..host.cpu import CpuTimes
 from ..lab.latency import NAMES, Latency, column
 from ..lab.losses import split, verdict
@@ -34,6 +35,8 @@ CPU_COLUMNS = ("cpu_pktgen_ns", "cpu_softirq_ns", "pktgen_busy", "net_tx_softirq
                "net_rx_softirqs")
 # the latency columns (Row.latency_us), also attributes of a row
 LATENCY_COLUMNS = (*(column(name) for name in NAMES), "lat_avg_us", "lat_samples")
+# beside them where the latency was measured across two machines (Row.clock)
+CLOCK_COLUMNS = ("lat_clock_offset_us", "lat_clock_uncertainty_us")
 
 
 def extra_of(point: Point) -> str:
@@ -108,6 +111,9 @@ class Row:
     # what pktgen's pacing adds to each latency sample at most: it stamps a packet, then waits
     # for its send time (its delay, one inter-packet gap per thread); 0: not paced
     pacing_wait_us: float = 0.0
+    # latency across two machines: the sink's clock minus the generator's, in every sample
+    # (None: one machine, one clock)
+    clock: ClockOffset | None = None
     gate: str = ""  # "ok", "FAIL" or "" (nothing gates it)
     ratio: float | None = None  # pps against a relative gate's reference
     baseline: str | None = None  # "ok", "regressed", "none"; None: no baseline
@@ -118,7 +124,7 @@ class Row:
            rx_backend: str | None = None, device: dict[str, str] | None = None,
            sink: str = "", latency: Latency | None = None,
            drops: dict[str, int] | None = None, cpu: CpuTimes | None = None,
-           counts: Sequence[RxCount] = ()) -> Row:
+           counts: Sequence[RxCount] = (), clock: ClockOffset | None = None) -> Row:
         """The row of ``rounds`` measured at ``point``; ``received`` per round, if counted;
         ``latency``: the rounds' samples together, if measured; ``counts``: what the receive
         counter saw each round (pgrx's streams give the per-device account)."""
@@ -154,7 +160,8 @@ class Row:
             drops=dropped, tx_link_packets=tx_link, cpu=cpu, streams=_accounts(rounds, counts),
             untracked=sum(c.other.get("streams_overflow", 0) for c in counts),
             pacing_wait_us=max((int(s.params.get("delay", 0)) / 1e3 for s in statuses),
-                               default=0.0))
+                               default=0.0),
+            clock=clock if latency is not None else None)
 
     @property
     def frame(self) -> int:
@@ -219,6 +226,9 @@ class Row:
         out["lat_avg_us"] = self.latency.avg_us if self.latency.samples else None
         out["lat_samples"] = self.latency.samples
         out["pacing_wait_us"] = self.pacing_wait_us
+        if self.clock is not None:  # measured across machines: their clocks' offset beside
+            out["lat_clock_offset_us"] = self.clock.offset_ns / 1e3
+            out["lat_clock_uncertainty_us"] = self.clock.uncertainty_ns / 1e3
         return out
 
     def stream_columns(self) -> dict[str, int | str]:
@@ -261,7 +271,7 @@ class Row:
     def __getattr__(self, name: str):
         """A latency column as an attribute (``row.lat_p99_us``: gates read them so); None
         where no latency was measured."""
-        if name in LATENCY_COLUMNS:
+        if name in LATENCY_COLUMNS or name in CLOCK_COLUMNS:
             return self.latency_us().get(name)
         if name in CPU_COLUMNS:
             return self.cpu_cost().get(name)

@@ -99,7 +99,8 @@ def test_pktgen_runs_on_the_remote_host_not_here(ssh_lab, host_a, remote_dummy):
     assert result.pps > 0
     stats = netdev.link_stats(remote_dummy, netns=ssh_lab.hosts["a"].netns)
     assert stats.tx_packets == 20000
-    assert not Pktgen(netns=ssh_lab.hosts["a"].netns).devices()
+    with Pktgen(netns=ssh_lab.hosts["a"].netns) as there:  # its resident thread leaves after
+        assert not there.devices()
     assert not Pktgen().devices()
 
 
@@ -250,6 +251,43 @@ def test_size_sweep_generator_on_host_a_counted_on_host_b(two_host_crossover, pk
     assert 8000 // 2 <= row.received <= 8000, f"the cable lost {8000 - row.received} of 8000"
     assert row.frame == pktgen_point.frame
     assert row.cpu is not None  # read on host a, where pktgen ran
+
+
+LATENCY_PACE = 2_000  # pps, as tests/integration/test_latency.py: no queue in front of netem
+DELAY_MS = 2
+
+
+def _netem(machine: str, end, delay_ms: int | None) -> None:
+    """netem on a link of another host, through its agent (a test helper); None removes it."""
+    args = (["qdisc", "replace", "dev", end.ifname, "root", "netem", "delay", f"{delay_ms}ms",
+             "limit", "100000"] if delay_ms else ["qdisc", "del", "dev", end.ifname, "root"])
+    done = host.on(end.netns, machine).run(["tc", *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.pktgen(frame=64, count=2 * LATENCY_PACE, rounds=1, rx="kmod")
+def test_latency_across_hosts_carries_the_clock_offset_and_moves_by_a_known_delay(
+        two_host_crossover, pktgen_bench):
+    """pgrx built and loaded on host b by this session, pktgen stamping on host a: each row's
+    latency comes with the sink's clock minus the generator's (one kernel here: 0, within the
+    measured uncertainty), and netem's 2 ms on a's link moves the median by its size."""
+    topo = two_host_crossover
+    # queue_xmit: pktgen's frames through the link's qdisc, where netem is (start_xmit, the
+    # default, hands them to the driver past it)
+    paced = {"ratep": LATENCY_PACE, "xmit_mode": "queue_xmit"}
+    base = pktgen_bench(topo, label="no netem", **paced).row
+    _netem("a", topo.tx[0], DELAY_MS)
+    try:
+        delayed = pktgen_bench(topo, label=f"netem {DELAY_MS} ms", **paced).row
+    finally:
+        _netem("a", topo.tx[0], None)
+    for row in (base, delayed):
+        print(f"{row.label}: p50 {row.lat_p50_us:,.0f} us, clocks {row.lat_clock_offset_us:+,.1f}"
+              f" +- {row.lat_clock_uncertainty_us:,.1f} us, {row.lat_samples} samples")
+        assert row.rx_backend == "kmod" and row.lat_samples == row.received > 0
+        assert abs(row.lat_clock_offset_us) <= row.lat_clock_uncertainty_us
+    moved, added = delayed.lat_p50_us - base.lat_p50_us, DELAY_MS * 1000
+    assert abs(moved - added) <= added * 0.10 + 300, f"netem moved the median by {moved:,.0f} us"
 
 
 def test_the_command_line_runs_the_size_sweep_across_hosts(hosts_with_nics, ssh_lab,

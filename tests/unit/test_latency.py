@@ -118,6 +118,32 @@ def test_every_latency_column_is_an_attribute_of_a_row():
         row.lat_p42_us  # noqa: B018
 
 
+def test_latency_across_hosts_carries_their_clocks_offset(tmp_path):
+    """Stamped on one machine, read on another: the offset and its uncertainty stand beside
+    the figures, in the columns and under the table; on one machine, neither."""
+    import json
+
+    from pytest_pktgen.host.clock import ClockOffset
+    from pytest_pktgen.measurement.point import Point
+    from pytest_pktgen.measurement.report import Results, tables
+
+    lat = Latency(100, 90, 400, 15_000, 0, {90: 50, 200: 49, 400: 1})
+    across = Row("t.py::test_a[64B]", name="test_a", point=Point(frame=64), pps=2e3,
+                 offered=100, sent=100, received=100, rx_backend="kmod", latency=lat,
+                 clock=ClockOffset(-1_500, 2_250))
+    here = Row("t.py::test_a[1500B]", name="test_a", point=Point(frame=1500), pps=2e3,
+               offered=100, sent=100, received=100, rx_backend="kmod", latency=lat)
+    assert (across.lat_clock_offset_us, across.lat_clock_uncertainty_us) == (-1.5, 2.25)
+    assert here.lat_clock_offset_us is None and "lat_clock_offset_us" not in here.as_dict()
+    paths = Results(rows=[across, here]).write(str(tmp_path), plots=False)
+    first, second = json.loads(paths["json"].read_text())["results"]
+    assert first["lat_clock_offset_us"] == -1.5 and second["lat_clock_offset_us"] is None
+    ((_, lines),) = tables([across, here])
+    assert "  64B latency across hosts: the sink's clock minus the generator's -2 us +- 2 us, " \
+           "in every sample" in lines
+    assert sum("latency across hosts" in line for line in lines) == 1
+
+
 @pytest.mark.filterwarnings("error")
 def test_a_latency_plot_per_test_a_line_per_point(tmp_path):
     from pytest_pktgen.measurement.point import Point
