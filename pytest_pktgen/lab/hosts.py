@@ -126,7 +126,7 @@ class SshLab:
             link = self._mgmt_link(ns, here, there)
             host = self.hosts[name] = LabHost(name, ns, there, link)
             config = self.dir / f"sshd_{name}.conf"
-            config.write_text(_sshd_config(self.dir, there, self.path_env.get(name)))
+            config.write_text(_sshd_config(self.dir, self.path_env.get(name)))
             host.sshd = _start_sshd(sshd, config, ns, accounts, self.dir / f"sshd_{name}.log")
         with open(self.known_hosts, "w") as out:
             for host in self.hosts.values():
@@ -134,7 +134,8 @@ class SshLab:
         with open(self.config, "w") as out:
             for host in self.hosts.values():
                 out.write(f"Host {host.name}\n    HostName {host.address}\n    User root\n"
-                          f"    IdentityFile {self.client_key}\n    IdentitiesOnly yes\n\n")
+                          f"    IdentityFile {self.client_key}\n    IdentitiesOnly yes\n"
+                          f"    UserKnownHostsFile {self.known_hosts}\n\n")
         deadline = time.monotonic() + START_TIMEOUT_S
         for host in self.hosts.values():
             _wait_listening(host, deadline, self.dir / f"sshd_{host.name}.log")
@@ -186,18 +187,23 @@ class SshLab:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         return name
 
-    def cable(self, one: str, other: str) -> tuple[str, str]:
+    def cable(self, one: str, other: str,
+              addresses: tuple[str, str] | None = None) -> tuple[str, str]:
         """A veth pair between two hosts, up, as a cable between their NICs would be: its end
-        on ``one`` and its end on ``other`` (names); gone with the hosts."""
+        on ``one`` and its end on ``other`` (names), with ``addresses`` (/30s) if given: a
+        network only those two reach (sshd listens there too). Gone with the hosts."""
         here, there = netns.unique_name("pgca"), netns.unique_name("pgcb")
         ns_one, ns_other = self.hosts[one].netns, self.hosts[other].netns
         with netlink.IPRoute(netns=ns_one, flags=0) as ipr:
             ipr.link("add", ifname=here, kind="veth",
                      peer={"ifname": there, "net_ns_fd": ns_other})
-        for ifname, ns in ((here, ns_one), (there, ns_other)):
+        for n, (ifname, ns) in enumerate(((here, ns_one), (there, ns_other))):
             quiet(ifname, ns)
             with netlink.IPRoute(netns=ns, flags=0) as ipr:
-                ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="up")
+                index = ipr.link_lookup(ifname=ifname)[0]
+                if addresses:
+                    ipr.addr("add", index=index, address=addresses[n], prefixlen=30)
+                ipr.link("set", index=index, state="up")
         return here, there
 
     # --- undoing it ----------------------------------------------------------------------------
@@ -244,8 +250,9 @@ def _keygen(path: Path) -> None:
                     "-f", str(path)], check=True, capture_output=True)
 
 
-def _sshd_config(dir: Path, address: str, path_env: str | None) -> str:
-    lines = [f"ListenAddress {address}:22", f"HostKey {dir / 'host_ed25519'}",
+def _sshd_config(dir: Path, path_env: str | None) -> str:
+    # every address of its namespace: the management one, and a cable's to another host
+    lines = ["ListenAddress 0.0.0.0:22", f"HostKey {dir / 'host_ed25519'}",
              f"AuthorizedKeysFile {dir / 'authorized_keys'}", "PermitRootLogin prohibit-password",
              "PubkeyAuthentication yes", "PasswordAuthentication no",
              "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no", "PidFile none",

@@ -59,6 +59,8 @@ def test_a_small_mtu_is_named_where_the_frames_died(veth, pktgen_bench):
     assert COUNT <= row.tx_link_packets <= COUNT + 10
     assert row.drops["tx tx_dropped"] == refused
     assert row.drops["sink rx_dropped"] == refused  # a veth counts its peer's drops as its own
-    assert set(row.drops) == {"tx tx_dropped", "sink rx_dropped"}  # and nothing else moved
+    # and no other drop counter moved (a busy CPU may cut a NAPI poll short: that counts no
+    # frame, and no verdict names it; seen once in CI beside the kernel's build)
+    assert set(row.drops) - {"softnet_time_squeeze"} == {"tx tx_dropped", "sink rx_dropped"}
     assert row.where == (f"lost {refused:,}: refused by the tx driver {refused:,}; "
                          f"sink rx_dropped +{refused:,}; tx tx_dropped +{refused:,}")

@@ -167,6 +167,29 @@ def test_a_silent_network_stops_the_remote_pktgen_within_seconds(ssh_lab, host_a
         host_a.sever()
 
 
+def test_a_host_behind_another_is_reached_by_proxyjump(ssh_lab, tmp_path):
+    """The OpenSSH config's ProxyJump: host c is reached through host a, over a cable only
+    they share (this namespace has no route to it), and the agent runs on c."""
+    ssh_lab.cable("a", "c", ("198.19.253.1", "198.19.253.2"))
+    known = tmp_path / "known_hosts"
+    key = ssh_lab.known_hosts.read_text().splitlines()[0].split()[1:]
+    known.write_text(ssh_lab.known_hosts.read_text() + f"198.19.253.2 {' '.join(key)}\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(ssh_lab.config.read_text() + (
+        f"Host c-behind-a\n    HostName 198.19.253.2\n    User root\n"
+        f"    IdentityFile {ssh_lab.client_key}\n    UserKnownHostsFile {known}\n"
+        "    ProxyJump a\n"))
+    with pytest.raises(HostError, match="host direct: cannot reach"):  # not from here
+        ssh_lab.machine("direct", url="ssh://root@198.19.253.2", connect_timeout=5).connect()
+    behind = ssh_lab.machine("c", url="ssh://c-behind-a", config=[str(config)],
+                             known_hosts=str(known)).connect()
+    try:
+        assert behind.facts["netns_inode"] == os.stat(
+            netns.NETNS_DIR / ssh_lab.hosts["c"].netns).st_ino
+    finally:
+        behind.close()
+
+
 def test_faults_name_the_host_and_start_nothing(ssh_lab, tmp_path):
     lab = ssh_lab
     with pytest.raises(HostError, match=r"host gone: cannot reach ssh://root@198\.19\.254\.2:2222"):

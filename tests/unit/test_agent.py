@@ -223,3 +223,18 @@ def test_the_clock_offset_of_a_machine_whose_answer_is_known(machine):
     assert abs(found.offset_ns) <= found.uncertainty_ns, found
     assert 0 < found.uncertainty_ns < 50_000_000  # a round trip through a pipe: well under
     assert found.here_ns(found.offset_ns + 123) == 123
+
+
+def test_a_host_without_pktgen_is_refused_naming_it():
+    """This machine's kernel has no pktgen (nor modules): as a host, it is refused at connect,
+    before anything is started there."""
+    from pathlib import Path
+
+    if os.geteuid() != 0:
+        pytest.skip("the agent's facts ask for root first")
+    modules = Path("/lib/modules") / os.uname().release
+    if Path("/proc/net/pktgen").exists() or list(modules.glob("kernel/net/core/pktgen.ko*")):
+        pytest.skip("this machine's kernel has pktgen: the refusal needs one without")
+    with pytest.raises(HostError, match=r"host pipe: its kernel .* has no pktgen \(no "
+                                        r"/proc/net/pktgen and no pktgen.ko"):
+        _machine().connect()
