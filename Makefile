@@ -122,7 +122,7 @@ sweep: deps venv
 # The benchmarks of bench/ in the VM lab (the stock kernel, then the patched one for its receive
 # counter) and bench/RESULTS.md from their figures. trafgen (netsniff-ng) is a contender.
 BENCH_RUN := $(shell date +%Y%m%dT%H%M%S)
-bench: deps venv kmod patched-kernel
+bench: deps venv kmod sshd patched-kernel
 	@dpkg -s netsniff-ng >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive $(SUDO) \
 		apt-get install -y -q --no-install-recommends netsniff-ng
 	PKTGEN_BENCH_RUN=$(BENCH_RUN) PKTGEN_BENCH_T0=$$(date +%s.%N) \
