@@ -39,7 +39,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import seam, undo
+from . import cpu, seam, undo
 from .ledger import ledger
 
 FRAME = struct.Struct(">I")
@@ -166,12 +166,9 @@ def facts() -> dict:
     release = platform.release()
     modules = Path("/lib/modules") / release
     built_in = modules / "modules.builtin"
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor())
     return {
         "protocol": PROTOCOL,
-        "cpu": model,
+        "cpu": cpu.model(cpu.cpuinfo()),
         "cpus": os.cpu_count(),
         "python": list(sys.version_info[:3]),
         "kernel": release,

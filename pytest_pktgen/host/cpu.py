@@ -13,6 +13,7 @@ own, idle unless it sends).
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -83,6 +84,18 @@ def _now(proc: Path = PROC) -> CpuTimes:
     tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
     tx, rx = net_softirqs((proc / "softirqs").read_text())
     return CpuTimes(runtime, softirq_ticks((proc / "stat").read_text()) * tick_ns, tx, rx)
+
+
+def cpuinfo() -> str:
+    """This machine's /proc/cpuinfo ("" where there is none)."""
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.exists() else ""
+
+
+def model(info: str) -> str:
+    """The CPU's model name in a /proc/cpuinfo text (else what platform says)."""
+    return next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                 if line.startswith("model name")), platform.processor())
 
 
 def snapshot(netns: str | None = None, host: str | None = None) -> CpuTimes:

@@ -22,6 +22,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..host import cpu
 from .point import AXES, Point
 from .row import Row
 from .search import SearchResult
@@ -142,9 +143,8 @@ def environment(kernel_info=None, lab=None, hosts: dict | None = None) -> dict:
     each other host's (``hosts``: name -> its agent's facts)."""
     from importlib.metadata import version
 
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor())
+    cpuinfo = cpu.cpuinfo()
+    model = cpu.model(cpuinfo)
     hypervisor = any(line.startswith("flags") and " hypervisor" in line
                      for line in cpuinfo.splitlines())
     if lab is not None:
