@@ -2,12 +2,15 @@
 DELAYS_MS, one after the other, and pgrx (the kmod counter) measures every packet's one-way
 latency at the sink. The median must move by the delay added (within MARGIN, measured under
 TCG), the p99 lie at or above the median, and the path without netem be the fastest. And
-pktgen's own pacing wait is in every paced sample, as the reports say: at most one gap.
+pktgen's own pacing wait is in every paced sample, as the reports say: halving the rate moves
+the median by the gap it adds.
 
 Measured here (medians, forwarding, no netem): unpaced 33 us; paced at 500, 1000, 2000, 5000
 pps 1,959, 971, 463, 62 us: the wait is the gap less pktgen's own time per packet under TCG.
 Netem 2 ms / 5 ms moved the paced median by 2,176 / 5,168 us, the unpaced one by 2,110 /
-5,118 us."""
+5,118 us. The unpaced median has no known answer: when the guest is slow (CI beside a kernel
+build) the generator outruns the router and it is the queue's length (6,239 us once), so it is
+only checked for carrying no pacing wait."""
 
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ def _netem(out, delay_ms: int | None) -> None:
 def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_bench):
     out = forwarding.hops["out"]
     unpaced = pktgen_bench(forwarding, label="unpaced").row
+    slower = pktgen_bench(forwarding, label="half the rate", ratep=PACE // 2).row
     measured = {0: pktgen_bench(forwarding, label="no netem", ratep=PACE).row}
     try:
         for delay in DELAYS_MS:
@@ -57,10 +61,18 @@ def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_ben
               f"p99 {row.lat_p99_us:,.0f}, max {row.lat_max_us:,.0f} ({row.lat_samples} "
               f"samples; pacing wait {row.pacing_wait_us:,.0f} us)")
     base = measured[0]
-    # pktgen stamps, then waits for the send time: the paced median carries that wait, at
-    # most one gap (the reports' pacing_wait_us), and the unpaced run none
+    print(f"half the rate: p50 {slower.lat_p50_us:,.0f} us (pacing wait "
+          f"{slower.pacing_wait_us:,.0f} us); unpaced p50 {unpaced.lat_p50_us:,.0f} us")
+    # pktgen stamps, then waits for the send time: the paced median carries that wait (the
+    # reports' pacing_wait_us), at most one gap; a gap twice as long moves it by the gap added
     assert unpaced.pacing_wait_us == 0 and unpaced.lat_samples == unpaced.received
-    assert unpaced.lat_p50_us < base.lat_p50_us <= unpaced.lat_p50_us + base.pacing_wait_us * 1.1
+    assert slower.pacing_wait_us == pytest.approx(2e6 / PACE)
+    assert slower.received == slower.lat_samples == 2 * PACE
+    added = slower.pacing_wait_us - base.pacing_wait_us
+    moved = slower.lat_p50_us - base.lat_p50_us
+    assert abs(moved - added) <= added * MARGIN[0] + MARGIN[1], (
+        f"a gap {added:,.0f} us longer moved the median by {moved:,.0f} us")
+    assert base.lat_p50_us <= base.pacing_wait_us + MARGIN[1]
     for delay, row in measured.items():
         assert row.received == row.sent == 2 * PACE  # nothing lost: every packet a sample
         assert row.lat_samples == row.received
