@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ..host import clock
+from ..host.clock import ClockOffset
+
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 NAMES = (*PERCENTILES, "max")  # what a latency gate or column names
 
@@ -118,3 +121,12 @@ def pacing_wait_us(ratep_per_thread: float | None) -> float:
     """What a paced pktgen thread adds to each latency sample at most: it stamps a packet,
     then waits for its send time, one inter-packet gap (0 when not paced)."""
     return 1e6 / ratep_per_thread if ratep_per_thread else 0.0
+
+
+def clock_between(topology) -> ClockOffset | None:
+    """What a latency measured on ``topology`` carries besides its path: the sink machine's
+    CLOCK_REALTIME minus the generator machine's (pktgen stamps on one, pgrx reads on the
+    other); None when both are one machine, or nothing is received."""
+    if topology.sink is None:
+        return None
+    return clock.realtime_between(topology.sink.host, getattr(topology, "generator_host", None))

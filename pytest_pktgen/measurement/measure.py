@@ -16,11 +16,11 @@ import pytest
 
 from .. import host
 from ..errors import PktgenRunError
-from ..host import clock, cpu
+from ..host import cpu
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab import losses
-from ..lab.latency import merged
+from ..lab.latency import clock_between, merged
 from ..lab.rx import AFTER_TC_INGRESS, RxCount
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
@@ -208,10 +208,7 @@ class Bench:
                   **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
                   "irq_affinity": _irq_affinity(topology)}
         latency = merged(c.latency for c in counts)
-        across = None
-        if latency is not None and topology.sink is not None:  # stamped on one, read on another
-            across = clock.realtime_between(topology.sink.host,
-                                            getattr(topology, "generator_host", None))
+        across = clock_between(topology) if latency is not None else None
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
                      rounds, received, counter and counter.backend, device, topology.sink_mode,
                      latency=latency, drops=dropped, cpu=cpu_cost, counts=counts, clock=across)

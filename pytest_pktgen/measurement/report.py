@@ -234,11 +234,7 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
             if any(_count(r.get(c)) for c in ("stream_lost", "stream_duplicates",
                                                "stream_late", "streams_untracked")):
                 text += f"\n  {what} per device: {r['streams']}"
-            # latency stamped on one machine, read on another: their clocks' offset with it
-            if not pd.isna(r.get("lat_clock_offset_us", float("nan"))):
-                text += (f"\n  {what} latency across hosts: the sink's clock minus the "
-                         f"generator's {r['lat_clock_offset_us']:+,.0f} us +- "
-                         f"{r['lat_clock_uncertainty_us']:,.0f} us, in every sample")
+            text += _clock_line(what, r)
         backends = sorted({b for b in group["rx_backend"].dropna()})
         sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (
@@ -283,8 +279,25 @@ def search_tables(searches: list[SearchResult]) -> list[tuple[str, list[str]]]:
         title = f"{name}: {len(group)} throughput search(es)" + (
             f", received counted by {', '.join(backends)}" if backends else "") + (
             f", sink {', '.join(sinks)}" if sinks else "")
-        out.append((title, shown.to_string(index=False).splitlines()))
+        text = shown.to_string(index=False)
+        for _, r in group.iterrows():
+            what = " ".join(str(v) for v in (f"{r['frame']}B", r["label"])
+                            if v and not pd.isna(v))
+            text += _clock_line(f"{what} NDR", r)
+        out.append((title, text.splitlines()))
     return out
+
+
+def _clock_line(what: str, r) -> str:
+    """A latency stamped on one machine and read on another: their clocks' offset with it
+    (a line under the table; nothing for latency measured on one machine)."""
+    import pandas as pd
+
+    if pd.isna(r.get("lat_clock_offset_us", float("nan"))):
+        return ""
+    return (f"\n  {what} latency across hosts: the sink's clock minus the generator's "
+            f"{r['lat_clock_offset_us']:+,.0f} us +- {r['lat_clock_uncertainty_us']:,.0f} us, "
+            "in every sample")
 
 
 # --- plots -------------------------------------------------------------------------------

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .. import host
 from ..errors import PktgenConfigError
+from ..host.clock import ClockOffset
 from ..host.netdev import link_speed_mbps
-from ..lab.latency import Latency
+from ..lab.latency import Latency, clock_between
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import pkt_size_of
 from .row import L1_OVERHEAD, key_of
@@ -245,6 +247,9 @@ class SearchResult:
     # (latency_load, pps), where the counter measures it (kmod)
     latency: Latency | None = None
     latency_load: float | None = None
+    # that latency stamped on one machine and read on another: the sink's clock minus the
+    # generator's, in every sample (None: one machine, one clock)
+    latency_clock: ClockOffset | None = None
     # where it was searched, for the reports (the pytest surface fills them in)
     test: str = ""
     name: str = ""
@@ -314,8 +319,11 @@ class SearchResult:
     def latency_columns(self) -> dict:
         """The latency at the NDR: its load and p50/p99/max µs (None where not measured)."""
         pct = self.latency.percentiles() if self.latency else {}
+        clock = self.latency_clock
         return {"latency_load": self.latency_load,
-                **{f"ndr_lat_{k}_us": pct.get(k) for k in ("p50", "p99", "max")}}
+                **{f"ndr_lat_{k}_us": pct.get(k) for k in ("p50", "p99", "max")},
+                **({"lat_clock_offset_us": clock.offset_ns / 1e3,
+                    "lat_clock_uncertainty_us": clock.uncertainty_ns / 1e3} if clock else {})}
 
     def detail(self) -> dict:
         """Every goal's result in MLRsearch's form and every trial, for results.json (and
@@ -356,7 +364,8 @@ def search(topology: Topology, counter, frame: int = 64,
     measurer = PktgenMeasurer(topology, counter, frame, index, params)
     started = time.monotonic()
     source = "given"
-    speed = link_speed_mbps(topology.tx[index].ifname, topology.tx[index].netns)
+    tx = topology.tx[index]
+    speed = host.on(None, tx.host).call(link_speed_mbps, tx.ifname, tx.netns)
     line_rate = line_rate_pps(speed, frame) if speed else None
     if max_load is None:
         if line_rate:
@@ -388,10 +397,12 @@ def search(topology: Topology, counter, frame: int = 64,
                                   None if cond is None else float(cond)))
     # RFC 2544's latency test: at the throughput found, where the counter measures latency
     ndr = next((r for r in results if r.goal.loss_ratio == 0.0 and r.lower_pps), None)
-    latency = None
+    latency = across = None
     if ndr is not None and counter.backend in LATENCY_BACKENDS:
         measurer.trial(settings.final_trial_duration, ndr.lower_pps)
         latency = measurer.last_count.latency
+        across = clock_between(topology) if latency is not None else None
     return SearchResult(frame, results, measurer.trials, float(max_load), source,
                         time.monotonic() - started, float(min_load), line_rate,
-                        latency=latency, latency_load=ndr.lower_pps if latency else None)
+                        latency=latency, latency_load=ndr.lower_pps if latency else None,
+                        latency_clock=across)

@@ -107,6 +107,30 @@ def test_searches_have_a_table_a_csv_json_in_mlrsearchs_form_and_a_plot(tmp_path
     assert lines[1].split()[:4] == ["64", "60", "10,000", "6.7"]
 
 
+def test_a_searchs_latency_across_hosts_carries_their_clocks_offset(tmp_path):
+    """The NDR's latency stamped on one machine, read on another: the offset and its
+    uncertainty in the search's columns and a line under its table; none for one machine."""
+    from dataclasses import replace
+
+    from pytest_pktgen.host.clock import ClockOffset
+    from pytest_pktgen.lab.latency import Latency
+
+    lat = Latency(100, 90, 400, 15_000, 0, {90: 50, 200: 49, 400: 1})
+    across = replace(_found(), latency=lat, latency_load=10_000.0,
+                     latency_clock=ClockOffset(2_500, 1_250))
+    here = replace(_found(frame=1500), latency=lat, latency_load=10_000.0)
+    assert (across.as_dict()["lat_clock_offset_us"], across.as_dict()["lat_clock_uncertainty_us"]) \
+        == (2.5, 1.25)
+    assert "lat_clock_offset_us" not in here.as_dict()
+    paths = Results(searches=[across, here]).write(str(tmp_path), plots=False)
+    csv = pd.read_csv(paths["searches csv"], comment="#")
+    assert csv.loc[0, "lat_clock_offset_us"] == 2.5 and pd.isna(csv.loc[1, "lat_clock_offset_us"])
+    ((_, lines),) = search_tables([across, here])
+    assert ("  64B NDR latency across hosts: the sink's clock minus the generator's +2 us "
+            "+- 1 us, in every sample") in lines
+    assert sum("latency across hosts" in line for line in lines) == 1
+
+
 def test_a_search_below_its_gate_fails_saying_what_and_who():
     from pytest_pktgen.measurement import gates
 
