@@ -74,7 +74,7 @@ kmod: deps
 patched-kernel: deps venv
 	scripts/build-patched-kernel.sh $(PATCHED_TREE)
 
-patched: patched-kernel
+patched: patched-kernel sshd
 	$(PYTEST) --pktgen-vm --pktgen-vm-kernel $(PATCHED_TREE) --pktgen-vm-nics 0 tests/patched
 
 unit: venv

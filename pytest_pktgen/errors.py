@@ -82,10 +82,14 @@ class PktgenNotAvailable(PktgenError):
 
 
 class PktgenRunError(PktgenError):
-    """A run did not end as asked: it hit its deadline, or a device stopped early."""
+    """A run did not end as asked: it hit its deadline, a device stopped early, or the host
+    it ran on was lost. ``results``: the devices' final statuses that could be read;
+    ``samples``: what each device had sent as the run went (the last ones when nothing more
+    could be read)."""
 
-    def __init__(self, message: str, results: dict | None = None):
+    def __init__(self, message: str, results: dict | None = None, samples: list | None = None):
         self.results = results or {}
+        self.samples = samples or []
         super().__init__(message)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from . import host, options, sweep
-from .errors import PktgenConfigError, PktgenNotAvailable
+from .errors import PktgenNotAvailable
 from .host import netdev
 from .host.irq import IrqPinning
 from .lab import rx, topology, vm
@@ -311,16 +311,20 @@ def _record_search(request, found: search.SearchResult) -> None:
 
 @pytest.fixture
 def irq_pin():
-    """``irq_pin(irqs, cpu)`` pins IRQs to one CPU and returns the
-    :class:`~pytest_pktgen.host.irq.IrqPinning`; every mask is restored (and read back)
-    afterwards."""
+    """``irq_pin(irqs, cpu, host_name=None)`` pins IRQs of machine ``host_name`` (a --pktgen-host
+    name; None: this one) to one CPU and returns the :class:`~pytest_pktgen.host.irq.IrqPinning`
+    (made there); ``irq_pin(nic, cpu)`` pins a :class:`~pytest_pktgen.lab.topology.Nic`'s
+    IRQs on its machine. Every mask is restored (and read back) afterwards; one left by a
+    killed session is restored by the next (its ledger), one on a lost host by its agent."""
     made = _Made()
 
-    def pin(irqs, cpu: int):
-        return made.add(IrqPinning(list(irqs), cpu))
+    def pin(irqs, cpu: int, host_name: str | None = None):
+        if isinstance(irqs, topology.Nic):
+            irqs, host_name = irqs.irqs, irqs.host
+        return made.add(host.new_on(host_name, IrqPinning, list(irqs), cpu))
 
     yield pin
-    made.undo(lambda pinning: pinning.restore())
+    made.undo()  # close(): the restore, and on another host the agent forgets it
 
 
 @pytest.fixture(scope="session")
@@ -383,10 +387,6 @@ def rx_counter(request):
             raise pytest.UsageError(f"rx_counter backend {backend!r}: one of "
                                     f"{', '.join(rx.BACKENDS)}")
         sink = topo.sink
-        if sink.host is not None and backend in rx.LOCAL_ONLY:
-            raise PktgenConfigError("rx", backend, f"a backend that counts on another host: "
-                                    f"{', '.join(b for b in rx.BACKENDS if b not in rx.LOCAL_ONLY)}"
-                                    f" (the sink is on {sink.host})")
         host.on(None, sink.host).call(rx.refuse_gro, backend, sink.ifname, sink.netns)
         if backend == "kmod" and sink.host is not None:
             request.getfixturevalue("pgrx_hosts")(sink.host)

@@ -2,13 +2,16 @@
 
 The paper's Section 5: the CPU that drives a NIC should also take its interrupts (CPU:NIC 1:1).
 Masks are read from and written to /proc/irq/N/smp_affinity as the kernel prints them, so the
-restore writes back the very text that was read, and reads it back to prove it.
+restore writes back the very text that was read, and reads it back to prove it. The masks found
+are in this process's ledger (:mod:`pytest_pktgen.host.ledger`) while pinned: a process killed
+with SIGKILL leaves them for the next session's cleaner, a lost SSH host's agent restores them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from .ledger import ledger
 from .netdev import read_interrupts
 
 PROC_IRQ = Path("/proc/irq")
@@ -40,6 +43,16 @@ def _same_mask(a: str, b: str) -> bool:
     return int(a.replace(",", ""), 16) == int(b.replace(",", ""), 16)
 
 
+def restore_masks(saved: dict[int, str]) -> dict[int, tuple[str, str]]:
+    """Write every saved mask back and read it back: those that differ, (saved, now)."""
+    wrong = {}
+    for irq, mask in saved.items():
+        _write_mask(irq, mask)
+        if not _same_mask(read_mask(irq), mask):
+            wrong[irq] = (mask, read_mask(irq))
+    return wrong
+
+
 class IrqPinning:
     """IRQs pinned to ``cpu``; :meth:`share_on_cpu` says where they fired since a snapshot."""
 
@@ -50,6 +63,10 @@ class IrqPinning:
         self.cpu = cpu
         self.saved = {irq: read_mask(irq) for irq in irqs}
         self._restored = False
+        # an IRQ another pinning of this process holds is listed with its first mask already
+        self._listed = [irq for irq in irqs if not ledger().holds("irqs", str(irq))]
+        for irq in self._listed:
+            ledger().add("irqs", str(irq), self.saved[irq])
         try:
             for irq in irqs:
                 _write_mask(irq, cpu_mask(cpu))
@@ -85,10 +102,11 @@ class IrqPinning:
         if self._restored:
             return
         self._restored = True
-        wrong = {}
-        for irq, mask in self.saved.items():
-            _write_mask(irq, mask)
-            if not _same_mask(read_mask(irq), mask):
-                wrong[irq] = (mask, read_mask(irq))
+        wrong = restore_masks(self.saved)
+        for irq in self._listed:
+            if irq not in wrong:  # one that did not take stays listed for the next cleaner
+                ledger().drop("irqs", str(irq))
         if wrong:
             raise RuntimeError(f"IRQ affinity not restored (irq: (saved, now)): {wrong}")
+
+    close = restore  # what an SSH host's agent calls on what it keeps when its controller goes

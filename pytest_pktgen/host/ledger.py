@@ -1,4 +1,5 @@
-"""What this process made that must not outlive it: namespaces, links, NICs moved away.
+"""What this process made or changed that must not outlive it: namespaces, links, NICs moved
+away, IRQs pinned.
 
 Undo runs on close, on errors, on Ctrl-C and SIGTERM; a process killed with SIGKILL (or by
 the OOM killer, or with the SSH session it ran in) runs none of it. So every process that makes
@@ -21,16 +22,21 @@ from pathlib import Path
 RUN_DIR = Path("/run/pytest-pktgen")
 
 
+KINDS = ("namespaces", "links", "nics", "irqs")
+MAPS = ("nics", "irqs")  # kinds listed by name with a value
+
+
 class Ledger:
-    """This process's record: ``namespaces``, ``links`` (made in its own namespace) and
-    ``nics`` (name -> {"netns": where it went, "state": its saved NicState})."""
+    """This process's record: ``namespaces``, ``links`` (made in its own namespace), ``nics``
+    (name -> {"netns": where it went, "state": its saved NicState}) and ``irqs`` (number ->
+    the smp_affinity mask it had before this process pinned it)."""
 
     def __init__(self, run_dir: Path = RUN_DIR):
         start = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
         stem = f"owner-{os.getpid()}-{start}"
         self.path, self.lock_path = run_dir / f"{stem}.json", run_dir / f"{stem}.lock"
         self.record: dict = {"pid": os.getpid(), "netns_inode": os.stat("/proc/self/ns/net").st_ino,
-                             "namespaces": [], "links": [], "nics": {}}
+                             "namespaces": [], "links": [], "nics": {}, "irqs": {}}
         self._mutex = threading.Lock()
         self._fd: int | None = None
         self._pid = os.getpid()
@@ -50,7 +56,7 @@ class Ledger:
                 self.lock_path.unlink(missing_ok=True)
 
     def _write(self) -> None:
-        empty = not any(self.record[k] for k in ("namespaces", "links", "nics"))
+        empty = not any(self.record[k] for k in KINDS)
         if empty:
             self.path.unlink(missing_ok=True)
             return
@@ -60,10 +66,11 @@ class Ledger:
         tmp.replace(self.path)  # a kill mid-write leaves the last whole record
 
     def add(self, kind: str, name: str, value=None) -> None:
-        """Write down ``name`` (a namespace, a link, a NIC with ``value``) before making it."""
+        """Write down ``name`` (a namespace, a link, a NIC or an IRQ with ``value``) before
+        making or changing it."""
         with self._mutex:
-            if kind == "nics":
-                self.record["nics"][name] = value
+            if kind in MAPS:
+                self.record[kind][name] = value
             elif name not in self.record[kind]:
                 self.record[kind].append(name)
             self._write()
@@ -71,14 +78,18 @@ class Ledger:
     def clear(self) -> None:
         """Everything listed is undone (or given up): an empty record."""
         with self._mutex:
-            self.record.update(namespaces=[], links=[], nics={})
+            self.record.update(namespaces=[], links=[], nics={}, irqs={})
             self._write()
+
+    def holds(self, kind: str, name: str) -> bool:
+        with self._mutex:
+            return name in self.record[kind]
 
     def drop(self, kind: str, name: str) -> None:
         """``name`` is undone: strike it off."""
         with self._mutex:
-            if kind == "nics":
-                self.record["nics"].pop(name, None)
+            if kind in MAPS:
+                self.record[kind].pop(name, None)
             elif name in self.record[kind]:
                 self.record[kind].remove(name)
             self._write()

@@ -115,6 +115,9 @@ def link_info(ifname: str, ipr: netlink.IPRoute | None = None, netns: str | None
             "up": bool(link["flags"] & 1),  # IFF_UP
             "type": link["ifi_type"],  # ARPHRD_*
             "tx_queues": link.get_attr("IFLA_NUM_TX_QUEUES"),
+            # the device below it, a NIC's (none for a virtual link; kernels from 5.16)
+            "parent": (link.get_attr("IFLA_PARENT_DEV_BUS_NAME"),
+                       link.get_attr("IFLA_PARENT_DEV_NAME")),
         }
 
 
@@ -135,9 +138,14 @@ def read_interrupts(path: str = "/proc/interrupts") -> dict[int, tuple[list[int]
     return out
 
 
-def nic_device(ifname: str) -> Path:
-    """The NIC's device in sysfs: stable while the link moves between namespaces (unlike
-    /sys/class/net, which shows only the reader's namespace)."""
+def nic_device(ifname: str, netns: str | None = None) -> Path:
+    """The NIC's device in sysfs: stable while the link moves between namespaces. Found by the
+    link's parent device (netlink, in the link's namespace): /sys/class/net shows the links of
+    the namespace sysfs was mounted in, not the reader's (an SSH host's agent in a namespace
+    of its own); by /sys/class/net on kernels before 5.16, which do not say."""
+    bus, name = link_info(ifname, netns=netns)["parent"]
+    if bus and name:
+        return Path("/sys/bus", bus, "devices", name).resolve()
     return Path("/sys/class/net", ifname, "device").resolve()
 
 

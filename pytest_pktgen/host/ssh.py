@@ -473,10 +473,13 @@ class Proxy:
     def __init__(self, machine: SshMachine, ref: agent.Ref):
         self._machine = machine
         self._ref = ref
+        self._closed = False
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        if name == "closed" and self._closed:  # the object is gone there: it was closed
+            return True
         key = (self._ref.kind, name)
         if self._machine._kinds.get(key) != "method":
             kind, value = self._machine.call(agent.attribute, self._ref, name)
@@ -494,9 +497,10 @@ class Proxy:
         return agent.Ref, (self._ref.key, self._ref.kind)
 
     def close(self) -> None:
-        """The object's ``close()`` there, and forgotten."""
-        if self._machine.lost is None:
+        """The object's ``close()`` there, and forgotten (again: nothing)."""
+        if self._machine.lost is None and not self._closed:
             self._machine.call(agent.drop, self._ref, True)
+        self._closed = True
 
     def __enter__(self):
         return self

@@ -606,6 +606,3 @@ AFTER_TC_INGRESS = frozenset({"nft", "kmod", "patched"})
 
 BACKENDS = {"ifstats": IfStatsCounter, "tc": TcCounter, "nft": NftCounter,
             "kmod": KmodCounter, "patched": PatchedCounter}
-# counting on a sink of another machine needs what is not proved there yet: the patched kernel
-# booted there
-LOCAL_ONLY = frozenset({"patched"})

@@ -35,6 +35,7 @@ from ..pktgen.caps import Caps, link_caps
 from ..pktgen.params import DeviceConfig, imix_weights_of
 from ..pktgen.proc import Pktgen
 from ..run.guard import NamespaceLock, check_not_management
+from ..run.remote import new_run
 from ..run.runner import PktgenRun
 from .rx import CountedResult, RxCounter, TcCounter
 
@@ -215,10 +216,7 @@ class NetnsTopology:
         link cannot do raises DeviceUnsupported at its setup: the plugin reports an xfail)."""
         if isinstance(configs, DeviceConfig):
             configs = [configs]
-        if self.generator_host is not None:  # a callback here cannot be called from there
-            kwargs.pop("on_sample", None)
-        return host.new_on(self.generator_host, PktgenRun, list(configs), pktgen=self.pktgen,
-                           **kwargs)
+        return new_run(self.generator_host, list(configs), pktgen=self.pktgen, **kwargs)
 
     def run(self, configs: DeviceConfig | Sequence[DeviceConfig], rx: Sequence = (),
             **kwargs) -> CountedResult:
@@ -382,9 +380,9 @@ class NicHalf:
     moved into a namespace of its own there and addressed; :meth:`close` sends it home as it
     was found. The other end may be on another machine."""
 
-    def __init__(self, ifname: str, prefix: str, ip4: str, ip6: str, ipv6: bool = False,
-                 allow_devices: Sequence[str] = ()):
-        state = check_movable(ifname, allow_devices)
+    def __init__(self, state: nicstate.NicState, prefix: str, ip4: str, ip6: str,
+                 ipv6: bool = False):
+        ifname = state.ifname
         self._stack = contextlib.ExitStack()
         with _undo_on_error(self._stack):
             ns = _new_ns(self._stack, prefix)
@@ -400,11 +398,6 @@ class NicHalf:
 
     def close(self) -> None:
         self._stack.close()
-
-
-def refuse_unmovable(ifname: str, allow_devices: Sequence[str] = ()) -> None:
-    """:func:`check_movable`'s refusals alone."""
-    check_movable(ifname, allow_devices)
 
 
 def check_movable(ifname: str, allow_devices: Sequence[str] = ()) -> nicstate.NicState:
@@ -427,14 +420,15 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
     is refused here, where it is, before anything is made or moved, unless ``allow_devices``
     names it."""
     allow = tuple(allow_devices)
-    for nic in (tx_nic, rx_nic):  # both refused or accepted before anything is moved
-        host.on(None, nic.host).call(refuse_unmovable, nic.ifname, allow)
+    # both refused or accepted before anything is moved; each moved as found then
+    states = [host.on(None, nic.host).call(check_movable, nic.ifname, allow)
+              for nic in (tx_nic, rx_nic)]
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
         ends = []
-        for nic, prefix, n in ((tx_nic, "pgg", 1), (rx_nic, "pgs", 2)):
-            half = host.new_on(nic.host, NicHalf, nic.ifname, prefix, f"198.18.{10 + pair}.{n}",
-                               f"2001:2:0:{10 + pair}::{n}", ipv6, allow)
+        for nic, state, prefix, n in ((tx_nic, states[0], "pgg", 1), (rx_nic, states[1], "pgs", 2)):
+            half = host.new_on(nic.host, NicHalf, state, prefix, f"198.18.{10 + pair}.{n}",
+                               f"2001:2:0:{10 + pair}::{n}", ipv6)
             stack.callback(half.close)
             ends.append((half, dataclasses.replace(half.endpoint, host=nic.host)))
         if ipv6:

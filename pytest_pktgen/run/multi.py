@@ -5,8 +5,8 @@ pktgen's own started/stopped stamps mapped onto this machine's clock
 (:mod:`pytest_pktgen.host.clock`), say whether they ran together: pps of runs that did not
 overlap do not add up, and the result says so.
 
-A run is a :class:`~pytest_pktgen.run.runner.PktgenRun` here or a proxy to one on another
-machine (``machine.new(PktgenRun, ...)``): only its methods are used.
+A run is a :class:`~pytest_pktgen.run.runner.PktgenRun` here or one on another machine
+(:func:`~pytest_pktgen.run.remote.new_run`): only its methods are used.
 """
 
 from __future__ import annotations

@@ -253,25 +253,36 @@ class PktgenRun:
             self.on_sample(sample)
         return sample
 
-    def wait(self) -> bool:
+    def wait(self, within: float | None = None) -> bool | None:
         """Sample until the run ends by itself, the duration passes, or the deadline; True if
-        it ended by itself (every device reached its count).
+        it ended by itself (every device reached its count). With ``within``: at most that
+        many seconds, then None if the run goes on (a caller on another machine waits in
+        slices, to see the samples as they come: :class:`~pytest_pktgen.run.remote.RemoteRun`).
 
         The start write returns once no device is running, 125 ms after it asked the threads
         to start: a thread that had not picked that up yet (a busy CPU) starts its devices
         later. So the run has ended only when every device has written its run statistics."""
         end = self._started_at + (self.duration if self.duration is not None else self.timeout)
-        while time.monotonic() < end:
+        until = end if within is None else min(end, time.monotonic() + within)
+        while time.monotonic() < until:
             if self.running:
-                self._writer.join(min(self.sample_interval, max(0.0, end - time.monotonic())))
+                self._writer.join(min(self.sample_interval, max(0.0, until - time.monotonic())))
             elif self._writer_error or self._all_ran():
                 break
             else:  # statistics come just after the last device stops, or a thread starts late
-                time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+                time.sleep(min(0.05, max(0.0, until - time.monotonic())))
             self.sample()
         if self._writer_error:
             raise self._writer_error
-        return not self.running and self._all_ran()
+        over = not self.running and self._all_ran()
+        if within is not None and not over and time.monotonic() < end:
+            return None
+        return over
+
+    def wait_slice(self, within: float, seen: int) -> tuple[bool | None, list[Sample]]:
+        """:meth:`wait` for at most ``within`` seconds, and the samples after the first
+        ``seen``: one round trip for a caller on another machine."""
+        return self.wait(within), self.samples[seen:]
 
     def _all_ran(self) -> bool:
         """Every device's Result holds statistics of a run (pktgen writes them at its end)."""
@@ -386,14 +397,7 @@ class PktgenRun:
     # --- all in one ----------------------------------------------------------------------
     def run(self) -> RunResult:
         """Set up, start, wait, then :meth:`finish`."""
-        self.setup()
-        try:
-            self.start()
-            finished = self.wait()
-        except BaseException:
-            self.cleanup()
-            raise
-        return self.finish(finished)
+        return run_phases(self)
 
     def __enter__(self) -> PktgenRun:
         self.setup()
@@ -401,6 +405,19 @@ class PktgenRun:
 
     def __exit__(self, *exc) -> None:
         self.cleanup()
+
+
+def run_phases(run) -> RunResult:
+    """Set up, start, wait, then finish (cleaned up on any error): a :class:`PktgenRun`, or one
+    on another machine driven from here (:class:`~pytest_pktgen.run.remote.RemoteRun`)."""
+    run.setup()
+    try:
+        run.start()
+        finished = run.wait()
+    except BaseException:
+        run.cleanup()
+        raise
+    return run.finish(finished)
 
 
 def remove_dead_runs_devices(pktgen: Pktgen, lock: NamespaceLock) -> str:

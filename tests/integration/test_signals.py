@@ -11,6 +11,7 @@ import nics
 import pytest
 from leftovers import state
 
+from pytest_pktgen.host.netdev import nic_irqs
 from pytest_pktgen.host.netlink import netns as pr_netns
 from pytest_pktgen.pktgen.proc import Pktgen
 
@@ -59,7 +60,8 @@ from pytest_pktgen.pktgen.proc import Pktgen
 from pytest_pktgen.run.runner import PktgenRun
 
 
-def test_killed(crossover, lab_nic_pairs):
+def test_killed(crossover, lab_nic_pairs, irq_pin):
+    irq_pin(crossover.nics["rx"], 1)
     crossing = crossover.prepare(crossover.config(count=0, pkt_size=60, ratep=5000), duration=120)
     crossing.setup()
     crossing.start()
@@ -83,12 +85,14 @@ def _wait_for(child, word: str) -> str:
 
 
 def test_sigkill_mid_run_the_next_session_cleans_up(pytester, lab_nic_pairs, pktgen_module):
-    """SIGKILL runs no undo at all: the killed session's crossover NICs stay in its namespaces
-    and its pktgen device on a NIC here stays on its thread. The next session finds them by the
-    dead session's ledger and lock, undoes them before it starts, and says so."""
+    """SIGKILL runs no undo at all: the killed session's crossover NICs stay in its namespaces,
+    its pktgen device on a NIC here stays on its thread and the receiving NIC's IRQs stay
+    pinned to CPU 1. The next session finds them by the dead session's ledger and lock, undoes
+    them before it starts, and says so."""
     pair, spare = lab_nic_pairs[0], lab_nic_pairs[1].tx
     with nics.dressed(pair.tx, 90, ipv6=False):
         before, tx_view = state(), nics.view(pair.tx)
+        rx_irqs = [str(irq) for irq in nic_irqs(pair.rx)]  # as the killed session lists them
         pytester.makepyfile(test_killed=KILLED)
         child = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
                                   "test_killed.py"], cwd=pytester.path, stdout=subprocess.PIPE,
@@ -98,6 +102,7 @@ def test_sigkill_mid_run_the_next_session_cleans_up(pytester, lab_nic_pairs, pkt
         child.wait(timeout=60)
         left = state()
         assert len(left["netns"]) == len(before["netns"]) + 2  # its generator and sink
+        assert rx_irqs and all(left["irq_masks"][n] != before["irq_masks"][n] for n in rx_irqs)
         assert pair.tx not in left["links"] and pair.rx not in left["links"]
         assert Pktgen().devices() == [spare]
         pytester.makepyfile(test_next="def test_next():\n    pass\n")
@@ -106,10 +111,12 @@ def test_sigkill_mid_run_the_next_session_cleans_up(pytester, lab_nic_pairs, pkt
         result.stdout.fnmatch_lines([
             f"pytest-pktgen: cleaned up after dead process {child.pid}: sent {pair.tx} home from "
             f"pgg*, restored as found; sent {pair.rx} home from pgs*, restored as found; removed "
-            f"namespace(s) pg*, pg*",
+            f"namespace(s) pg*, pg*; restored the affinity of IRQ(s) {', '.join(rx_irqs)} as "
+            "found",
             f"pytest-pktgen: removed pktgen devices ['{spare}'] that process {child.pid} left in "
             f"namespace (this one) when it died"])
         after = state()
         assert (after["netns"], after["links"]) == (before["netns"], before["links"])
+        assert after["irq_masks"] == before["irq_masks"]
         assert nics.differences(tx_view, nics.view(pair.tx)) == []
         assert Pktgen().devices() == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 from accounting import stamps_us, stopped_by_the_stop
 
 from pytest_pktgen import host
-from pytest_pktgen.errors import HostError, HostLost
+from pytest_pktgen.errors import HostError, HostLost, PktgenRunError
 from pytest_pktgen.host import netdev, netlink, netns, nicstate
+from pytest_pktgen.host.irq import IrqPinning, read_mask
 from pytest_pktgen.host.ledger import RUN_DIR
 from pytest_pktgen.lab import topology
 from pytest_pktgen.lab.hosts import SshLab
@@ -23,6 +25,7 @@ from pytest_pktgen.pktgen.params import DeviceConfig
 from pytest_pktgen.pktgen.proc import Pktgen
 from pytest_pktgen.run import runner
 from pytest_pktgen.run.multi import MultiResult, run_together
+from pytest_pktgen.run.remote import RemoteRun
 
 pytestmark = pytest.mark.integration
 
@@ -113,6 +116,14 @@ def _wait_sending(lab: SshLab, dev: str) -> Pktgen:
     return pktgen
 
 
+def _raised(call) -> BaseException | None:
+    try:
+        call()
+    except BaseException as err:  # noqa: BLE001 - the test looks at it
+        return err
+    return None
+
+
 def _seconds_until_removed(pktgen: Pktgen, dev: str, limit: float) -> float:
     t0 = time.monotonic()
     while dev in pktgen.devices():
@@ -124,15 +135,36 @@ def _seconds_until_removed(pktgen: Pktgen, dev: str, limit: float) -> float:
 def test_a_connection_cut_mid_run_stops_and_removes_the_remote_pktgen(ssh_lab, host_a,
                                                                     remote_dummy):
     """The connection dropped (TCP reset, no goodbye): sshd closes the channel, the agent
-    stops its run and removes its devices at once; calls here fail naming the host."""
-    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)], duration=600)
+    stops its run and removes its devices at once; calls here fail naming the host, and the
+    run waited for here ends as a failure with the samples that had come (live, as it went)."""
+    seen: list = []
+    run = RemoteRun("a", host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)],
+                                    duration=600), on_sample=seen.append)
     run.setup()
     run.start()
+    ended: list = []
+    waiter = threading.Thread(target=lambda: ended.append(_raised(run.wait)), daemon=True)
+    waiter.start()
     pktgen = _wait_sending(ssh_lab, remote_dummy)
     try:
+        deadline = time.monotonic() + 30
+        while sum(s.sofar[remote_dummy] > 0 for s in seen) < 2:  # samples here as it runs
+            assert time.monotonic() < deadline and waiter.is_alive(), "no live samples came"
+            time.sleep(0.1)
         host_a.sever()
         took = _seconds_until_removed(pktgen, remote_dummy, 10)
         print(f"connection cut: remote pktgen device removed {took:.2f}s later")
+        waiter.join(10)
+        err = ended[0]
+        print(f"the run here: {err}")
+        assert isinstance(err, PktgenRunError), err
+        assert str(err).startswith("pktgen's run on host a was cut off: the connection to "
+                                   "ssh://a was lost")
+        counts = [s.sofar[remote_dummy] for s in err.samples]
+        assert err.samples == seen and counts == sorted(counts) and counts[-1] > 0
+        assert f"had sent {counts[-1]:,} frames ({remote_dummy} {counts[-1]:,})" in str(err)
+        assert counts[-1] <= netdev.link_stats(remote_dummy,
+                                               netns=ssh_lab.hosts["a"].netns).tx_packets
         with pytest.raises(HostLost, match="host a: the connection to ssh://a was lost"):
             run.sample()
         deadline = time.monotonic() + 10
@@ -276,6 +308,53 @@ def test_size_sweep_generator_on_host_a_counted_on_host_b(two_host_crossover, pk
     assert row.cpu is not None  # read on host a, where pktgen ran
 
 
+def _masks(irqs) -> dict[int, int]:
+    """Each IRQ's affinity, read here: every host of the lab is one kernel, IRQs are its own."""
+    return {irq: int(read_mask(irq).replace(",", ""), 16) for irq in irqs}
+
+
+def _cpu_off(masks: dict[int, int]) -> int:
+    """A CPU none of the IRQs is limited to now: pinning them there changes every mask."""
+    return next(cpu for cpu in (1, 0) if all(m != 1 << cpu for m in masks.values()))
+
+
+def test_irqs_pinned_on_another_host_and_restored_when_it_is_lost(two_host_crossover, irq_pin,
+                                                                  ssh_lab):
+    """The receiving NIC is host b's: irq_pin(nic, cpu) pins its IRQs there (the paper's CPU:NIC
+    1:1), where they fire is counted there, and the masks are restored as found; a pinning
+    whose host is lost is restored by its agent, which had listed the masks in its ledger."""
+    topo = two_host_crossover
+    nic = topo.nics["rx"]
+    assert nic.host == "b"
+    irqs = nic.irqs
+    before, found = _masks(irqs), {irq: read_mask(irq) for irq in irqs}
+    cpu = _cpu_off(before)
+    pinning = irq_pin(nic, cpu)
+    assert pinning.saved == found  # b read what is here
+    assert _masks(irqs) == {irq: 1 << cpu for irq in irqs}
+    topo.run(topo.config(count=1000, pkt_size=60))  # an MSI moves at its next interrupt
+    start = pinning.snapshot()
+    topo.run(topo.config(count=20000, pkt_size=60, ratep=20000, thread=1 - cpu))
+    on_cpu, total = pinning.fired(start)
+    print(f"host b's NIC pinned to CPU {cpu}: {on_cpu} of {total} interrupts there")
+    assert total > 0 and on_cpu / total >= 0.99
+    pinning.close()
+    assert _masks(irqs) == before
+
+    b = ssh_lab.machine("b").connect()
+    try:
+        b.new(IrqPinning, irqs, cpu)
+        assert _masks(irqs) == {irq: 1 << cpu for irq in irqs}
+        assert set(_ledger_of(b.facts["pid"])["irqs"]) == {str(irq) for irq in irqs}
+        b.sever()
+        deadline = time.monotonic() + 10
+        while _masks(irqs) != before:
+            assert time.monotonic() < deadline, "the lost host's agent left its IRQs pinned"
+            time.sleep(0.05)
+    finally:
+        b.close()
+
+
 LATENCY_PACE = 2_000  # pps, as tests/integration/test_latency.py: no queue in front of netem
 DELAY_MS = 2
 
@@ -347,8 +426,8 @@ def test_the_command_line_runs_the_size_sweep_across_hosts(hosts_with_nics, ssh_
 # --- several generator hosts -------------------------------------------------------------------
 
 def _endless_run(machine, ifname: str, dst_mac: str, duration: float):
-    return machine.new(runner.PktgenRun, [DeviceConfig(ifname, {
-        "count": 0, "pkt_size": 60, "ratep": 10000, "dst_mac": dst_mac})], duration=duration)
+    return RemoteRun(machine.name, machine.new(runner.PktgenRun, [DeviceConfig(ifname, {
+        "count": 0, "pkt_size": 60, "ratep": 10000, "dst_mac": dst_mac})], duration=duration))
 
 
 def test_two_generator_hosts_load_one_sink_with_one_stop_for_all(ssh_lab):

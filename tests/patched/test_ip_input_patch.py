@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from pytest_pktgen import host
+from pytest_pktgen.host import netdev
 from pytest_pktgen.host.netdev import sysctl
+from pytest_pktgen.lab.hosts import SshLab
 from pytest_pktgen.lab.rx import netstat
+from pytest_pktgen.lab.topology import Endpoint, NetnsTopology
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +82,51 @@ def test_a_sink_that_cannot_discard_takes_the_frames_up_and_says_why(patched, ve
     before = patched(veth.sink.netns)["InNoECTPkts"]
     result = veth.run(veth.config(count=1_000, pkt_size=60))
     assert patched(veth.sink.netns)["InNoECTPkts"] - before == result.sent  # all up to ip_rcv
+
+
+@pytest.fixture(scope="module")
+def two_hosts(pktgen_module):
+    """Hosts a and b (namespaces of the guest, each with its own sshd, as in
+    tests/integration/test_ssh.py) joined by a cable, both connected and known by name."""
+    with SshLab(["a", "b"]) as lab:
+        ends = lab.cable("a", "b", ("198.18.40.1", "198.18.40.2"))
+        machines = {}
+        try:
+            for name in ("a", "b"):
+                machines[name] = lab.machine(name).connect()
+                host.register(name, machines[name])
+            yield lab, ends
+        finally:
+            for name, machine in machines.items():
+                host.forget(name)
+                machine.close()
+
+
+@pytest.mark.pktgen(frame=64, count=20_000, rounds=1, rx="patched")
+def test_the_patched_counter_on_a_sink_of_another_host(two_hosts, rx_counter, pktgen_bench):
+    """pktgen on host a, the patched kernel's counter switched on in host b's namespace by b's
+    agent: it counts (and drops) exactly what a sent, a's own counter nothing, and b's switch
+    is put back when the counter closes; then the same through pktgen_bench."""
+    lab, (end_a, end_b) = two_hosts
+
+    def endpoint(name: str, ifname: str, ip4: str) -> Endpoint:
+        mac = netdev.link_info(ifname, netns=lab.hosts[name].netns)["mac"]
+        return Endpoint(ifname, None, mac, ip4, "", prefix4=30, host=name)  # its agent's own
+
+    tx, sink = endpoint("a", end_a, "198.18.40.1"), endpoint("b", end_b, "198.18.40.2")
+    topo = NetnsTopology("cable", None, [tx], sink, [sink], generator_host="a")
+    a_ns, b_ns = lab.hosts["a"].netns, lab.hosts["b"].netns
+    switch = "/proc/sys/net/ipv4/pktgen_rcv"
+    counter = rx_counter(topo, "patched", drop=True)
+    assert host.on(b_ns).read_text(switch).strip() == "2"  # count and drop, in b's namespace
+    result = topo.run(topo.config(count=10_000, pkt_size=60))
+    counted = counter.settled(result.sent)
+    assert counted.packets == counted.dropped == result.sent == 10_000
+    counter.close()
+    assert host.on(b_ns).read_text(switch).strip() == "0"
+
+    before = netstat(b_ns)["PktgenRcv"]
+    row = pktgen_bench(topo).row
+    assert (row.rx_backend, row.device["host"]) == ("patched", "a")
+    assert row.received == row.sent == 20_000 == netstat(b_ns)["PktgenRcv"] - before
+    assert netstat(a_ns)["PktgenRcv"] == 0

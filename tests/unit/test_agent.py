@@ -103,6 +103,8 @@ def test_kept_objects_answer_attributes_and_methods_and_are_undone(machine):
     obj.close()
     with pytest.raises(LookupError, match="keeps no Ref"):
         obj.key  # noqa: B018
+    assert obj.closed is True  # what a closed object still says: that it is closed
+    obj.close()  # again: nothing to do, nothing asked there
 
 
 def test_a_lost_channel_fails_pending_calls_with_host_lost_naming_the_host(machine):
