@@ -400,10 +400,12 @@ class NicHalf:
         self._stack.close()
 
 
-def check_movable(ifname: str, allow_devices: Sequence[str] = ()) -> nicstate.NicState:
+def check_movable(ifname: str, allow_devices: Sequence[str] = (),
+                  shown: str | None = None) -> nicstate.NicState:
     """A NIC of this machine that may be moved: not a management link (unless allowed), its
-    state saved and able to come back; its saved state."""
-    check_not_management(ifname, ifname, None, allow_devices)
+    state saved and able to come back; its saved state. ``shown``: its name in a refusal
+    (``host:ifname`` for a NIC of another machine)."""
+    check_not_management(shown or ifname, ifname, None, allow_devices)
     return nicstate.before_moving(ifname)
 
 
@@ -421,7 +423,7 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
     names it."""
     allow = tuple(allow_devices)
     # both refused or accepted before anything is moved; each moved as found then
-    states = [host.on(None, nic.host).call(check_movable, nic.ifname, allow)
+    states = [host.on(None, nic.host).call(check_movable, nic.ifname, allow, str(nic))
               for nic in (tx_nic, rx_nic)]
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):

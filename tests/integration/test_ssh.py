@@ -15,15 +15,17 @@ import pytest
 from accounting import stamps_us, stopped_by_the_stop
 
 from pytest_pktgen import host
-from pytest_pktgen.errors import HostError, HostLost, PktgenRunError
+from pytest_pktgen.errors import HostError, HostLost, PktgenConfigError, PktgenRunError
 from pytest_pktgen.host import netdev, netlink, netns, nicstate
 from pytest_pktgen.host.irq import IrqPinning, read_mask
 from pytest_pktgen.host.ledger import RUN_DIR
 from pytest_pktgen.lab import topology
 from pytest_pktgen.lab.hosts import SshLab
+from pytest_pktgen.lab.rx import AFTER_TC_INGRESS
 from pytest_pktgen.pktgen.params import DeviceConfig
 from pytest_pktgen.pktgen.proc import Pktgen
 from pytest_pktgen.run import runner
+from pytest_pktgen.run.guard import PktgenBusy
 from pytest_pktgen.run.multi import MultiResult, run_together
 from pytest_pktgen.run.remote import RemoteRun
 
@@ -199,6 +201,26 @@ def test_a_silent_network_stops_the_remote_pktgen_within_seconds(ssh_lab, host_a
         host_a.sever()
 
 
+def test_one_run_at_a_time_in_a_hosts_namespace_across_sessions(ssh_lab, host_a, remote_dummy):
+    """Two sessions' agents on host a: pktgen's start and stop act on every device of a's
+    namespace, so the second run there waits for the first's lock, and gives up naming who
+    holds it; free again once the first is cleaned up."""
+    other = ssh_lab.machine("a").connect()
+    try:
+        first = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)], duration=60)
+        first.setup()
+        second = other.new(runner.PktgenRun, [DeviceConfig(remote_dummy, {
+            "count": 1000, "pkt_size": 60})], lock_timeout=1)
+        with pytest.raises(PktgenBusy, match=rf"in use by process {host_a.facts['pid']} .*gave "
+                                             r"up after 1s"):
+            second.setup()
+        first.cleanup()
+        assert other.call(runner.run, [DeviceConfig(remote_dummy, {
+            "count": 1000, "pkt_size": 60})]).sent == 1000
+    finally:
+        other.close()
+
+
 def test_a_host_behind_another_is_reached_by_proxyjump(ssh_lab, tmp_path):
     """The OpenSSH config's ProxyJump: host c is reached through host a, over a cable only
     they share (this namespace has no route to it), and the agent runs on c."""
@@ -274,6 +296,29 @@ def _ledger_of(pid: int) -> dict:
     return json.loads(path.read_text())
 
 
+def test_the_guard_on_another_host_refuses_the_link_its_ssh_session_rides(ssh_lab,
+                                                                         hosts_with_nics):
+    """A crossover asked of host a's management link (the one its sshd answers this session
+    on): refused there before anything is moved on either host, naming it and why; the
+    session goes on."""
+    a = host.machine("a")
+    a_ns, b_ns = ssh_lab.hosts["a"].netns, ssh_lab.hosts["b"].netns
+    with netlink.IPRoute(netns=a_ns, flags=0) as ipr:
+        (index,) = [m["index"] for m in ipr.get_addr()
+                    if m.get_attr("IFA_ADDRESS") == ssh_lab.hosts["a"].address]
+        mgmt = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
+    namespaces = sorted(os.listdir(netns.NETNS_DIR))
+    with pytest.raises(PktgenConfigError, match=rf"'a:{mgmt}' is not allowed; a test link: "
+                       rf"{mgmt} has {ssh_lab.hosts['a'].address}, the local address of an "
+                       "established TCP connection"):
+        topology.crossover(topology.Nic.named(mgmt, "a"),
+                           topology.Nic.named(hosts_with_nics.rx, "b"))
+    assert sorted(os.listdir(netns.NETNS_DIR)) == namespaces  # nothing made on either host
+    netdev.link_info(hosts_with_nics.rx, netns=b_ns)  # b's NIC still where it was (or raises)
+    assert netdev.link_info(mgmt, netns=a_ns)["up"]
+    assert a.call(os.getpid) == a.facts["pid"]  # the session goes on
+
+
 @pytest.fixture
 def two_host_crossover(hosts_with_nics, request):
     pair = hosts_with_nics
@@ -306,6 +351,26 @@ def test_size_sweep_generator_on_host_a_counted_on_host_b(two_host_crossover, pk
     assert 8000 // 2 <= row.received <= 8000, f"the cable lost {8000 - row.received} of 8000"
     assert row.frame == pktgen_point.frame
     assert row.cpu is not None  # read on host a, where pktgen ran
+
+
+@pytest.mark.parametrize("backend", ["ifstats", "tc", "nft", "kmod"])
+def test_every_receive_backend_counts_on_a_sink_of_another_host(two_host_crossover, rx_counter,
+                                                                backend):
+    """Each counter made by host b's agent at b's end of the cable counts what that end's
+    interface counters say arrived (the cable under TCG may lose some: the known answer is
+    the link's own count); those after tc ingress drop what they count."""
+    topo = two_host_crossover
+    counter = rx_counter(topo, backend, **({"drop": True} if backend in AFTER_TC_INGRESS
+                                           else {}))
+    before = topo.sink.stats().rx_packets
+    result = topo.run(topo.config(count=5000, pkt_size=60, ratep=20000))
+    counted = counter.settled(result.sent)
+    arrived = topo.sink.stats().rx_packets - before
+    print(f"{backend} on host b: {counted.packets} of {result.sent} sent ({arrived} arrived)")
+    assert result.sent == 5000 and 0 < counted.packets == arrived <= result.sent
+    assert counter.backend == backend and topo.sink.host == "b"
+    if backend in AFTER_TC_INGRESS:
+        assert counted.dropped == counted.packets and topo.sink_mode == f"{backend}-drop"
 
 
 def _masks(irqs) -> dict[int, int]:
