@@ -211,7 +211,10 @@ def test_the_row_says_which_thread_lost_its_packets(veth, pktgen_bench):
     assert (first.sent, first.lost, first.received) == (10_000, 0, 10_000)
     assert (second.sent, second.lost, second.received) == (10_000, 1_000, 9_000)
     assert first.duplicates == second.duplicates == first.late == second.late == 0
-    assert row.loss == row["stream_lost"] == 1_000 and row.untracked == 0
+    # the sink's drops are the streams' loss; frames veth refused when its peer's backlog was
+    # full (two unpaced threads, a slow guest: CI once saw 729) are loss too, as errors
+    assert row["stream_lost"] == 1_000 and row.untracked == 0
+    assert row.loss == row["stream_lost"] + row.errors
     assert row["streams"].endswith("@1: 10,000 sent, lost 1,000")
 
 
