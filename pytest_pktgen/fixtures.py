@@ -227,7 +227,7 @@ def pktgen_settings(request) -> Settings:
 
 @pytest.fixture
 def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
-    """``pktgen_bench(topology, label=None, index=0, **params)`` measures pktgen on the
+    """``pktgen_bench(topology, *more, label=None, index=0, **params)`` measures pktgen on the
     topology's tx link ``index`` at this test's point: ``rounds`` rounds of ``count`` packets
     through pytest-benchmark (the first call of a test; later calls are timed alike but
     outside it), received frames counted at the sink (``rx``), every gate checked (the test
@@ -236,7 +236,15 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
     ``.loss_ratio``, ``.row``: the report's :class:`~pytest_pktgen.measurement.row.Row`, typed;
     ``row["errors"]`` by column name too);
     ``label`` names a measurement that relative gates compare with. Each row goes to the
-    session's table, CSV, JSON and plot; pktgen devices and counters are removed after."""
+    session's table, CSV, JSON and plot; pktgen devices and counters are removed after.
+
+    ``more`` topologies are measured together with the first: several generators (on several
+    hosts, each topology's ``generator_host``) loading at once, the paper's Figure 7 across
+    machines. Each round is set up on all (or none), started together and stopped with one
+    stop; the row sums what they sent and what their sinks counted, its pps the sum of
+    theirs, and names each sending NIC as ``host:ifname``. Runs that did not overlap in
+    time (by pktgen's own stamps, on one clock) fail the measurement: their pps do not add
+    up."""
     state = request.config.stash[STATE]
     if state.progress is None:
         state.progress = measure.Progress(request.config)

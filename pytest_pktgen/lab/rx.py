@@ -35,7 +35,7 @@ from ..errors import PktgenRunError
 from ..host import netdev, netlink
 from ..pktgen.proc import write_command
 from ..run.runner import RunResult
-from .latency import Latency, parse_buckets
+from .latency import Latency, merged, parse_buckets
 
 KMOD_DIR = Path(__file__).resolve().parents[2] / "kmod"
 KMOD_NAME = "pgrx"
@@ -173,6 +173,23 @@ class RxCount:
     latency: Latency | None = None  # every pktgen packet's (kmod)
     bytes_from: str = "ethernet"  # "ethernet", "ip" or "" (no bytes)
     other: dict[str, int] = field(default_factory=dict)  # kmod: other, fragments, gro, ...
+
+
+def summed(counts: Sequence[RxCount]) -> RxCount:
+    """What one backend saw at several sinks over one run (several generators' each): counts
+    added, streams side by side, latencies merged."""
+    def total(values):
+        values = list(values)
+        return None if any(v is None for v in values) else sum(values)
+
+    other: dict[str, int] = {}
+    for count in counts:
+        for key, value in count.other.items():
+            other[key] = other.get(key, 0) + value
+    return RxCount(counts[0].backend, sum(c.packets for c in counts),
+                   total(c.bytes for c in counts), sum(c.dropped for c in counts),
+                   total(c.pktgen for c in counts), [s for c in counts for s in c.streams],
+                   merged(c.latency for c in counts), counts[0].bytes_from, other)
 
 
 @dataclass

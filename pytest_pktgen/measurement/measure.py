@@ -17,13 +17,15 @@ import pytest
 from .. import host
 from ..errors import PktgenRunError
 from ..host import cpu
+from ..host.clock import ClockOffset
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab import losses
 from ..lab.latency import clock_between, merged
-from ..lab.rx import AFTER_TC_INGRESS, RxCount
+from ..lab.rx import AFTER_TC_INGRESS, RxCount, summed
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
+from ..run.multi import RunGroup
 from ..run.runner import RunResult, Sample
 from . import gates, report
 from .point import AXIS_COLUMNS, Point, Settings
@@ -174,8 +176,65 @@ def device_configs(topology: Topology, index: int, point: Point, settings: Setti
                           flags=flags, **merged)
 
 
+@dataclass
+class _Leg:
+    """One generator's part of a measurement: its topology, device configs, receive counter,
+    and its name among several (``""`` alone)."""
+
+    topology: Topology
+    configs: list[DeviceConfig]
+    counter: object | None
+    tag: str
+
+
+def _tags(topologies) -> list[str]:
+    """Each topology's name in a measurement of several: its generator's host (``here`` for
+    this machine), numbered where two share one; ``""`` for a measurement of one."""
+    if len(topologies) == 1:
+        return [""]
+    hosts = [getattr(t, "generator_host", None) or "here" for t in topologies]
+    return [h if hosts.count(h) == 1 else f"{h}#{n}" for n, h in enumerate(hosts, 1)]
+
+
+def _monotonic_offset(topology: Topology):
+    """The generator machine's CLOCK_MONOTONIC against this one's (None: this machine)."""
+    machine = getattr(topology, "generator_host", None)
+    return None if machine is None else host.machine(machine).clock_offset()
+
+
+def _device(legs: list[_Leg], index: int) -> dict:
+    """The sending NIC(s) of a measurement: name, host, driver facts and IRQ masks; of
+    several generators, each fact of each joined by "+" where they differ."""
+    facts = []
+    for leg in legs:
+        tx = leg.topology.tx[index]
+        facts.append({"name": tx.ifname if len(legs) == 1 else f"{leg.tag}:{tx.ifname}",
+                      **({"host": tx.host} if tx.host else {}),
+                      **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
+                      "irq_affinity": _irq_affinity(leg.topology)})
+    if len(facts) == 1:
+        return facts[0]
+    keys = list(dict.fromkeys(k for f in facts for k in f))
+    return {k: "+".join(dict.fromkeys(str(f.get(k, "")) for f in facts)) for k in keys}
+
+
+def _clock_of(legs: list[_Leg]) -> ClockOffset | None:
+    """The sink's clock minus the generator's in every latency sample; of several generators,
+    one interval holding each one's offset +- uncertainty (a generator on its sink's machine:
+    0); None where every one is on its sink's machine."""
+    clocks = [clock_between(leg.topology) for leg in legs]
+    if all(c is None for c in clocks):
+        return None
+    if len(clocks) == 1:
+        return clocks[0]
+    clocks = [c or ClockOffset(0, 0) for c in clocks]
+    low = min(c.offset_ns - c.uncertainty_ns for c in clocks)
+    high = max(c.offset_ns + c.uncertainty_ns for c in clocks)
+    return ClockOffset((low + high) // 2, (high - low + 1) // 2)
+
+
 class Bench:
-    """``pktgen_bench(topology, label=None, index=0, **params)``: see the fixture."""
+    """``pktgen_bench(topology, *more, label=None, index=0, **params)``: see the fixture."""
 
     def __init__(self, request: pytest.FixtureRequest, point: Point, settings: Settings,
                  state: SessionState):
@@ -185,35 +244,39 @@ class Bench:
         self.state = state
         self._measured: set[str] = set()  # baseline keys measured by this test
 
-    def __call__(self, topology: Topology, *, label: str | None = None, index: int = 0,
-                 **params) -> Measurement:
+    def __call__(self, topology: Topology, *more: Topology, label: str | None = None,
+                 index: int = 0, **params) -> Measurement:
         point, settings = self.point, self.settings
         self._refuse_ambiguous(label)
-        configs = device_configs(topology, index, point, settings, dict(params))
-        threads = topology.pktgen.threads()
-        if point.threads > len(threads):
-            pytest.skip(f"{point.threads} pktgen threads asked, this machine has {len(threads)} "
-                        f"(kpktgend_0..{len(threads) - 1})")
-        counter = None
-        if settings.rx and topology.sink is not None:
-            # a backend counting after tc ingress takes over the sink's discard: it drops
-            drop = {"drop": True} if (settings.rx in AFTER_TC_INGRESS
-                                      and topology.sink_drop) else {}
-            counter = self.request.getfixturevalue("rx_counter")(topology, settings.rx, **drop)
-        tx = topology.tx[index]
+        topologies = (topology, *more)
+        legs = []
+        for topo, tag in zip(topologies, _tags(topologies), strict=True):
+            configs = device_configs(topo, index, point, settings, dict(params))
+            threads = topo.pktgen.threads()
+            if point.threads > len(threads):
+                pytest.skip(f"{point.threads} pktgen threads asked, this machine has "
+                            f"{len(threads)} (kpktgend_0..{len(threads) - 1})")
+            counter = None
+            if settings.rx and topo.sink is not None:
+                # a backend counting after tc ingress takes over the sink's discard: it drops
+                drop = {"drop": True} if (settings.rx in AFTER_TC_INGRESS
+                                          and topo.sink_drop) else {}
+                counter = self.request.getfixturevalue("rx_counter")(topo, settings.rx, **drop)
+            legs.append(_Leg(topo, configs, counter, tag))
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
-        rounds, counts, dropped, cpu_cost = self._rounds(topology, configs, counter, what, index)
-        received = [c.packets for c in counts] if counter is not None else None
-        device = {"name": tx.ifname, **({"host": tx.host} if tx.host else {}),
-                  **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
-                  "irq_affinity": _irq_affinity(topology)}
+        rounds, counts, dropped, cpu_cost, apart = self._rounds(legs, what, index)
+        counted = all(leg.counter is not None for leg in legs)
+        received = [c.packets for c in counts] if counted else None
+        device = _device(legs, index)
         latency = merged(c.latency for c in counts)
-        across = clock_between(topology) if latency is not None else None
+        across = _clock_of(legs) if latency is not None else None
+        sinks = sorted({leg.topology.sink_mode for leg in legs})
         row = Row.of(self.request.node.nodeid, self.request.node.originalname, point, label,
-                     rounds, received, counter and counter.backend, device, topology.sink_mode,
-                     latency=latency, drops=dropped, cpu=cpu_cost, counts=counts, clock=across)
+                     rounds, received, legs[0].counter and legs[0].counter.backend, device,
+                     "+".join(sinks), latency=latency, drops=dropped, cpu=cpu_cost,
+                     counts=counts, clock=across)
         self.state.results.add(row)
-        untrue = gates.untrue(row)
+        untrue = apart + gates.untrue(row)
         failures, gated = self._gate(row)
         failures = untrue + failures
         row.gate = "FAIL" if failures else ("ok" if gated else "")
@@ -224,36 +287,54 @@ class Bench:
         return measurement
 
     # --- rounds --------------------------------------------------------------------------
-    def _rounds(self, topology: Topology, configs, counter, what: str, index: int = 0):
-        """Run the measured rounds (after the warm-up ones): their results, what the counter
-        saw of each, the drop counters that moved over them and what they cost the CPUs (both
-        read before the first measured round and after the last, reading costs time)."""
+    def _rounds(self, legs: list[_Leg], what: str, index: int = 0):
+        """Run the measured rounds (after the warm-up ones): their results, what the counters
+        saw of each, the drop counters that moved over them, what they cost the CPUs (both
+        read before the first measured round and after the last, reading costs time) and
+        why the figures would not be true (generators' runs that did not overlap)."""
         s = self.settings
-        where = losses.places(topology, index)
-        generator = getattr(topology, "generator_ns", None)
-        generator_host = getattr(topology, "generator_host", None)
+        where = {}
+        for leg in legs:
+            where.update({f"{leg.tag} {role}".strip(): place
+                          for role, place in losses.places(leg.topology, index).items()})
+        generators = list(dict.fromkeys(
+            (getattr(leg.topology, "generator_ns", None),
+             getattr(leg.topology, "generator_host", None)) for leg in legs))
+        # several generators' runs: their clocks against this one's, to say whether they ran
+        # together (pktgen's own start and stop stamps)
+        offsets = {leg.tag: _monotonic_offset(leg.topology) for leg in legs} \
+            if len(legs) > 1 else {}
         first, last = s.warmup + 1, s.warmup + s.rounds  # the measured rounds, counted from 1
         done = {"setup": 0, "teardown": 0}
         before: dict = {}  # the drop counters and CPU times before the first measured round
         after: dict = {}
         results: list[RunResult] = []
         received: list[RxCount] = []
+        apart: list[str] = []
         live: list = []
         ended: dict[int, bool] = {}
         watcher = self.state.progress.watcher(what) if self.state.progress else None
 
+        def cpu_now():
+            return sum((cpu.snapshot(ns, machine) for ns, machine in generators[1:]),
+                       cpu.snapshot(*generators[0]))
+
         def setup():
             done["setup"] += 1
-            if counter is not None:
-                counter.reset()
+            for leg in legs:
+                if leg.counter is not None:
+                    leg.counter.reset()
             if done["setup"] == first:
                 before["drops"] = losses.snapshot(where)
-            run = topology.prepare(configs, duration=s.duration or None, on_sample=watcher,
-                                   allow_devices=self.state.allow_devices)
+            runs = {leg.tag: leg.topology.prepare(
+                leg.configs, duration=s.duration or None,
+                on_sample=watcher if len(legs) == 1 else None,
+                allow_devices=self.state.allow_devices) for leg in legs}
+            run = runs[legs[0].tag] if len(legs) == 1 else RunGroup(runs, offsets)
             run.setup()
             live.append(run)
             if done["setup"] == first:
-                before["cpu"] = cpu.snapshot(generator, generator_host)
+                before["cpu"] = cpu_now()
             return (run,), {}
 
         def target(run):
@@ -263,19 +344,29 @@ class Bench:
         def teardown(run):
             done["teardown"] += 1
             if done["teardown"] == last and "cpu" in before:
-                after["cpu"] = cpu.snapshot(generator, generator_host)
+                after["cpu"] = cpu_now()
             live.remove(run)
             result = run.finish(ended.pop(id(run), False))
             results.append(result)
-            if counter is not None:
+            each = run.multi.results if isinstance(run, RunGroup) else {legs[0].tag: result}
+            if isinstance(run, RunGroup) and not run.multi.together:
+                apart.append(f"round {done['teardown']}: {run.multi.warning()}")
+            counts = []
+            for leg in legs:
+                if leg.counter is None:
+                    continue
+                sent = each[leg.tag].sent
                 try:
-                    received.append(counter.settled(result.sent))
+                    counts.append(leg.counter.settled(sent))
                 except (OSError, LookupError) as err:
+                    counter = leg.counter
                     raise PktgenRunError(
-                        f"pktgen sent {result.sent} packets at {result.pps:,} pps, but the "
+                        f"pktgen sent {sent} packets at {each[leg.tag].pps:,} pps, but the "
                         f"{counter.backend} counter on {counter.ifname} in {counter.netns} "
                         f"could not be read ({err}): was the sink's link or namespace deleted "
                         "mid-run?", result.devices) from err
+            if counts:
+                received.append(counts[0] if len(counts) == 1 else summed(counts))
             # after the count settled: what the frames it missed moved on their way
             if done["teardown"] == last and "drops" in before:
                 after["drops"] = losses.snapshot(where)
@@ -300,7 +391,7 @@ class Bench:
         skip = len(results) - min(s.rounds, len(results))
         dropped = losses.moved(before["drops"], after["drops"]) if "drops" in after else {}
         cost = after["cpu"] - before["cpu"] if "cpu" in after else None
-        return results[skip:], received[skip:], dropped, cost
+        return results[skip:], received[skip:], dropped, cost, apart
 
     def _refuse_ambiguous(self, label: str | None) -> None:
         """Each measurement of a test needs its own baseline key: a second unlabelled (or

@@ -89,38 +89,90 @@ def _raise_first(outcomes: dict, what: str) -> None:
                              f"{err}") from err
 
 
+class RunGroup:
+    """Several runs as one, with a run's phases (``setup``, ``start``, ``wait``, ``finish``,
+    ``cleanup``): each phase done on every run at once. :meth:`finish` gives one RunResult
+    of all their devices (named ``run:device``) and keeps the :class:`MultiResult`
+    (``.multi``): whether they ran together, each one's result and span."""
+
+    def __init__(self, runs: Mapping[str, object],
+                 offsets: Mapping[str, ClockOffset | None] | None = None):
+        self.runs = dict(runs)
+        self.offsets = dict(offsets or {})
+        self.multi: MultiResult | None = None
+        self._ended: dict[str, bool] = {}
+
+    def setup(self) -> None:
+        """Every run set up, or none: a run that fails cleans up every other."""
+        set_up = _each(self.runs, lambda name, run: run.setup())
+        if any(isinstance(o, BaseException) for o in set_up.values()):
+            _each({n: r for n, r in self.runs.items()
+                   if not isinstance(set_up[n], BaseException)}, lambda name, run: run.cleanup())
+            _raise_first(set_up, "setting up the runs")
+
+    def start(self) -> None:
+        _raise_first(_each(self.runs, lambda name, run: run.start()), "starting the runs")
+
+    def wait(self) -> bool:
+        """Every run waited for at once; True if each ended by itself."""
+        ended = _each(self.runs, lambda name, run: run.wait())
+        _raise_first(ended, "waiting for the runs")
+        self._ended = {name: bool(value) for name, value in ended.items()}
+        return all(self._ended.values())
+
+    def finish(self, finished: bool = False) -> RunResult:
+        """One stop for all: every run not ended by itself stopped at the same moment, each
+        collected; a failure to collect one is a PktgenRunError with the others' results."""
+        done = _each(self.runs, lambda name, run: run.finish(self._ended.get(name, finished)))
+        results = {n: o for n, o in done.items() if not isinstance(o, BaseException)}
+        if len(results) != len(self.runs):
+            failed = {n: o for n, o in done.items() if isinstance(o, BaseException)}
+            name, err = next(iter(failed.items()))
+            raise PktgenRunError(f"collecting the runs failed on {', '.join(sorted(failed))}: "
+                                 f"{name}: {err}", {n: r.devices for n, r in results.items()})
+        spans = {name: span(result, self.offsets.get(name)) for name, result in results.items()}
+        uncertainty = max((o.uncertainty_ns for o in self.offsets.values() if o),
+                          default=0) / 1e9
+        self.multi = MultiResult(results, spans, uncertainty)
+        if self.multi.warning():
+            self.multi.notes.append(self.multi.warning())
+        return combined(results)
+
+    def cleanup(self) -> None:
+        _each(self.runs, lambda name, run: run.cleanup())
+
+
+def combined(results: Mapping[str, RunResult]) -> RunResult:
+    """Runs' results as one run's: every device as ``run:device``, the longest wall time,
+    the first stop written and the last returned."""
+    written = [r.stop_written_us for r in results.values() if r.stop_written_us is not None]
+    returned = [r.stop_returned_us for r in results.values() if r.stop_returned_us is not None]
+    return RunResult(
+        {f"{name}:{dev}": status for name, r in results.items()
+         for dev, status in r.devices.items()},
+        {f"{name}:{dev}": config for name, r in results.items()
+         for dev, config in r.configs.items()},
+        max(r.wall_s for r in results.values()),
+        any(r.stopped_by_us for r in results.values()),
+        stop_written_us=min(written) if written else None,
+        stop_returned_us=max(returned) if returned else None)
+
+
 def run_together(runs: Mapping[str, object], offsets: Mapping[str, ClockOffset | None]
                  | None = None) -> MultiResult:
-    """Set up every run, start them together, wait, stop all at once, collect each. A run
-    that fails to set up cleans up every other; a failure after the start still stops and
-    collects the others (their results on the error)."""
-    offsets = dict(offsets or {})
-    set_up = _each(runs, lambda name, run: run.setup())
-    if any(isinstance(o, BaseException) for o in set_up.values()):
-        _each({n: r for n, r in runs.items() if not isinstance(set_up[n], BaseException)},
-              lambda name, run: run.cleanup())
-        _raise_first(set_up, "setting up the runs")
+    """Set up every run, start them together, wait, stop all at once, collect each
+    (:class:`RunGroup`). A run that fails to set up cleans up every other; a failure after
+    the start still stops and collects the others (their results on the error)."""
+    group = RunGroup(runs, offsets)
+    group.setup()
     try:
-        _raise_first(_each(runs, lambda name, run: run.start()), "starting the runs")
-        ended = _each(runs, lambda name, run: run.wait())
-        _raise_first(ended, "waiting for the runs")
-        # one stop for all: every run not ended by itself is stopped at the same moment
-        finished = _each(runs, lambda name, run: run.finish(bool(ended[name])))
+        group.start()
+        group.wait()
+        group.finish()
     except BaseException:
-        _each(runs, lambda name, run: run.cleanup())
+        group.cleanup()
         raise
-    results = {n: o for n, o in finished.items() if not isinstance(o, BaseException)}
-    if len(results) != len(runs):
-        failed = {n: o for n, o in finished.items() if isinstance(o, BaseException)}
-        name, err = next(iter(failed.items()))
-        raise PktgenRunError(f"collecting the runs failed on {', '.join(sorted(failed))}: "
-                             f"{name}: {err}", {n: r.devices for n, r in results.items()})
-    spans = {name: span(result, offsets.get(name)) for name, result in results.items()}
-    uncertainty = max((o.uncertainty_ns for o in offsets.values() if o), default=0) / 1e9
-    multi = MultiResult(results, spans, uncertainty)
-    if multi.warning():
-        multi.notes.append(multi.warning())
-    return multi
+    return group.multi
 
 
 def span(result: RunResult, offset: ClockOffset | None = None) -> tuple[float, float]:

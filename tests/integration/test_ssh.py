@@ -490,6 +490,59 @@ def test_the_command_line_runs_the_size_sweep_across_hosts(hosts_with_nics, ssh_
 
 # --- several generator hosts -------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def third_host_nics(ssh_lab, lab_nic_pairs, hosts_with_nics):
+    """The lab's second cable from host c to host b (beside the first, a to b), c connected
+    and known by name."""
+    pair = lab_nic_pairs[1]
+    moved = []
+    machine = None
+    try:
+        for ifname, name in ((pair.tx, "c"), (pair.rx, "b")):
+            state = nicstate.before_moving(ifname)
+            nicstate.move_away(state, ssh_lab.hosts[name].netns)
+            moved.append((state, ssh_lab.hosts[name].netns))
+        machine = ssh_lab.machine("c").connect()
+        host.register("c", machine)
+        yield pair
+    finally:
+        if machine is not None:
+            host.forget("c")
+            machine.close()
+        for state, ns in reversed(moved):
+            nicstate.send_home(state, ns)
+
+
+# each run 2 s: the two hosts' starts (one call to each at once) land up to ~0.1 s apart under
+# TCG, a quarter of a 0.4 s run, and the measurement fails as runs that did not overlap
+@pytest.mark.pktgen(frame=64, count=20_000, rounds=1, warmup=0)
+def test_two_generator_hosts_in_one_measurement(hosts_with_nics, third_host_nics, request,
+                                                pktgen_bench):
+    """pktgen_bench(a_to_b, c_to_b): hosts a and c load host b at once, every round set up on
+    both, started together, one stop; the row sums what both sent (each paced at 10,000 pps:
+    20,000 together) and what b counted at each of its ends. (Runs that did not overlap fail
+    the measurement: seen with 0.4 s runs, `the generators' runs did not overlap (common
+    0.325 s; a 0.000-0.412 s, c 0.087-0.488 s)`.)"""
+    ab = topology.crossover(topology.Nic.named(hosts_with_nics.tx, "a"),
+                            topology.Nic.named(hosts_with_nics.rx, "b"))
+    request.addfinalizer(ab.close)
+    cb = topology.crossover(topology.Nic.named(third_host_nics.tx, "c"),
+                            topology.Nic.named(third_host_nics.rx, "b"), pair=1)
+    request.addfinalizer(cb.close)
+    sinks = (ab.sink, cb.sink)
+    before = [end.stats().rx_packets for end in sinks]
+    measured = pktgen_bench(ab, cb, ratep=10_000)
+    row = measured.row
+    arrived = sum(end.stats().rx_packets - n for end, n in zip(sinks, before, strict=True))
+    print(f"a and c together: {row.pps:,.0f} pps, {row.sent} sent, {row.received} counted "
+          f"({arrived} arrived); device {row.device['name']}")
+    assert row.sent == 2 * 20_000 and row.received == arrived
+    assert 0.9 * 20_000 <= row.pps <= 1.1 * 20_000
+    assert row.device["host"] == "a+c" and row.device["name"].startswith("a:")
+    for result in measured.rounds:  # every round: each host's device ran and sent its count
+        assert sorted(name.split(":")[0] for name in result.devices) == ["a", "c"]
+        assert all(status.result.sofar == 20_000 for status in result.devices.values())
+
 def _endless_run(machine, ifname: str, dst_mac: str, duration: float):
     return RemoteRun(machine.name, machine.new(runner.PktgenRun, [DeviceConfig(ifname, {
         "count": 0, "pkt_size": 60, "ratep": 10000, "dst_mac": dst_mac})], duration=duration))

@@ -160,3 +160,23 @@ def test_a_latency_plot_per_test_a_line_per_point(tmp_path):
     assert not [k for k in paths if k.endswith("test_b")]
     assert not [k for k in Results(rows=rows).write(str(tmp_path / "bare"), plots=False)
                 if k.startswith("latency")]
+
+
+def test_several_generators_latency_carries_one_interval_holding_each_clock():
+    """A measurement of several generators: the sinks' clocks minus the generators' as one
+    interval that holds every one's offset +- uncertainty; one machine's leg counts as 0."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from pytest_pktgen.host.clock import ClockOffset
+    from pytest_pktgen.measurement import measure
+
+    legs = [SimpleNamespace(topology=n) for n in ("a", "c", "here")]
+    clocks = {"a": ClockOffset(-1_000, 500), "c": ClockOffset(3_000, 1_000), "here": None}
+    with mock.patch.object(measure, "clock_between", lambda t: clocks[t]):
+        assert measure._clock_of(legs) == ClockOffset(1_250, 2_750)  # -1,500 .. 4,000 (and 0)
+        assert measure._clock_of(legs[:1]) == clocks["a"]
+        assert measure._clock_of(legs[2:]) is None
+    tags = measure._tags([SimpleNamespace(generator_host=h) for h in ("a", "c", "a", None)])
+    assert tags == ["a#1", "c", "a#3", "here"]
+    assert measure._tags([SimpleNamespace(generator_host="a")]) == [""]

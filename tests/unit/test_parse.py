@@ -214,3 +214,22 @@ def test_a_report_names_no_single_frame_when_sizes_vary():
     assert r.frame_sent == 64 and r.mbps == imix.result.bps / 1e6
     r = row(fixed, 204)  # IPv6 headers fit 200 bytes: sent as asked
     assert r.frame_sent == 204 and r.mbps == fixed.result.bps / 1e6
+
+
+def test_several_runs_results_as_one_runs():
+    """run/multi.combined: each run's devices as run:device, their figures added up."""
+    from pytest_pktgen.pktgen.params import DeviceConfig
+    from pytest_pktgen.run.multi import combined
+    from pytest_pktgen.run.runner import RunResult
+
+    status = parse_device((CAPTURED / "device-ipv4-crossover.txt").read_text())
+    config = DeviceConfig("eth1", {"count": status.count})
+    a = RunResult({"eth1": status}, {"eth1": config}, 1.5, False, stop_written_us=10,
+                  stop_returned_us=20)
+    c = RunResult({"eth1": status}, {"eth1": config}, 2.0, True, stop_written_us=12,
+                  stop_returned_us=25)
+    both = combined({"a": a, "c": c})
+    assert list(both.devices) == ["a:eth1", "c:eth1"] and list(both.configs) == list(both.devices)
+    assert (both.sent, both.pps) == (2 * a.sent, 2 * a.pps)
+    assert (both.wall_s, both.stopped_by_us, both.stop_written_us, both.stop_returned_us) == (
+        2.0, True, 10, 25)

@@ -63,3 +63,18 @@ def test_a_devices_account_gathers_its_streams_by_mac_and_source_port():
     assert account(flows, stream.mac, range(1024, 1028), 10_000, repeat=10).lost == 0
     assert got + got == StreamAccount(*(2 * v for v in (10_000, 10_000 - dropped_by_nft,
                                                         dropped_by_nft, 0, 0, 1)))
+
+
+def test_what_two_sinks_counted_over_one_run_adds_up():
+    """Two generators' sinks, one backend: counts added, streams side by side, latencies
+    merged (every sample of both)."""
+    from pytest_pktgen.lab.rx import summed
+
+    one = parse_pgrx((CAPTURED / "pgrx-veth-every7th-dropped.txt").read_text())
+    both = summed([one, one])
+    assert (both.backend, both.packets, both.bytes, both.pktgen, both.dropped) == (
+        "kmod", 2 * one.packets, 2 * one.bytes, 2 * one.pktgen, 0)
+    assert both.streams == one.streams * 2 and both.other == {k: 2 * v for k, v in
+                                                             one.other.items()}
+    assert both.latency.samples == 2 * one.latency.samples
+    assert both.latency.percentiles()["p50"] == one.latency.percentiles()["p50"]
