@@ -3,7 +3,9 @@
  * pgrx: count (and optionally drop) pktgen packets at ingress, per network namespace.
  *
  * A netfilter PRE_ROUTING hook at the first priority, IPv4 and IPv6, takes UDP packets to the
- * configured port (9, pktgen's default). Those carrying pktgen's header (magic 0xbe9be955) are
+ * configured port (9, pktgen's default); or, once devices are named ("ingress add IFNAME"), a
+ * netdev-ingress hook on each of them instead, before the IP layer (ip_rcv's checks and its
+ * netfilter hook are then never paid for a frame pgrx drops). Those carrying pktgen's header (magic 0xbe9be955) are
  * tracked per stream (ingress device + source MAC + UDP source port): a window of sequence
  * numbers gives unique, duplicate, late (reordered) and missing packets; the header's timestamp
  * gives one-way latency on one host, one sample per new sequence number (a clone or burst copy
@@ -15,8 +17,9 @@
  * a GRO-merged skb counts as the segments it carries (with UDP GRO each segment's header is
  * tracked). "drop 1" drops pktgen's packets only.
  *
- * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1" or
- * "port N" changes them ("reset" between runs, not while packets arrive). This is the paper's
+ * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1", "port N",
+ * "ingress add IFNAME" or "ingress del IFNAME" changes them (a device leaving the namespace
+ * leaves pgrx's list; with none left, PRE_ROUTING counts again) ("reset" between runs, not while packets arrive). This is the paper's
  * ip_input.c count-and-drop patchlet (Section 9.3, Appendix D) as a module, with the
  * receive-side analysis pktgen itself never had.
  */
@@ -25,6 +28,9 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
+#include <linux/netfilter_netdev.h>
+#include <linux/netdevice.h>
+#include <linux/rtnetlink.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
@@ -42,6 +48,9 @@
 
 #define PGRX_MAGIC 0xbe9be955
 #define PGRX_STREAMS 16
+#define PGRX_INGRESS 8			/* devices counted at their netdev ingress */
+/* after every other netdev-ingress hook (nftables' chains too), as PRE_ROUTING's place was */
+#define PGRX_INGRESS_PRIORITY (1 << 30)
 #define PGRX_WINDOW 16384		/* sequence numbers remembered per stream */
 /* latency buckets, HdrHistogram's layout: exact below 2^SUB_BITS us, then HALF buckets per
  * power of two up to 2^TOP_BIT us (18 minutes; beyond counts in the last bucket) */
@@ -92,7 +101,13 @@ struct pgrx_net {
 	struct pgrx_stream streams[PGRX_STREAMS];
 	atomic64_t streams_overflow;
 	struct nf_hook_ops ops[2];
+	/* the devices counted at their netdev ingress (changed under RTNL); while there is one,
+	 * the PRE_ROUTING hooks let every packet pass uncounted */
+	struct nf_hook_ops ingress[PGRX_INGRESS];
+	int ingress_count;
 };
+
+static bool pgrx_exiting;		/* set under RTNL when the module goes: no new hooks */
 
 static unsigned int pgrx_net_id __read_mostly;
 static const u8 no_mac[ETH_ALEN];
@@ -256,20 +271,20 @@ static void pgrx_latency(struct pgrx_cpu *pc, const struct pgrx_hdr *h)
 	pc->buckets[pgrx_bucket(lat)]++;
 }
 
-static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
-			      const struct nf_hook_state *state)
+/* Count (and drop) ``skb`` if it is a packet to the port; its network header at offset 0. */
+static unsigned int pgrx_count(struct pgrx_net *pn, struct sk_buff *skb,
+			       const struct nf_hook_state *state, bool ipv4)
 {
-	struct pgrx_net *pn = priv;
 	struct pgrx_cpu *pc;
 	struct udphdr _uh, *uh;
 	struct pgrx_hdr _ph, *ph;
 	unsigned int l4off, segs;
 	bool fragment = false, dropping = false;
 
-	if (state->pf == NFPROTO_IPV4) {
+	if (ipv4) {
 		struct iphdr _iph, *iph = skb_header_pointer(skb, 0, sizeof(_iph), &_iph);
 
-		if (!iph || iph->protocol != IPPROTO_UDP || iph->ihl < 5)
+		if (!iph || iph->version != 4 || iph->protocol != IPPROTO_UDP || iph->ihl < 5)
 			return NF_ACCEPT;
 		if (iph->frag_off & htons(IP_OFFSET))
 			return NF_ACCEPT;	/* a later fragment: no UDP header */
@@ -278,7 +293,7 @@ static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
 	} else {
 		struct ipv6hdr _ip6h, *ip6h = skb_header_pointer(skb, 0, sizeof(_ip6h), &_ip6h);
 
-		if (!ip6h || ip6h->nexthdr != IPPROTO_UDP)
+		if (!ip6h || ip6h->version != 6 || ip6h->nexthdr != IPPROTO_UDP)
 			return NF_ACCEPT;	/* a fragment has its own next header */
 		l4off = sizeof(struct ipv6hdr);
 	}
@@ -288,7 +303,7 @@ static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
 	ph = fragment ? NULL : skb_header_pointer(skb, l4off + sizeof(_uh), sizeof(_ph), &_ph);
 	segs = skb_is_gso(skb) ? max_t(unsigned int, skb_shinfo(skb)->gso_segs, 1) : 1;
 
-	/* PRE_ROUTING runs with bottom halves off: this CPU's counters are ours alone */
+	/* both hooks run with bottom halves off: this CPU's counters are ours alone */
 	pc = this_cpu_ptr(pn->cpu);
 	pc->packets += segs;
 	/* bytes as interface counters count them: from the Ethernet header, without the FCS */
@@ -335,6 +350,106 @@ static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
 	return dropping ? NF_DROP : NF_ACCEPT;
 }
 
+static unsigned int pgrx_hook(void *priv, struct sk_buff *skb,
+			      const struct nf_hook_state *state)
+{
+	struct pgrx_net *pn = priv;
+
+	if (READ_ONCE(pn->ingress_count))
+		return NF_ACCEPT;	/* counted at the devices' ingress, or not to be */
+	return pgrx_count(pn, skb, state, state->pf == NFPROTO_IPV4);
+}
+
+static unsigned int pgrx_ingress_hook(void *priv, struct sk_buff *skb,
+				      const struct nf_hook_state *state)
+{
+	switch (skb->protocol) {
+	case htons(ETH_P_IP):
+		return pgrx_count(priv, skb, state, true);
+	case htons(ETH_P_IPV6):
+		return pgrx_count(priv, skb, state, false);
+	default:
+		return NF_ACCEPT;
+	}
+}
+
+/* The slot of ``dev`` in the ingress list, or -1; under RTNL. */
+static int pgrx_ingress_find(struct pgrx_net *pn, const struct net_device *dev)
+{
+	int i;
+
+	for (i = 0; i < pn->ingress_count; i++)
+		if (pn->ingress[i].dev == dev)
+			return i;
+	return -1;
+}
+
+/* Stop counting at ``dev``'s ingress; under RTNL. */
+static void pgrx_ingress_del(struct net *net, struct pgrx_net *pn, int i)
+{
+	nf_unregister_net_hook(net, &pn->ingress[i]);
+	pn->ingress[i] = pn->ingress[pn->ingress_count - 1];
+	WRITE_ONCE(pn->ingress_count, pn->ingress_count - 1);
+}
+
+static int pgrx_ingress_write(struct net *net, struct pgrx_net *pn, bool add, const char *name)
+{
+	struct net_device *dev;
+	int err = 0, i;
+
+	rtnl_lock();
+	dev = __dev_get_by_name(net, name);
+	if (!dev || pgrx_exiting) {
+		err = -ENODEV;
+		goto out;
+	}
+	i = pgrx_ingress_find(pn, dev);
+	if (!add) {
+		if (i < 0)
+			err = -ENOENT;
+		else
+			pgrx_ingress_del(net, pn, i);
+		goto out;
+	}
+	if (i >= 0)
+		goto out;		/* already counted there */
+	if (pn->ingress_count == PGRX_INGRESS) {
+		err = -ENOSPC;
+		goto out;
+	}
+	i = pn->ingress_count;
+	pn->ingress[i] = (struct nf_hook_ops){ .hook = pgrx_ingress_hook, .pf = NFPROTO_NETDEV,
+		.hooknum = NF_NETDEV_INGRESS, .priority = PGRX_INGRESS_PRIORITY, .dev = dev,
+		.priv = pn };
+	err = nf_register_net_hook(net, &pn->ingress[i]);
+	if (!err)
+		WRITE_ONCE(pn->ingress_count, i + 1);
+out:
+	rtnl_unlock();
+	return err;
+}
+
+/* A device leaving its namespace (deleted or moved) leaves the ingress list. */
+static int pgrx_netdev_event(struct notifier_block *nb, unsigned long event, void *ptr)
+{
+	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
+	struct net *net = dev_net(dev);
+	struct pgrx_net *pn;
+	int i;
+
+	if (event != NETDEV_UNREGISTER)
+		return NOTIFY_DONE;
+	pn = net_generic(net, pgrx_net_id);
+	i = pgrx_ingress_find(pn, dev);
+	if (i >= 0)
+		pgrx_ingress_del(net, pn, i);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block pgrx_netdev_notifier = {
+	.notifier_call = pgrx_netdev_event,
+};
+
 #define PGRX_SUM(field) ({ u64 _sum = 0; int _cpu;			\
 	for_each_possible_cpu(_cpu)						\
 		_sum += per_cpu_ptr(pn->cpu, _cpu)->field;			\
@@ -354,9 +469,17 @@ static int pgrx_show(struct seq_file *m, void *v)
 		max_us = max(max_us, pc->lat_max_us);
 	}
 	samples = PGRX_SUM(lat_samples);
-	seq_printf(m, "port %u\ndrop %d\npackets %llu\nbytes %llu\ndropped %llu\n",
-		   READ_ONCE(pn->port), READ_ONCE(pn->drop), PGRX_SUM(packets), PGRX_SUM(bytes),
-		   PGRX_SUM(dropped));
+	seq_printf(m, "port %u\ndrop %d\n", READ_ONCE(pn->port), READ_ONCE(pn->drop));
+	/* where it counts: the devices' netdev ingress, or "-" for PRE_ROUTING */
+	seq_puts(m, "ingress");
+	rtnl_lock();
+	for (i = 0; i < pn->ingress_count; i++)
+		seq_printf(m, " %s", pn->ingress[i].dev->name);
+	if (!pn->ingress_count)
+		seq_puts(m, " -");
+	rtnl_unlock();
+	seq_printf(m, "\npackets %llu\nbytes %llu\ndropped %llu\n", PGRX_SUM(packets),
+		   PGRX_SUM(bytes), PGRX_SUM(dropped));
 	seq_printf(m, "pktgen %llu\nother %llu\nfragments %llu\ngro %llu\n"
 		   "streams_overflow %llu\n", PGRX_SUM(pktgen), PGRX_SUM(other),
 		   PGRX_SUM(fragments), PGRX_SUM(gro), atomic64_read(&pn->streams_overflow));
@@ -389,7 +512,9 @@ static int pgrx_show(struct seq_file *m, void *v)
 
 static int pgrx_write(struct file *file, char *buf, size_t size)
 {
-	struct pgrx_net *pn = net_generic(seq_file_single_net(file->private_data), pgrx_net_id);
+	struct net *net = seq_file_single_net(file->private_data);
+	struct pgrx_net *pn = net_generic(net, pgrx_net_id);
+	char name[IFNAMSIZ + 1];
 	unsigned int value;
 
 	if (sysfs_streq(buf, "reset")) {
@@ -400,6 +525,10 @@ static int pgrx_write(struct file *file, char *buf, size_t size)
 		WRITE_ONCE(pn->drop, value);
 	} else if (sscanf(buf, "port %u", &value) == 1 && value >= 1 && value <= 65535) {
 		WRITE_ONCE(pn->port, value);
+	} else if (sscanf(buf, "ingress add %16s", name) == 1 && strlen(name) < IFNAMSIZ) {
+		return pgrx_ingress_write(net, pn, true, name);
+	} else if (sscanf(buf, "ingress del %16s", name) == 1 && strlen(name) < IFNAMSIZ) {
+		return pgrx_ingress_write(net, pn, false, name);
 	} else {
 		return -EINVAL;
 	}
@@ -444,6 +573,10 @@ static void __net_exit pgrx_net_exit(struct net *net)
 	struct pgrx_net *pn = net_generic(net, pgrx_net_id);
 
 	remove_proc_entry("pgrx", net->proc_net);
+	rtnl_lock();			/* a namespace's devices are gone first; not at unload */
+	while (pn->ingress_count)
+		pgrx_ingress_del(net, pn, 0);
+	rtnl_unlock();
 	nf_unregister_net_hooks(net, pn->ops, ARRAY_SIZE(pn->ops));
 	synchronize_net();		/* no hook still counts into the per-CPU counters */
 	free_percpu(pn->cpu);
@@ -458,13 +591,26 @@ static struct pernet_operations pgrx_net_ops = {
 
 static int __init pgrx_init(void)
 {
+	int err;
+
 	if (port < 1 || port > 65535)
 		return -EINVAL;
-	return register_pernet_subsys(&pgrx_net_ops);
+	err = register_pernet_subsys(&pgrx_net_ops);
+	if (err)
+		return err;
+	err = register_netdevice_notifier(&pgrx_netdev_notifier);
+	if (err)
+		unregister_pernet_subsys(&pgrx_net_ops);
+	return err;
 }
 
 static void __exit pgrx_exit(void)
 {
+	rtnl_lock();
+	pgrx_exiting = true;
+	rtnl_unlock();
+	/* unregistering replays NETDEV_UNREGISTER for every device: every ingress hook goes */
+	unregister_netdevice_notifier(&pgrx_netdev_notifier);
 	unregister_pernet_subsys(&pgrx_net_ops);
 }
 

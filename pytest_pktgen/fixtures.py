@@ -406,6 +406,10 @@ def rx_counter(request):
                                        **kwargs))
         if counter.drop and backend in rx.AFTER_TC_INGRESS:
             topo.dropper = counter
+        if getattr(counter, "hook_error", None):
+            request.node.warn(pytest.PytestWarning(
+                f"{topo.name}: pgrx counts at PRE_ROUTING, after the IP layer, which costs "
+                f"pps: {counter.hook_error}"))
         counter.reset()
         return counter
 

@@ -7,9 +7,10 @@ delivered. A :class:`RxCounter` counts at the sink over a run:
 - ``tc``: an ingress qdisc with u32 filters on UDP ``port`` (the paper's suggested
   alternative), optionally dropping;
 - ``nft``: an nftables netdev-ingress counter on UDP ``port`` (optionally dropping);
-- ``kmod``: the pgrx module of ``kmod/``, pktgen's port-9 packets at PRE_ROUTING, optionally
-  dropped, with loss, duplicates and reordering per stream and every packet's latency from
-  pktgen's header (:mod:`~pytest_pktgen.lab.latency`);
+- ``kmod``: the pgrx module of ``kmod/``, pktgen's port-9 packets at the sink's netdev ingress
+  (before the IP layer; at PRE_ROUTING with ``hook="prerouting"``), optionally dropped, with
+  loss, duplicates and reordering per stream and every packet's latency from pktgen's header
+  (:mod:`~pytest_pktgen.lab.latency`);
 - ``patched``: the counter of the paper's ip_input.c patch (``patches/``), in the kernel built
   from it (``net.ipv4.pktgen_rcv``, ``PktgenRcv``/``PktgenDrop`` in /proc/net/netstat).
 
@@ -279,26 +280,60 @@ class IfStatsCounter(RxCounter):
         return RxCount(self.backend, delta.rx_packets, delta.rx_bytes, delta.rx_dropped)
 
 
+PGRX_PROC = "/proc/thread-self/net/pgrx"
+# where pgrx counts: at the sink's netdev ingress (before ip_rcv: a dropped frame costs no IP
+# layer) or at PRE_ROUTING (after ip_rcv's checks, every device of the namespace)
+KMOD_HOOKS = ("ingress", "prerouting")
+
+
+def _pgrx_write(text: str) -> str | None:
+    """Write one command to this namespace's pgrx; None, or why pgrx refused it."""
+    try:
+        fd = os.open(PGRX_PROC, os.O_WRONLY)
+    except OSError as err:
+        return f"{PGRX_PROC}: {os.strerror(err.errno)} (pgrx not loaded?)"
+    try:
+        os.write(fd, (text + "\n").encode())
+    except OSError as err:
+        return f"pgrx refused {text!r}: {os.strerror(err.errno)}"
+    finally:
+        os.close(fd)
+    return None
+
+
 class KmodCounter(RxCounter):
-    """The pgrx module's per-namespace counters of pktgen packets (UDP ``port``)."""
+    """The pgrx module's per-namespace counters of pktgen packets (UDP ``port``), at the sink
+    device's netdev ingress (``hook="ingress"``, the default: before the IP layer, so a dropped
+    frame costs the sink no ip_rcv) or at PRE_ROUTING (``hook="prerouting"``: every device of
+    the namespace, after ip_rcv's checks). Where the ingress hook cannot be had (a pgrx loaded
+    from an older build, a kernel without netfilter ingress) it counts at PRE_ROUTING, and
+    :attr:`hook_error` says why; :attr:`hook` is where it counts."""
 
     backend = "kmod"
 
-    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False):
+    def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False,
+                 hook: str = "ingress"):
+        if hook not in KMOD_HOOKS:
+            raise ValueError(f"hook={hook!r}: pgrx counts at {' or '.join(KMOD_HOOKS)}")
         super().__init__(ifname, netns)
         self.port = _check_port(port)
         self.drop = drop
+        self.hook, self.hook_error = "prerouting", None
         self._command(f"port {port}")
         self._command(f"drop {int(drop)}")
+        if hook == "ingress":
+            self.hook_error = self.host.call(_pgrx_write, f"ingress add {ifname}")
+            if self.hook_error is None:
+                self.hook = "ingress"
 
     def _command(self, text: str) -> None:
-        self.host.call(lambda: write_command("/proc/thread-self/net/pgrx", text, check=False))
+        self.host.call(lambda: write_command(PGRX_PROC, text, check=False))
 
     def reset(self) -> None:
         self._command("reset")
 
     def raw(self) -> str:
-        return self.host.read_text("/proc/thread-self/net/pgrx")
+        return self.host.read_text(PGRX_PROC)
 
     def read(self) -> RxCount:
         return parse_pgrx(self.raw())
@@ -306,6 +341,8 @@ class KmodCounter(RxCounter):
     def _undo(self) -> None:
         if self.host.exists:
             self._command("drop 0")
+            if self.hook == "ingress":  # gone already if the device left the namespace
+                self.host.call(_pgrx_write, f"ingress del {self.ifname}")
 
 
 def parse_pgrx(text: str) -> RxCount:
@@ -616,9 +653,10 @@ class PatchedCounter(RxCounter):
 
 
 # A frame on its way up a sink passes the driver's counters (ifstats), tc ingress, nftables'
-# netdev ingress, PRE_ROUTING (pgrx) and ip_rcv (the patched kernel), in that order; one
-# dropped at one of them reaches none after it. These count after tc ingress, where a
-# topology's sink discards pktgen's frames (see :mod:`pytest_pktgen.lab.topology`).
+# netdev ingress, pgrx's (after nftables' chains), ip_rcv (the patched kernel) and PRE_ROUTING
+# (pgrx with hook="prerouting"), in that order; one dropped at one of them reaches none after
+# it. These count after tc ingress, where a topology's sink discards pktgen's frames (see
+# :mod:`pytest_pktgen.lab.topology`).
 AFTER_TC_INGRESS = frozenset({"nft", "kmod", "patched"})
 
 BACKENDS = {"ifstats": IfStatsCounter, "tc": TcCounter, "nft": NftCounter,

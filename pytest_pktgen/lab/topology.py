@@ -156,11 +156,17 @@ class NetnsTopology:
     @property
     def sink_mode(self) -> str:
         """What the sink does with pktgen's frames, for the reports: ``tc-drop`` (counted and
-        dropped at tc ingress), ``<backend>-drop`` (at that backend's hook), ``stack`` (up the
-        sink's stack, as a receiving host takes them), or ``""``: no sink here."""
+        dropped at tc ingress), ``<backend>-drop`` (at that backend's hook: pgrx's is the sink
+        device's netdev ingress, ``kmod-drop-prerouting`` where it had to count at PRE_ROUTING),
+        ``stack`` (up the sink's stack, as a receiving host takes them), or ``""``: no sink
+        here."""
         if self.sink is None:
             return ""
-        return f"{self.sink_drop}-drop" if self.sink_drop else "stack"
+        if not self.sink_drop:
+            return "stack"
+        # pgrx drops at the sink's netdev ingress, or (when it could not hook there) later
+        late = self.sink_drop == "kmod" and getattr(self.dropper, "hook", "") == "prerouting"
+        return f"{self.sink_drop}-drop" + ("-prerouting" if late else "")
 
     def discard_at_sink(self) -> None:
         """Count and drop pktgen's frames at the sink's tc ingress, until :meth:`lift_discard`

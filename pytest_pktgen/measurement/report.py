@@ -33,7 +33,10 @@ UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, a
          "(frame sent + 20 B; of an IMIX, its average frame sent: avg_frame, from the counts "
          "of each size in sizes); offered = sent (accepted by the driver) + errors (refused by "
          "it); loss = offered - received; latency (lat_*_us, pgrx) one-way in µs from pktgen's "
-         "timestamp, each sample including up to pacing_wait_us of pktgen's own wait when paced")
+         "timestamp, each sample including up to pacing_wait_us of pktgen's own wait when paced; "
+         "sink = where the sink dropped pktgen's frames: tc-drop at its tc ingress, kmod-drop "
+         "at its netdev ingress by pgrx (kmod-drop-prerouting: after the IP layer, slower), "
+         "stack: up the sink's stack")
 TABLE_COLUMNS = {  # column -> heading in the terminal table
     "id": "point", "label": "label", "frame": "frame", "pkt_size": "pkt_size",
     "frame_sent": "sent as", "avg_frame": "avg frame",

@@ -233,8 +233,8 @@ def test_tc_and_nft_drop(veth, rx_counter, backend):
 
 
 def test_drop_keeps_packets_from_the_stack(veth, rx_counter):
-    """Counted and dropped at PRE_ROUTING: the sink's UDP layer never sees port 9, so it sends
-    no ICMP port-unreachable back (the paper's count-and-drop patchlet)."""
+    """Counted and dropped at the sink's ingress: the sink's UDP layer never sees port 9, so it
+    sends no ICMP port-unreachable back (the paper's count-and-drop patchlet)."""
     sink = veth.sink
     kmod = rx_counter(veth, "kmod", drop=True)
     before = sink.stats()
@@ -255,12 +255,19 @@ def test_module_unloads_and_loads_under_traffic(veth, pgrx, pktgen_module):
     with PktgenRun([config], pktgen=veth.pktgen, duration=300) as run:  # stopped below
         run.start()
         wait_until(lambda: run.sample().sofar[config.device] > 0, "pktgen sending")
+        # unloaded while it counts and drops at the sink's ingress: the hook goes with it
+        counting = rx.KmodCounter(veth.sink.ifname, veth.sink.netns, drop=True)
+        assert counting.hook == "ingress", counting.hook_error
+        counting.reset()
+        wait_until(lambda: counting.read().dropped > 0, "pgrx dropping at ingress")
         rx.unload_kmod()
         assert not rx.kmod_loaded()
         assert rx.load_kmod(pktgen_module.kernel_release)
         counter = rx.KmodCounter(veth.sink.ifname, veth.sink.netns)
+        assert f"ingress {veth.sink.ifname}\n" in counter.raw()  # a fresh module's list
         counter.reset()
         wait_until(lambda: counter.read().packets > 0, "pgrx counting again")
+        counter.close()
         assert run.running  # while pktgen goes on
         run.stop()
         status = run.collect()[config.device]

@@ -8,8 +8,10 @@ import socket
 import pytest
 from accounting import CABLE_QUEUE, wait_until
 
+from pytest_pktgen import host
 from pytest_pktgen.host.netns import call_in
-from pytest_pktgen.lab.rx import netstat
+from pytest_pktgen.lab import rx
+from pytest_pktgen.lab.rx import KmodCounter, netstat
 
 pytestmark = pytest.mark.integration
 
@@ -69,15 +71,42 @@ def test_a_sink_that_does_not_discard_takes_the_frames_up_its_stack(veth):
                "ICMP port unreachable from the sink's UDP", timeout=10)
 
 
-def test_a_counter_after_tc_ingress_takes_over_the_discard(veth, rx_counter, pgrx):
-    """pgrx counts at PRE_ROUTING, after tc ingress: the discard steps aside for it, and with
-    ``drop`` it is pgrx that drops; its counters close, the discard's filters are gone."""
-    kmod = rx_counter(veth, "kmod", drop=True)
-    assert veth.discard is None and veth.sink_mode == "kmod-drop"
+@pytest.mark.parametrize("hook", ["ingress", "prerouting"])
+def test_a_counter_after_tc_ingress_takes_over_the_discard(veth, rx_counter, pgrx, hook):
+    """pgrx counts after tc ingress: the discard steps aside for it, and with ``drop`` it is
+    pgrx that drops; at the sink's netdev ingress (the default) before the IP layer, so ip_rcv
+    never sees them, at PRE_ROUTING after it. Its counters close, the hook with them."""
+    kmod = rx_counter(veth, "kmod", drop=True, hook=hook)
+    assert kmod.hook == hook, kmod.hook_error
+    assert veth.discard is None
+    assert veth.sink_mode == {"ingress": "kmod-drop", "prerouting": "kmod-drop-prerouting"}[hook]
+    assert f"ingress {veth.sink.ifname if hook == 'ingress' else '-'}\n" in kmod.raw()
     stack_before = ip_received(veth)
     veth.run(veth.config(count=COUNT, pkt_size=60))
     count = kmod.settled(COUNT)
     assert count.packets == count.dropped == COUNT
-    assert ip_received(veth) - stack_before == COUNT  # ip_rcv counts, PRE_ROUTING drops
+    # ip_rcv counts each frame that reaches it; pgrx at ingress drops them all before
+    assert ip_received(veth) - stack_before == (0 if hook == "ingress" else COUNT)
     kmod.close()  # nothing drops them now: the report must not say pgrx does
     assert veth.sink_mode == "stack" and veth.sink_drop is None
+    assert "ingress -\n" in kmod.raw()  # counting where it always did, for the next counter
+
+
+def test_pgrx_forgets_a_device_that_leaves(veth, rx_counter, pgrx):
+    """A device pgrx counts at the ingress of, deleted: pgrx lets it go (no hook left on a
+    device that is gone), and counts on at the sink's ingress."""
+    sink = veth.sink
+    with host.on(sink.netns).netlink() as ipr:
+        ipr.link("add", ifname="pgrxd0", kind="dummy")
+    try:
+        kmod = rx_counter(veth, "kmod", drop=True)
+        other = KmodCounter("pgrxd0", sink.netns, drop=True)  # drop is per namespace
+        assert other.hook == "ingress", other.hook_error
+        assert f"ingress {sink.ifname} pgrxd0\n" in kmod.raw()
+    finally:
+        with host.on(sink.netns).netlink() as ipr:
+            ipr.link("del", index=ipr.link_lookup(ifname="pgrxd0")[0])
+    assert f"ingress {sink.ifname}\n" in kmod.raw()
+    veth.run(veth.config(count=COUNT, pkt_size=60))
+    assert kmod.settled(COUNT).dropped == COUNT
+    assert other.host.call(rx._pgrx_write, "ingress del pgrxd0") is not None  # none such
