@@ -30,7 +30,7 @@ def _nft(netns: str, script: str) -> str:
 # receiver and reorders, under TCG: seen here and reported by pgrx. A veth delivers every frame
 # it accepts and refuses the rest (pktgen's errors). Exact counting means: every backend
 # reports the same frames, the driver's count included, and every frame offered is accounted
-# for. The sink works as the paper's does: pgrx, last, counts and drops at PRE_ROUTING (up the
+# for. The sink works as the paper's does: pgrx, last, counts and drops at ingress (up the
 # UDP stack to port 9 the sink took 2.2x as long), and the receiving NIC's IRQs are on the CPU
 # pktgen does not use (on pktgen's CPU the cable carried 12 kpps, paced at 40 kpps: 3.3x the
 # time, and past the run's deadline once).
