@@ -40,8 +40,6 @@
 #include <linux/seq_file.h>
 #include <linux/spinlock.h>
 #include <linux/ktime.h>
-#include <linux/timex.h>
-#include <linux/math64.h>
 #include <linux/bitmap.h>
 #include <linux/percpu.h>
 #include <linux/uaccess.h>
@@ -60,8 +58,6 @@
 #define PGRX_SUB (1 << PGRX_SUB_BITS)
 #define PGRX_HALF (PGRX_SUB / 2)
 #define PGRX_TOP_BIT 30
-/* how often a CPU takes CLOCK_REALTIME's offset from its local clock again, ns */
-#define PGRX_CALIBRATE_NS (1000 * 1000)
 #define PGRX_BUCKETS (PGRX_SUB + (PGRX_TOP_BIT - PGRX_SUB_BITS) * PGRX_HALF)
 
 static unsigned int port = 9;
@@ -95,10 +91,6 @@ struct pgrx_cpu {			/* one CPU's share of the counters */
 	u64 fragments, gro;		/* IPv4 first fragments to the port; GRO-merged skbs */
 	u64 lat_samples, lat_sum_us, lat_min_us, lat_max_us, lat_future;
 	u64 buckets[PGRX_BUCKETS];
-	/* CLOCK_REALTIME between two reads of it, from the CPU's cycle counter: */
-	u64 cal_cycles, cal_real;	/* the counter and the clock at the last read */
-	u64 rate_cycles, rate_real;	/* ... at the read the rate is measured from */
-	u64 ns_per_cycle;		/* 32.32 fixed point; 0: not measured yet */
 };
 
 struct pgrx_net {
@@ -187,8 +179,7 @@ static struct pgrx_stream *pgrx_stream(struct pgrx_net *pn, int ifindex, const u
 	return found;
 }
 
-/* Track ``seq`` in its stream; true if it is a sequence number not seen before. Under the
- * stream's lock: the bitmap's non-atomic operations are enough. */
+/* Track ``seq`` in its stream; true if it is a sequence number not seen before. */
 static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 {
 	u32 bit = seq % PGRX_WINDOW;
@@ -197,7 +188,7 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 	if (s->unique == 0) {
 		s->first = s->highest = seq;
 		s->unique = 1;
-		__set_bit(bit, s->seen);
+		set_bit(bit, s->seen);
 		return true;
 	}
 	if ((s32)(seq - s->highest) > 0) {
@@ -210,10 +201,10 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 			u32 n;
 
 			for (n = 1; n <= ahead; n++)
-				__clear_bit((s->highest + n) % PGRX_WINDOW, s->seen);
+				clear_bit((s->highest + n) % PGRX_WINDOW, s->seen);
 		}
 		s->highest = seq;
-		__set_bit(bit, s->seen);
+		set_bit(bit, s->seen);
 		s->unique++;
 		return true;
 	}
@@ -221,7 +212,7 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 		s->beyond_window++;	/* too old to tell late from duplicate */
 		return false;
 	}
-	if (__test_and_set_bit(bit, s->seen)) {
+	if (test_and_set_bit(bit, s->seen)) {
 		s->duplicates++;
 		return false;
 	}
@@ -254,55 +245,17 @@ static u64 pgrx_bucket_low(unsigned int b)
 	return (u64)(k % PGRX_HALF + PGRX_HALF) << (k / PGRX_HALF + 1);
 }
 
-/* CLOCK_REALTIME, ns, as pktgen stamps it. Read once a millisecond per CPU and interpolated
- * in between by the CPU's cycle counter (get_cycles: the TSC on x86), at the rate measured over
- * at least a millisecond: a clocksource read per packet costs what a read of the HPET does where
- * that is the clocksource (a VM under TCG: more than the rest of pgrx's work), and the counter
- * is linear to the clock far below the microsecond latency is counted in. Until a rate is
- * measured (after a second without packets too), and where there is no counter, every packet
- * reads the clock. */
-static u64 pgrx_real_ns(struct pgrx_cpu *pc)
-{
-	u64 cycles = get_cycles(), real, since, after;
-
-	if (likely(pc->ns_per_cycle && cycles > pc->cal_cycles)) {
-		since = mul_u64_u64_shr(cycles - pc->cal_cycles, pc->ns_per_cycle, 32);
-		if (since < PGRX_CALIBRATE_NS)
-			return pc->cal_real + since;
-	}
-	real = ktime_get_real_fast_ns();
-	after = get_cycles();
-	if (!cycles)
-		return real;		/* no counter */
-	cycles += (after - cycles) / 2;	/* the read's middle: a slow clock read is no error */
-	since = real - pc->rate_real;
-	if (!pc->rate_cycles || real < pc->rate_real || cycles <= pc->rate_cycles ||
-	    since >= NSEC_PER_SEC) {
-		pc->ns_per_cycle = 0;	/* measure anew from here */
-		pc->rate_cycles = cycles;
-		pc->rate_real = real;
-	} else if (since >= PGRX_CALIBRATE_NS) {
-		pc->ns_per_cycle = div64_u64(since << 32, cycles - pc->rate_cycles);
-		pc->rate_cycles = cycles;
-		pc->rate_real = real;
-	}
-	pc->cal_cycles = cycles;
-	pc->cal_real = real;
-	return real;
-}
-
 static void pgrx_latency(struct pgrx_cpu *pc, const struct pgrx_hdr *h)
 {
-	u64 now_sec;
-	u32 now_ns;
+	struct timespec64 now;
 	s64 sent_us, now_us, lat;
 
 	if (!h->tv_sec && !h->tv_usec)
 		return;			/* NO_TIMESTAMP */
-	now_sec = div_u64_rem(pgrx_real_ns(pc), NSEC_PER_SEC, &now_ns);
-	now_us = now_sec * USEC_PER_SEC + now_ns / NSEC_PER_USEC;
+	ktime_get_real_ts64(&now);
+	now_us = now.tv_sec * USEC_PER_SEC + now.tv_nsec / NSEC_PER_USEC;
 	/* tv_sec is the low 32 bits of the sender's seconds */
-	sent_us = (s64)((now_sec & ~0xffffffffULL) | ntohl(h->tv_sec)) * USEC_PER_SEC +
+	sent_us = (s64)((now.tv_sec & ~0xffffffffLL) | ntohl(h->tv_sec)) * USEC_PER_SEC +
 		  ntohl(h->tv_usec);
 	lat = now_us - sent_us;
 	if (lat < 0) {
