@@ -29,6 +29,20 @@ from ..pktgen.module import module_path
 LAB_ENV = "PYTEST_PKTGEN_LAB"
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_TIMEOUT_S = 120
+HUNG_TASK_REPORT_S = 60  # the guest kernel reports a task blocked this long (its stack)
+STALL_DUMP_LEAD_S = 300  # Python stacks this long before a stalled test is stopped
+KERNEL_LOG_LINES = 80  # of the guest's kernel log, shown when it hangs or crashes
+# Under TCG, a static key flipped while another vCPU runs the code it patches can wedge that
+# vCPU for good: it keeps executing the int3 of a text_poke that has finished (a soft lockup
+# in __netif_receive_skb_core, seen when pgrx's ingress hook came and went under traffic). The
+# lab holds the keys that pktgen's receive path checks on for the guest's life, from before any
+# traffic: a netdev-ingress chain (ingress_needed_key, netfilter's ingress key) and an inet
+# PRE_ROUTING chain (IPv4 and IPv6), both empty and on the init namespace's loopback, so tc
+# and pgrx hooks come and go without patching code. Their cost: one empty-list check a packet.
+HOLD_KEYS_NFT = ("add table netdev pytest_pktgen_keys; add chain netdev pytest_pktgen_keys in "
+                 "{ type filter hook ingress device lo priority 0; }; "
+                 "add table inet pytest_pktgen_keys; add chain inet pytest_pktgen_keys pre "
+                 "{ type filter hook prerouting priority 0; }")
 # MACs of lab NICs: locally administered, 02:50:47 ("PG"), then pair and side.
 MAC_PREFIX = "02:50:47:00"
 # virtme-ng joins --cwd, --rwdir and the kernel's path into a shell command line (and the guest
@@ -340,16 +354,34 @@ def choose_accel(vng: Path, kernel: Path, mode: str) -> tuple[str, str]:
 # --- running ----------------------------------------------------------------------------
 
 def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str,
-                  status_file: str, trees: list[str] | None = None) -> str:
+                  status_file: str, trees: list[str] | None = None, kernel_log: str = "",
+                  dump_after: float = 0, hold_keys: bool = False) -> str:
     """The shell command the guest runs: the Python trees mounted cached, pytest in the lab,
-    then its exit code into a file (the shell writes it, so nested pytest sessions cannot)."""
+    then its exit code into a file (the shell writes it, so nested pytest sessions cannot).
+
+    With ``kernel_log``, the guest's kernel messages follow into that file as they come (the
+    console goes nowhere under vng: a hung guest's log is all there is to say why), and the
+    kernel reports a task blocked for a minute (its stack) there. With ``dump_after``, pytest
+    prints every thread's Python stack when a test runs that many seconds. With
+    ``hold_keys``, the kernel's per-packet static keys of ingress and PRE_ROUTING hooks are
+    held on from the start (:data:`HOLD_KEYS_NFT`)."""
     # vng may drop the first 100-200 bytes of console output: lead with a blank padding line.
     pad = "printf '%200s\\n' ''"
+    if dump_after:
+        pytest_args = ["-o", f"faulthandler_timeout={dump_after:.0f}", *pytest_args]
     run = [python, "-m", "pytest", *pytest_args]
+    follow = ""
+    if hold_keys:
+        follow = (f"nft {shlex.quote(HOLD_KEYS_NFT)} || echo 'pytest-pktgen VM lab: nft could "
+                  "not hold the static keys of ingress and PRE_ROUTING hooks on: a hook added "
+                  "or removed under traffic may wedge a vCPU (see HOLD_KEYS_NFT)'; ")
+    if kernel_log:
+        follow += (f"echo {HUNG_TASK_REPORT_S} > /proc/sys/kernel/hung_task_timeout_secs "
+                  f"2>/dev/null; dmesg --follow > {shlex.quote(kernel_log)} 2>&1 & ")
     # the guest's environment is its own: pass on CI (fail, never skip, there) and PKTGEN_*
     passed = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(os.environ.items())
                      if k == "CI" or k.startswith("PKTGEN_"))
-    return (f"{pad}; {python_mounts(trees or [])}"
+    return (f"{pad}; {follow}{python_mounts(trees or [])}"
             f"cd {shlex.quote(cwd)} && {passed}{LAB_ENV}={shlex.quote(lab_file)} "
             f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}; "
             f"echo $? > {shlex.quote(status_file)}")
@@ -378,8 +410,11 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         # guest kernel's command line (2048 bytes on x86, where vng would put it in base64).
         script = workdir / "run.sh"
         trees = python_trees([opts.cwd, *opts.rwdirs])
+        kernel_log = workdir / "kernel.log"
+        dump_after = max(opts.test_timeout - STALL_DUMP_LEAD_S, opts.test_timeout / 2)
         script.write_text(guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd,
-                                        lab.status_file, trees) + "\n")
+                                        lab.status_file, trees, str(kernel_log),
+                                        dump_after, hold_keys=accel == "tcg") + "\n")
         cmd = vng_command(vng, kernel, opts, accel, f"sh {script}", trees)
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
              f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s); "
@@ -391,15 +426,28 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         elapsed = time.monotonic() - started
         if watch.why:
             echo(f"pytest-pktgen VM lab: {watch.why}; stopped")
+            echo(log_tail(kernel_log))
             return 3
         if not status.exists():
             echo(f"pytest-pktgen VM lab: the guest ended after {elapsed:.0f}s without running "
                  f"pytest to its end (vng exit {code}): boot failure or crash")
+            echo(log_tail(kernel_log))
             return code or 3
         echo(f"pytest-pktgen VM lab: guest finished in {elapsed:.0f}s")
         return int(status.read_text().strip() or 3)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def log_tail(path: Path, lines: int = KERNEL_LOG_LINES) -> str:
+    """The last ``lines`` of the guest's kernel log, said as such (or that there is none)."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "pytest-pktgen VM lab: no kernel log from the guest"
+    head = (f"pytest-pktgen VM lab: the guest kernel's last {min(lines, len(text))} of "
+            f"{len(text)} messages:")
+    return "\n".join([head, *text[-lines:]])
 
 
 def _state_dir() -> str:

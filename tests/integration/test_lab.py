@@ -47,6 +47,23 @@ def test_the_guest_runs_its_python_from_cached_read_only_shares(lab, tmp_path):
     (Path.cwd() / ".pytest-pktgen-write-probe").unlink()
 
 
+def test_the_guest_holds_the_receive_paths_static_keys_and_logs_its_kernel(lab):
+    """Under TCG the guest holds the static keys of ingress and PRE_ROUTING hooks on (a key
+    flipped under traffic can wedge a vCPU: vm.HOLD_KEYS_NFT), and its kernel log follows into
+    the shared work directory, where the host reads it when the guest hangs."""
+    import subprocess
+    from pathlib import Path
+
+    log = Path(lab.status_file).with_name("kernel.log")
+    assert "Linux version" in log.read_text(errors="replace")
+    if lab.accel != "tcg":
+        pytest.skip(f"the keys are held under TCG only; this lab runs {lab.accel}")
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "table netdev pytest_pktgen_keys" in tables, tables
+    assert "table inet pytest_pktgen_keys" in tables, tables
+
+
 def test_features_are_probed_from_the_module(pktgen_module, pktgen):
     features = pktgen_module.features
     assert features.not_supported_errno in (95, 524)

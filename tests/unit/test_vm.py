@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -257,3 +258,24 @@ def test_kernel_tree_is_booted_through_kbuild_output(tmp_path):
     assert env["KBUILD_OUTPUT"] == str(tmp_path)
     assert env["PATH"].startswith("/venv/bin:")
     assert "KBUILD_OUTPUT" not in vm.tool_env(Path("/venv/bin/vng"), image)
+
+
+def test_guest_command_follows_the_kernel_log_and_dumps_stacks_of_a_stalled_test():
+    command = vm.guest_command(sys.executable, ["-x"], "/lab.json", "/w", "/s",
+                               kernel_log="/state dir/kernel.log", dump_after=1500)
+    follow = command.index("dmesg --follow > '/state dir/kernel.log' 2>&1 &")
+    assert follow < command.index("-m pytest -o faulthandler_timeout=1500 -x")
+    assert f"echo {vm.HUNG_TASK_REPORT_S} > /proc/sys/kernel/hung_task_timeout_secs" in command
+    plain = vm.guest_command(sys.executable, ["-x"], "/lab.json", "/w", "/s")
+    assert "dmesg" not in plain and "faulthandler" not in plain and "nft" not in plain
+    held = vm.guest_command(sys.executable, ["-x"], "/lab.json", "/w", "/s", hold_keys=True)
+    assert held.index(f"nft {shlex.quote(vm.HOLD_KEYS_NFT)} || echo") < held.index("-m pytest")
+
+
+def test_log_tail(tmp_path):
+    log = tmp_path / "kernel.log"
+    assert vm.log_tail(log) == "pytest-pktgen VM lab: no kernel log from the guest"
+    log.write_text("".join(f"[ {i}.0] line {i}\n" for i in range(100)))
+    tail = vm.log_tail(log, lines=3).splitlines()
+    assert tail == ["pytest-pktgen VM lab: the guest kernel's last 3 of 100 messages:",
+                    "[ 97.0] line 97", "[ 98.0] line 98", "[ 99.0] line 99"]
