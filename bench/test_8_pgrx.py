@@ -19,7 +19,6 @@ import pytest
 from abstats import ratio_interval, verdict
 
 from pytest_pktgen import host
-from pytest_pktgen.lab import rx
 from pytest_pktgen.lab.rx import KmodCounter
 from pytest_pktgen.run.runner import PktgenRun
 
@@ -57,11 +56,7 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
             veth.discard_at_sink()
             return
         veth.lift_discard()
-        hooked = f"ingress {sink.ifname}\n" in counter.raw()
-        if hooked != (variant == "ingress"):
-            said = counter.host.call(rx._pgrx_write, f"ingress {'add' if not hooked else 'del'} "
-                                     f"{sink.ifname}")
-            assert said is None, said
+        counter.set_hook(variant)
 
     rows = []
     with PktgenRun([config], pktgen=veth.pktgen, duration=3600) as run:

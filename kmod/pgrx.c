@@ -5,12 +5,13 @@
  * A netfilter PRE_ROUTING hook at the first priority, IPv4 and IPv6, takes UDP packets to the
  * configured port (9, pktgen's default); or, once devices are named ("ingress add IFNAME"), a
  * netdev-ingress hook on each of them instead, before the IP layer (ip_rcv's checks and its
- * netfilter hook are then never paid for a frame pgrx drops). Those carrying pktgen's header (magic 0xbe9be955) are
- * tracked per stream (ingress device + source MAC + UDP source port): a window of sequence
- * numbers gives unique, duplicate, late (reordered) and missing packets; the header's timestamp
- * gives one-way latency on one host, one sample per new sequence number (a clone or burst copy
- * of a header is not another sample): min/avg/max and a log-linear histogram, exact below
- * 256 us and within 1/128 above (HdrHistogram's layout at 2 significant figures).
+ * netfilter hook are then never paid for a frame pgrx drops). Those carrying pktgen's header
+ * (magic 0xbe9be955) are tracked per stream (ingress device + source MAC + UDP source port): a
+ * window of sequence numbers gives unique, duplicate, late (reordered) and missing packets; the
+ * header's timestamp gives one-way latency on one host, one sample per new sequence number (a
+ * clone or burst copy of a header is not another sample): min/avg/max and a log-linear
+ * histogram, exact below 256 us and within 1/128 above (HdrHistogram's layout at 2 significant
+ * figures).
  *
  * Every packet updates only its CPU's counters (no lock shared by all packets); a stream has
  * a lock of its own. IPv4 fragments are not pktgen's (only a first fragment has the port);
@@ -18,10 +19,10 @@
  * tracked). "drop 1" drops pktgen's packets only.
  *
  * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1", "port N",
- * "ingress add IFNAME" or "ingress del IFNAME" changes them (a device leaving the namespace
- * leaves pgrx's list; with none left, PRE_ROUTING counts again) ("reset" between runs, not while packets arrive). This is the paper's
- * ip_input.c count-and-drop patchlet (Section 9.3, Appendix D) as a module, with the
- * receive-side analysis pktgen itself never had.
+ * "ingress add IFNAME" or "ingress del IFNAME" changes them ("reset" between runs, not while
+ * packets arrive; a device leaving the namespace leaves pgrx's list, and with none left
+ * PRE_ROUTING counts again). This is the paper's ip_input.c count-and-drop patchlet
+ * (Section 9.3, Appendix D) as a module, with the receive-side analysis pktgen itself never had.
  */
 
 #include <linux/module.h>
@@ -101,10 +102,12 @@ struct pgrx_net {
 	struct pgrx_stream streams[PGRX_STREAMS];
 	atomic64_t streams_overflow;
 	struct nf_hook_ops ops[2];
-	/* the devices counted at their netdev ingress (changed under RTNL); while there is one,
-	 * the PRE_ROUTING hooks let every packet pass uncounted */
+	/* the devices counted at their netdev ingress, changed under RTNL: a slot is free while
+	 * its dev is NULL, and a used one never moves (the kernel keeps a registered hook's
+	 * address). While there is one, the PRE_ROUTING hooks let every packet pass uncounted. */
 	struct nf_hook_ops ingress[PGRX_INGRESS];
-	int ingress_count;
+	int ingress_count;		/* slots in use */
+	char ingress_names[PGRX_INGRESS][IFNAMSIZ];	/* under lock, for reading without RTNL */
 };
 
 static bool pgrx_exiting;		/* set under RTNL when the module goes: no new hooks */
@@ -373,22 +376,31 @@ static unsigned int pgrx_ingress_hook(void *priv, struct sk_buff *skb,
 	}
 }
 
-/* The slot of ``dev`` in the ingress list, or -1; under RTNL. */
+/* The slot of ``dev`` in the ingress list (NULL: a free slot), or -1; under RTNL. */
 static int pgrx_ingress_find(struct pgrx_net *pn, const struct net_device *dev)
 {
 	int i;
 
-	for (i = 0; i < pn->ingress_count; i++)
+	for (i = 0; i < PGRX_INGRESS; i++)
 		if (pn->ingress[i].dev == dev)
 			return i;
 	return -1;
 }
 
-/* Stop counting at ``dev``'s ingress; under RTNL. */
+/* The name shown for slot ``i`` ("" when free); under RTNL. */
+static void pgrx_ingress_name(struct pgrx_net *pn, int i, const char *name)
+{
+	spin_lock_bh(&pn->lock);
+	strscpy(pn->ingress_names[i], name, IFNAMSIZ);
+	spin_unlock_bh(&pn->lock);
+}
+
+/* Stop counting at slot ``i``'s device; under RTNL. */
 static void pgrx_ingress_del(struct net *net, struct pgrx_net *pn, int i)
 {
 	nf_unregister_net_hook(net, &pn->ingress[i]);
-	pn->ingress[i] = pn->ingress[pn->ingress_count - 1];
+	pn->ingress[i].dev = NULL;
+	pgrx_ingress_name(pn, i, "");
 	WRITE_ONCE(pn->ingress_count, pn->ingress_count - 1);
 }
 
@@ -413,23 +425,28 @@ static int pgrx_ingress_write(struct net *net, struct pgrx_net *pn, bool add, co
 	}
 	if (i >= 0)
 		goto out;		/* already counted there */
-	if (pn->ingress_count == PGRX_INGRESS) {
+	i = pgrx_ingress_find(pn, NULL);
+	if (i < 0) {
 		err = -ENOSPC;
 		goto out;
 	}
-	i = pn->ingress_count;
 	pn->ingress[i] = (struct nf_hook_ops){ .hook = pgrx_ingress_hook, .pf = NFPROTO_NETDEV,
 		.hooknum = NF_NETDEV_INGRESS, .priority = PGRX_INGRESS_PRIORITY, .dev = dev,
 		.priv = pn };
 	err = nf_register_net_hook(net, &pn->ingress[i]);
-	if (!err)
-		WRITE_ONCE(pn->ingress_count, i + 1);
+	if (err) {
+		pn->ingress[i].dev = NULL;
+		goto out;
+	}
+	pgrx_ingress_name(pn, i, dev->name);
+	WRITE_ONCE(pn->ingress_count, pn->ingress_count + 1);
 out:
 	rtnl_unlock();
 	return err;
 }
 
-/* A device leaving its namespace (deleted or moved) leaves the ingress list. */
+/* A device leaving its namespace (deleted or moved) leaves the ingress list; a renamed one
+ * is shown by its new name. */
 static int pgrx_netdev_event(struct notifier_block *nb, unsigned long event, void *ptr)
 {
 	struct net_device *dev = netdev_notifier_info_to_dev(ptr);
@@ -437,12 +454,16 @@ static int pgrx_netdev_event(struct notifier_block *nb, unsigned long event, voi
 	struct pgrx_net *pn;
 	int i;
 
-	if (event != NETDEV_UNREGISTER)
+	if (event != NETDEV_UNREGISTER && event != NETDEV_CHANGENAME)
 		return NOTIFY_DONE;
 	pn = net_generic(net, pgrx_net_id);
 	i = pgrx_ingress_find(pn, dev);
-	if (i >= 0)
+	if (i < 0)
+		return NOTIFY_DONE;
+	if (event == NETDEV_UNREGISTER)
 		pgrx_ingress_del(net, pn, i);
+	else
+		pgrx_ingress_name(pn, i, dev->name);
 	return NOTIFY_DONE;
 }
 
@@ -458,9 +479,10 @@ static struct notifier_block pgrx_netdev_notifier = {
 static int pgrx_show(struct seq_file *m, void *v)
 {
 	struct pgrx_net *pn = net_generic(seq_file_single_net(m), pgrx_net_id);
+	char names[PGRX_INGRESS][IFNAMSIZ];
 	u64 min_us = U64_MAX, max_us = 0, samples;
 	unsigned int b;
-	int cpu, i;
+	int cpu, i, shown = 0;
 
 	for_each_possible_cpu(cpu) {
 		struct pgrx_cpu *pc = per_cpu_ptr(pn->cpu, cpu);
@@ -471,13 +493,18 @@ static int pgrx_show(struct seq_file *m, void *v)
 	samples = PGRX_SUM(lat_samples);
 	seq_printf(m, "port %u\ndrop %d\n", READ_ONCE(pn->port), READ_ONCE(pn->drop));
 	/* where it counts: the devices' netdev ingress, or "-" for PRE_ROUTING */
+	spin_lock_bh(&pn->lock);
+	memcpy(names, pn->ingress_names, sizeof(names));
+	spin_unlock_bh(&pn->lock);
 	seq_puts(m, "ingress");
-	rtnl_lock();
-	for (i = 0; i < pn->ingress_count; i++)
-		seq_printf(m, " %s", pn->ingress[i].dev->name);
-	if (!pn->ingress_count)
+	for (i = 0; i < PGRX_INGRESS; i++) {
+		if (names[i][0]) {
+			seq_printf(m, " %s", names[i]);
+			shown++;
+		}
+	}
+	if (!shown)
 		seq_puts(m, " -");
-	rtnl_unlock();
 	seq_printf(m, "\npackets %llu\nbytes %llu\ndropped %llu\n", PGRX_SUM(packets),
 		   PGRX_SUM(bytes), PGRX_SUM(dropped));
 	seq_printf(m, "pktgen %llu\nother %llu\nfragments %llu\ngro %llu\n"
@@ -571,11 +598,13 @@ free:
 static void __net_exit pgrx_net_exit(struct net *net)
 {
 	struct pgrx_net *pn = net_generic(net, pgrx_net_id);
+	int i;
 
 	remove_proc_entry("pgrx", net->proc_net);
 	rtnl_lock();			/* a namespace's devices are gone first; not at unload */
-	while (pn->ingress_count)
-		pgrx_ingress_del(net, pn, 0);
+	for (i = 0; i < PGRX_INGRESS; i++)
+		if (pn->ingress[i].dev)
+			pgrx_ingress_del(net, pn, i);
 	rtnl_unlock();
 	nf_unregister_net_hooks(net, pn->ops, ARRAY_SIZE(pn->ops));
 	synchronize_net();		/* no hook still counts into the per-CPU counters */

@@ -322,12 +322,26 @@ class KmodCounter(RxCounter):
         self._command(f"port {port}")
         self._command(f"drop {int(drop)}")
         if hook == "ingress":
-            self.hook_error = self.host.call(_pgrx_write, f"ingress add {ifname}")
+            self.hook_error = self._hook_command("add")
             if self.hook_error is None:
                 self.hook = "ingress"
 
     def _command(self, text: str) -> None:
         self.host.call(lambda: write_command(PGRX_PROC, text, check=False))
+
+    def _hook_command(self, verb: str) -> str | None:
+        return self.host.call(_pgrx_write, f"ingress {verb} {self.ifname}")
+
+    def set_hook(self, hook: str) -> None:
+        """Count at the sink device's ingress or at PRE_ROUTING (``hook``) from now on; a
+        RuntimeError says why pgrx refused."""
+        if hook not in KMOD_HOOKS:
+            raise ValueError(f"hook={hook!r}: pgrx counts at {' or '.join(KMOD_HOOKS)}")
+        if hook != self.hook:
+            said = self._hook_command("add" if hook == "ingress" else "del")
+            if said is not None:
+                raise RuntimeError(said)
+            self.hook = hook
 
     def reset(self) -> None:
         self._command("reset")
@@ -342,7 +356,7 @@ class KmodCounter(RxCounter):
         if self.host.exists:
             self._command("drop 0")
             if self.hook == "ingress":  # gone already if the device left the namespace
-                self.host.call(_pgrx_write, f"ingress del {self.ifname}")
+                self._hook_command("del")
 
 
 def parse_pgrx(text: str) -> RxCount:
