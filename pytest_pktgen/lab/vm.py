@@ -250,6 +250,14 @@ BOOT_MODULES_UNUSED = (
     "iTCO_wdt", "iTCO_vendor_support", "i6300esb", "intel_pmc_bxt", "lpc_ich", "i2c_i801",
     "psmouse", "serio_raw", "evdev", "pcspkr", "button", "qemu_fw_cfg", "powernow_k8")
 
+# Under TCG the emulated CPU claims no constant TSC, so the guest kernel takes its two vCPUs'
+# TSCs for unsynchronized and keeps time with the HPET: every clock read (pktgen stamps each
+# packet and paces by the clock, pgrx reads it for each latency sample) is then an emulated MMIO
+# access, slower than the rest of pgrx's work for a packet. QEMU's TCG TSC is the host's (one
+# counter for all vCPUs, at the host's rate: the guest calibrates 2596.109 MHz where the host
+# says 2596.128), so the guest may trust it, as a real host does its constant TSC.
+TCG_CLOCK = "tsc=reliable"
+
 # The guest's Python (interpreter, standard library, the venv) comes over shares of its own that
 # the guest mounts read-only with cache=loose at the same paths: the root filesystem's 9p mount
 # caches nothing, so every Python process read its interpreter and every module again and every
@@ -305,7 +313,7 @@ def vng_command(vng: Path, kernel: Path, opts: VmOptions, accel: str, command: s
            "--memory", opts.memory, "--cwd", opts.cwd,
            "--append=modprobe.blacklist=" + ",".join(BOOT_MODULES_UNUSED)]
     if accel == "tcg":
-        cmd.append("--disable-kvm")
+        cmd += ["--disable-kvm", "--append=" + TCG_CLOCK]
     for rwdir in dict.fromkeys(opts.rwdirs):
         cmd.append(f"--rwdir={rwdir}")
     qemu = qemu_nic_opts(opts.nics) + python_share_opts(python or [])

@@ -47,10 +47,12 @@ def test_the_guest_runs_its_python_from_cached_read_only_shares(lab, tmp_path):
     (Path.cwd() / ".pytest-pktgen-write-probe").unlink()
 
 
-def test_the_guest_holds_the_receive_paths_static_keys_and_logs_its_kernel(lab):
-    """Under TCG the guest holds the static keys of ingress and PRE_ROUTING hooks on (a key
-    flipped under traffic can wedge a vCPU: vm.HOLD_KEYS_NFT), and its kernel log follows into
-    the shared work directory, where the host reads it when the guest hangs."""
+def test_the_guest_keeps_time_with_the_tsc_holds_static_keys_and_logs_its_kernel(lab):
+    """Under TCG the guest keeps time with the TSC (vm.TCG_CLOCK: an HPET read for every
+    packet's stamp cost more than pgrx's work) and holds the static keys of ingress and
+    PRE_ROUTING hooks on (a key flipped under traffic can wedge a vCPU: vm.HOLD_KEYS_NFT); its
+    kernel log follows into the shared work directory, where the host reads it when the guest
+    hangs."""
     import subprocess
     from pathlib import Path
 
@@ -58,6 +60,8 @@ def test_the_guest_holds_the_receive_paths_static_keys_and_logs_its_kernel(lab):
     assert "Linux version" in log.read_text(errors="replace")
     if lab.accel != "tcg":
         pytest.skip(f"the keys are held under TCG only; this lab runs {lab.accel}")
+    clock = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+    assert Path(clock).read_text().strip() == "tsc"
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True,
                             check=True).stdout
     assert "table netdev pytest_pktgen_keys" in tables, tables

@@ -40,7 +40,10 @@ def test_vng_command(tmp_path):
     assert cmd[cmd.index("--cpus") + 1] == "3" and cmd[cmd.index("--memory") + 1] == "1536M"
     assert cmd[-2:] == ["--exec", "true"]
     assert not any(c.startswith("--network") for c in cmd)
-    assert "--disable-kvm" not in vm.vng_command(Path("v"), Path("k"), opts, "kvm", "true")
+    kvm = vm.vng_command(Path("v"), Path("k"), opts, "kvm", "true")
+    assert "--disable-kvm" not in kvm
+    # under TCG the guest keeps time with the TSC (QEMU's is the host's), not the HPET
+    assert "--append=tsc=reliable" in cmd and not any("tsc=" in c for c in kvm)
     # udev is denied the boot's unused modules (KVM, AHCI, ...), never the lab's
     denied = next(c for c in cmd if c.startswith("--append=modprobe.blacklist="))
     assert {"kvm", "ahci"} <= set(denied.split("=", 2)[2].split(","))
