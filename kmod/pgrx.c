@@ -182,7 +182,8 @@ static struct pgrx_stream *pgrx_stream(struct pgrx_net *pn, int ifindex, const u
 	return found;
 }
 
-/* Track ``seq`` in its stream; true if it is a sequence number not seen before. */
+/* Track ``seq`` in its stream; true if it is a sequence number not seen before. Under the
+ * stream's lock: the bitmap's non-atomic operations are enough. */
 static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 {
 	u32 bit = seq % PGRX_WINDOW;
@@ -191,7 +192,7 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 	if (s->unique == 0) {
 		s->first = s->highest = seq;
 		s->unique = 1;
-		set_bit(bit, s->seen);
+		__set_bit(bit, s->seen);
 		return true;
 	}
 	if ((s32)(seq - s->highest) > 0) {
@@ -204,10 +205,10 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 			u32 n;
 
 			for (n = 1; n <= ahead; n++)
-				clear_bit((s->highest + n) % PGRX_WINDOW, s->seen);
+				__clear_bit((s->highest + n) % PGRX_WINDOW, s->seen);
 		}
 		s->highest = seq;
-		set_bit(bit, s->seen);
+		__set_bit(bit, s->seen);
 		s->unique++;
 		return true;
 	}
@@ -215,7 +216,7 @@ static bool pgrx_track(struct pgrx_stream *s, u32 seq)
 		s->beyond_window++;	/* too old to tell late from duplicate */
 		return false;
 	}
-	if (test_and_set_bit(bit, s->seen)) {
+	if (__test_and_set_bit(bit, s->seen)) {
 		s->duplicates++;
 		return false;
 	}
