@@ -88,6 +88,7 @@ class LabInfo:
     pairs: list[tuple[str, str]]
     status_file: str
     progress_file: str = ""  # the guest writes each test's id here as it starts
+    kernel_log: str = ""  # the guest's kernel messages follow into this file
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -378,18 +379,18 @@ def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str,
     if dump_after:
         pytest_args = ["-o", f"faulthandler_timeout={dump_after:.0f}", *pytest_args]
     run = [python, "-m", "pytest", *pytest_args]
-    follow = ""
+    prologue = ""
     if hold_keys:
-        follow = (f"nft {shlex.quote(HOLD_KEYS_NFT)} || echo 'pytest-pktgen VM lab: nft could "
-                  "not hold the static keys of ingress and PRE_ROUTING hooks on: a hook added "
-                  "or removed under traffic may wedge a vCPU (see HOLD_KEYS_NFT)'; ")
+        prologue = (f"nft {shlex.quote(HOLD_KEYS_NFT)} || echo 'pytest-pktgen VM lab: nft could "
+                    "not hold the static keys of ingress and PRE_ROUTING hooks on: a hook "
+                    "added or removed under traffic may wedge a vCPU (see HOLD_KEYS_NFT)'; ")
     if kernel_log:
-        follow += (f"echo {HUNG_TASK_REPORT_S} > /proc/sys/kernel/hung_task_timeout_secs "
-                  f"2>/dev/null; dmesg --follow > {shlex.quote(kernel_log)} 2>&1 & ")
+        prologue += (f"echo {HUNG_TASK_REPORT_S} > /proc/sys/kernel/hung_task_timeout_secs "
+                     f"2>/dev/null; dmesg --follow > {shlex.quote(kernel_log)} 2>&1 & ")
     # the guest's environment is its own: pass on CI (fail, never skip, there) and PKTGEN_*
     passed = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(os.environ.items())
                      if k == "CI" or k.startswith("PKTGEN_"))
-    return (f"{pad}; {follow}{python_mounts(trees or [])}"
+    return (f"{pad}; {prologue}{python_mounts(trees or [])}"
             f"cd {shlex.quote(cwd)} && {passed}{LAB_ENV}={shlex.quote(lab_file)} "
             f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}; "
             f"echo $? > {shlex.quote(status_file)}")
@@ -410,7 +411,8 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
     workdir = Path(tempfile.mkdtemp(prefix="pytest-pktgen-vm-", dir=_state_dir()))
     try:
         lab = LabInfo(str(kernel), release, accel, opts.cpus, opts.memory, pair_macs(opts.nics),
-                      str(workdir / "exitstatus"), str(workdir / "progress"))
+                      str(workdir / "exitstatus"), str(workdir / "progress"),
+                      str(workdir / "kernel.log"))
         lab_file = workdir / "lab.json"
         lab_file.write_text(lab.to_json())
         opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})
@@ -418,10 +420,9 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         # guest kernel's command line (2048 bytes on x86, where vng would put it in base64).
         script = workdir / "run.sh"
         trees = python_trees([opts.cwd, *opts.rwdirs])
-        kernel_log = workdir / "kernel.log"
         dump_after = max(opts.test_timeout - STALL_DUMP_LEAD_S, opts.test_timeout / 2)
         script.write_text(guest_command(sys.executable, pytest_args, str(lab_file), opts.cwd,
-                                        lab.status_file, trees, str(kernel_log),
+                                        lab.status_file, trees, lab.kernel_log,
                                         dump_after, hold_keys=accel == "tcg") + "\n")
         cmd = vng_command(vng, kernel, opts, accel, f"sh {script}", trees)
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
@@ -434,12 +435,12 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
         elapsed = time.monotonic() - started
         if watch.why:
             echo(f"pytest-pktgen VM lab: {watch.why}; stopped")
-            echo(log_tail(kernel_log))
+            echo(log_tail(Path(lab.kernel_log)))
             return 3
         if not status.exists():
             echo(f"pytest-pktgen VM lab: the guest ended after {elapsed:.0f}s without running "
                  f"pytest to its end (vng exit {code}): boot failure or crash")
-            echo(log_tail(kernel_log))
+            echo(log_tail(Path(lab.kernel_log)))
             return code or 3
         echo(f"pytest-pktgen VM lab: guest finished in {elapsed:.0f}s")
         return int(status.read_text().strip() or 3)

@@ -56,8 +56,7 @@ def test_the_guest_keeps_time_with_the_tsc_holds_static_keys_and_logs_its_kernel
     import subprocess
     from pathlib import Path
 
-    log = Path(lab.status_file).with_name("kernel.log")
-    assert "Linux version" in log.read_text(errors="replace")
+    assert "Linux version" in Path(lab.kernel_log).read_text(errors="replace")
     if lab.accel != "tcg":
         pytest.skip(f"the keys are held under TCG only; this lab runs {lab.accel}")
     clock = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
