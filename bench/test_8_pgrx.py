@@ -1,10 +1,11 @@
 """8. pgrx: what counting every packet costs pktgen, at the sink device's netdev ingress (the
 default: before the IP layer) and at PRE_ROUTING (after ip_rcv), side by side against counting
 with the interface counters only; and how stable its latency percentiles are over repeated runs
-of one setup.
+of one setup. pgrx samples latency as a measurement of an unpaced run does (one sequence number
+in UNPACED_EVERY); a fourth variant samples every packet, what its clock reads cost.
 
 The cost is measured inside one pktgen run that never stops: the sink is switched between the
-three every window, and each window's pps comes from pktgen's own count. Separate runs of
+variants every window, and each window's pps comes from pktgen's own count. Separate runs of
 300,000 frames moved by a quarter from one to the next on this lab (the host's load drifts),
 so 9 rounds of them could not tell 0.95 from 1.05; windows a second apart, rotated, can.
 """
@@ -19,6 +20,7 @@ import pytest
 from abstats import ratio_interval, verdict
 
 from pytest_pktgen import host
+from pytest_pktgen.lab.latency import UNPACED_EVERY
 from pytest_pktgen.lab.rx import KmodCounter
 from pytest_pktgen.run.runner import PktgenRun
 
@@ -30,7 +32,10 @@ SETTLE_S = 0.2  # after a switch, before the window opens
 REPEATS = 10
 LATENCY_COUNT = 20_000
 LATENCY_PACE = 2_000  # pps: paced, as latency is compared (README: Latency)
-VARIANTS = ("ifstats", "prerouting", "ingress")
+VARIANTS = ("ifstats", "prerouting", "ingress", "every")
+# the hook and latency sample of each pgrx variant
+PGRX = {"prerouting": ("prerouting", UNPACED_EVERY), "ingress": ("ingress", UNPACED_EVERY),
+        "every": ("ingress", 1)}
 
 
 def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
@@ -50,13 +55,15 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
     assert counter.hook == "ingress", counter.hook_error
 
     def switch(variant: str) -> None:
-        """ifstats: the tc discard drops them before pgrx sees them; ingress / prerouting:
-        pgrx counts and drops them there."""
+        """ifstats: the tc discard drops them before pgrx sees them; the others: pgrx counts
+        and drops them at its hook, sampling latency as :data:`PGRX` says."""
         if variant == "ifstats":
             veth.discard_at_sink()
             return
         veth.lift_discard()
-        counter.set_hook(variant)
+        hook, every = PGRX[variant]
+        counter.set_hook(hook)
+        counter.sample_latency(every)
 
     rows = []
     with PktgenRun([config], pktgen=veth.pktgen, duration=3600) as run:
@@ -67,7 +74,8 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
                 assert time.monotonic() < deadline, "pktgen sent nothing in 30 s"
                 time.sleep(0.1)
             for index in range(ROUNDS):
-                order = VARIANTS[index % 3:] + VARIANTS[:index % 3]  # each goes first in turn
+                turn = index % len(VARIANTS)
+                order = VARIANTS[turn:] + VARIANTS[:turn]  # each goes first in turn
                 pps = {}
                 for variant in order:
                     switch(variant)
@@ -85,7 +93,9 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
                              **{f"{v}_pps": pps[v] for v in VARIANTS},
                              "prerouting_vs_ifstats": pps["prerouting"] / pps["ifstats"],
                              "ingress_vs_ifstats": pps["ingress"] / pps["ifstats"],
-                             "ingress_vs_prerouting": pps["ingress"] / pps["prerouting"]})
+                             "ingress_vs_prerouting": pps["ingress"] / pps["prerouting"],
+                             "every_vs_ifstats": pps["every"] / pps["ifstats"],
+                             "every_vs_ingress": pps["every"] / pps["ingress"]})
         finally:
             run.stop()
             veth.discard_at_sink()
@@ -96,7 +106,8 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
         status = run.collect()[config.device]
     dropped = counter.read().dropped
     assert dropped > 0 and status.result.errors == 0, (dropped, status.result.errors)
-    ratios = ("prerouting_vs_ifstats", "ingress_vs_ifstats", "ingress_vs_prerouting")
+    ratios = ("prerouting_vs_ifstats", "ingress_vs_ifstats", "ingress_vs_prerouting",
+              "every_vs_ifstats", "every_vs_ingress")
     means = {k: ratio_interval([r[k] for r in rows])[1] for k in ratios}
     ifstats = [r["ifstats_pps"] for r in rows]
     floor = [a / b for a, b in zip(ifstats, ifstats[1:], strict=False)]
@@ -109,13 +120,17 @@ def test_pgrx_cost_at_ingress_and_at_prerouting(veth, pgrx, record):
            f"{ROUNDS} rounds, each variant first in turn", rows, [
                "ifstats = the sink's tc discard drops the frames, the interface counters count "
                "them; ingress = pgrx counts and drops every frame at the sink veth's netdev "
-               "ingress (the default), prerouting = at PRE_ROUTING, after ip_rcv (as before); "
+               "ingress (the default), its latency sampled at one sequence number in "
+               f"{UNPACED_EVERY} (an unpaced measurement's), prerouting = the same at "
+               "PRE_ROUTING, after ip_rcv; every = at ingress, every packet's latency sampled; "
                "pps of each window from pktgen's own count; the pps columns' last row is "
                "their median, the ratios' their geometric mean",
                verdict([r["ingress_vs_ifstats"] for r in rows[:-1]], 0.98,
                        "pgrx at ingress / ifstats"),
                verdict([r["prerouting_vs_ifstats"] for r in rows[:-1]], 0.98,
                        "pgrx at PRE_ROUTING / ifstats"),
+               verdict([r["every_vs_ifstats"] for r in rows[:-1]], 0.98,
+                       "pgrx at ingress, every packet's latency / ifstats"),
                f"noise floor: ifstats against itself a round apart, {low:.3f}..{high:.3f} "
                "(95 % interval of the geometric mean)",
            ])

@@ -11,7 +11,9 @@
  * header's timestamp gives one-way latency on one host, one sample per new sequence number (a
  * clone or burst copy of a header is not another sample): min/avg/max and a log-linear
  * histogram, exact below 256 us and within 1/128 above (HdrHistogram's layout at 2 significant
- * figures).
+ * figures). "latency N" samples one sequence number in N (a clock read per packet costs pps at
+ * high rates), chosen by a hash of the number alone: the same packets on every path, whatever
+ * their arrival time or latency; 1 (the default) samples every one, 0 none.
  *
  * Every packet updates only its CPU's counters (no lock shared by all packets); a stream has
  * a lock of its own. IPv4 fragments are not pktgen's (only a first fragment has the port);
@@ -19,9 +21,9 @@
  * tracked). "drop 1" drops pktgen's packets only.
  *
  * /proc/net/pgrx (per namespace) shows the counters; writing "reset", "drop 0|1", "port N",
- * "ingress add IFNAME" or "ingress del IFNAME" changes them ("reset" between runs, not while
- * packets arrive; a device leaving the namespace leaves pgrx's list, and with none left
- * PRE_ROUTING counts again). This is the paper's ip_input.c count-and-drop patchlet
+ * "latency N", "ingress add IFNAME" or "ingress del IFNAME" changes them ("reset" between
+ * runs, not while packets arrive; a device leaving the namespace leaves pgrx's list, and with
+ * none left PRE_ROUTING counts again). This is the paper's ip_input.c count-and-drop patchlet
  * (Section 9.3, Appendix D) as a module, with the receive-side analysis pktgen itself never had.
  */
 
@@ -41,6 +43,7 @@
 #include <linux/seq_file.h>
 #include <linux/spinlock.h>
 #include <linux/ktime.h>
+#include <linux/math64.h>
 #include <linux/bitmap.h>
 #include <linux/percpu.h>
 #include <linux/uaccess.h>
@@ -53,6 +56,10 @@
 /* after every other netdev-ingress hook (nftables' chains too), as PRE_ROUTING's place was */
 #define PGRX_INGRESS_PRIORITY (1 << 30)
 #define PGRX_WINDOW 16384		/* sequence numbers remembered per stream */
+#define PGRX_EVERY_MAX (1 << 20)	/* the sparsest latency sample: 1 in 2^20 */
+/* sequence numbers sampled for latency: those whose Fibonacci hash is below a cut of 2^32/N
+ * (one in N; pktgen numbers 1, 2, 3...: the hash spreads them, no period lines up with N) */
+#define PGRX_HASH 0x9e3779b1u
 /* latency buckets, HdrHistogram's layout: exact below 2^SUB_BITS us, then HALF buckets per
  * power of two up to 2^TOP_BIT us (18 minutes; beyond counts in the last bucket) */
 #define PGRX_SUB_BITS 8
@@ -98,6 +105,8 @@ struct pgrx_net {
 	spinlock_t lock;		/* adding streams, reset */
 	unsigned int port;
 	bool drop;
+	unsigned int lat_every;		/* latency: 1 sequence number in lat_every (0: none) */
+	u64 lat_cut;			/* 2^32 / lat_every: hashes below it are sampled */
 	struct pgrx_cpu __percpu *cpu;
 	struct pgrx_stream streams[PGRX_STREAMS];
 	atomic64_t streams_overflow;
@@ -340,7 +349,7 @@ static unsigned int pgrx_count(struct pgrx_net *pn, struct sk_buff *skb,
 				new = pgrx_track(s, ntohl(sh->seq));
 				spin_unlock(&s->lock);
 			}
-			if (new)
+			if (new && (u64)(u32)(ntohl(sh->seq) * PGRX_HASH) < READ_ONCE(pn->lat_cut))
 				pgrx_latency(pc, sh);
 		}
 		dropping = READ_ONCE(pn->drop);
@@ -511,6 +520,7 @@ static int pgrx_show(struct seq_file *m, void *v)
 	seq_printf(m, "pktgen %llu\nother %llu\nfragments %llu\ngro %llu\n"
 		   "streams_overflow %llu\n", PGRX_SUM(pktgen), PGRX_SUM(other),
 		   PGRX_SUM(fragments), PGRX_SUM(gro), atomic64_read(&pn->streams_overflow));
+	seq_printf(m, "latency_every %u\n", READ_ONCE(pn->lat_every));
 	seq_printf(m, "latency_samples %llu\nlatency_sum_us %llu\nlatency_min_us %llu\n"
 		   "latency_max_us %llu\nlatency_future %llu\n", samples, PGRX_SUM(lat_sum_us),
 		   samples ? min_us : 0, max_us, PGRX_SUM(lat_future));
@@ -538,6 +548,13 @@ static int pgrx_show(struct seq_file *m, void *v)
 	return 0;
 }
 
+/* Sample one sequence number in ``every`` for latency from now on (0: none). */
+static void pgrx_latency_every(struct pgrx_net *pn, unsigned int every)
+{
+	WRITE_ONCE(pn->lat_every, every);
+	WRITE_ONCE(pn->lat_cut, every ? div_u64(1ULL << 32, every) : 0);
+}
+
 static int pgrx_write(struct file *file, char *buf, size_t size)
 {
 	struct net *net = seq_file_single_net(file->private_data);
@@ -553,6 +570,8 @@ static int pgrx_write(struct file *file, char *buf, size_t size)
 		WRITE_ONCE(pn->drop, value);
 	} else if (sscanf(buf, "port %u", &value) == 1 && value >= 1 && value <= 65535) {
 		WRITE_ONCE(pn->port, value);
+	} else if (sscanf(buf, "latency %u", &value) == 1 && value <= PGRX_EVERY_MAX) {
+		pgrx_latency_every(pn, value);
 	} else if (sscanf(buf, "ingress add %16s", name) == 1 && strlen(name) < IFNAMSIZ) {
 		return pgrx_ingress_write(net, pn, true, name);
 	} else if (sscanf(buf, "ingress del %16s", name) == 1 && strlen(name) < IFNAMSIZ) {
@@ -573,6 +592,7 @@ static int __net_init pgrx_net_init(struct net *net)
 		spin_lock_init(&pn->streams[i].lock);
 	pn->port = port;
 	pn->drop = drop;
+	pgrx_latency_every(pn, 1);
 	pn->cpu = alloc_percpu(struct pgrx_cpu);
 	if (!pn->cpu)
 		return -ENOMEM;

@@ -279,7 +279,8 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
         counter = request.getfixturevalue("rx_counter")(topology, backend, **drop)
         def searched():
             return search.search(topology, counter, pktgen_point.frame, chosen, index,
-                                 params=dict(pktgen_settings.params))
+                                 params=dict(pktgen_settings.params),
+                                 latency_every=pktgen_settings.latency_every)
 
         if measure.take_benchmark(request.node):
             found = searched()

@@ -14,6 +14,7 @@ import pytest
 
 from .errors import PktgenConfigError
 from .host.ssh import check_host_name, parse_url
+from .lab.latency import check_every
 from .lab.rx import BACKENDS
 from .measurement.gates import TOLERANCE_METRICS, latency_requirements, requirement
 from .measurement.point import AXES, check_value
@@ -72,6 +73,16 @@ def frame_sizes(text: str) -> tuple[int, ...]:
     if len(set(sizes)) != len(sizes):
         raise argparse.ArgumentTypeError(f"{text!r} names a frame size twice")
     return tuple(sizes)
+
+
+def latency_every(text: str) -> int | str:
+    """``auto`` or a latency sample of one in N (0: none)."""
+    raw = str(text).strip()
+    try:
+        return check_every(raw if raw == "auto" else int(raw))
+    except (ValueError, PktgenConfigError) as err:
+        allowed = err.allowed if isinstance(err, PktgenConfigError) else "auto or a number"
+        raise argparse.ArgumentTypeError(f"{text!r}: {allowed}") from None
 
 
 def ratio(text: str) -> float:
@@ -280,6 +291,10 @@ OPTIONS = (
            "ratep=100000 (repeatable)", (), param, "NAME=VALUE", multiple=True),
     Option("pktgen_rx", f"receive counter for loss: {', '.join(BACKENDS)}", "ifstats",
            choice(*BACKENDS), "BACKEND"),
+    Option("pktgen_latency_every", "latency sample at the kmod counter: one pktgen sequence "
+           "number in N (1: every one, 0: none), or auto: every packet up to 32,768 pps, one in a "
+           "power of two above, one in 64 unpaced (a sample costs the sink pps)", "auto",
+           latency_every, "auto|N"),
     Option("pktgen_sink", "what a topology's sink does with pktgen's frames: discard (count "
            "and drop them at its tc ingress, the cheapest: the sink is not what is measured) or "
            "stack (up its stack to UDP port 9, as a receiving host takes them)", "discard",

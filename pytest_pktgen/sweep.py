@@ -14,6 +14,7 @@ import pytest
 
 from . import options
 from .errors import PktgenConfigError
+from .lab.latency import check_every
 from .lab.rx import BACKENDS
 from .measurement.point import AXES, RUN_KEYS, Point, Settings, check_value
 from .measurement.search import SearchSettings
@@ -35,6 +36,7 @@ def settings_for(config: pytest.Config, marker_kwargs: Mapping[str, object],
         count=0 if duration else options.get(config, "pktgen_count"), duration=duration,
         rounds=options.get(config, "pktgen_repeats"), warmup=options.get(config, "pktgen_warmup"),
         rx=options.get(config, "pktgen_rx"),
+        latency_every=options.get(config, "pktgen_latency_every"),
         params=dict(options.get(config, "pktgen_param")),
     )
     fields = {}
@@ -105,6 +107,10 @@ def _check_settings(s: Settings, where: str) -> None:
         bad(f"{where}: warmup {s.warmup!r}: a whole number, 0 or more")
     if s.rx not in BACKENDS and s.rx is not None:
         bad(f"{where}: rx {s.rx!r}: one of {', '.join(BACKENDS)}, or None")
+    try:
+        check_every(s.latency_every)
+    except PktgenConfigError as err:
+        bad(f"{where}: latency_every {s.latency_every!r}: {err.allowed}")
 
 
 def point_from_marker(config: pytest.Config, marker_kwargs: Mapping[str, object],

@@ -1,13 +1,21 @@
-"""One-way latency as pgrx measures it: every pktgen packet's, in HdrHistogram's layout.
+"""One-way latency as pgrx measures it: pktgen packets', in HdrHistogram's layout.
 
 pgrx (kmod/) stamps nothing: pktgen writes its send time (µs) into each packet's header and
-pgrx takes the difference at ingress, one sample per new sequence number, into buckets exact
-below 2^``sub_bits`` µs and within 1/2^(``sub_bits``-1) above. That is HdrHistogram's layout at
+pgrx takes the difference at ingress, one sample per new sequence number (or one number in N,
+:func:`sampled`), into buckets exact below 2^``sub_bits`` µs and within 1/2^(``sub_bits``-1)
+above. That is HdrHistogram's layout at
 2 significant figures, so the buckets become an :class:`hdrh.histogram.HdrHistogram` without
 losing anything (PyPI ``hdrhistogram``: merging rounds, percentiles, a portable encoding).
 
 Both ends read the same clock only on one host (the VM lab's namespaces, a crossover cable on
 one machine): across hosts a latency needs synchronised clocks and is not reported here.
+
+A sample is a clock read and a histogram update at the sink, for each packet: at high rates
+that costs the sink pps (1.2 % of the VM lab's veth rate). A measurement samples every packet
+up to :data:`SAMPLES_PER_S` packets per second and one in a power of two above it, one in
+:data:`UNPACED_EVERY` when it is not paced (:func:`every_for`); reports say which
+(``lat_every``). The numbers sampled are chosen by a hash of the sequence number alone, so
+the choice cannot follow a packet's arrival time or latency.
 
 pktgen stamps a packet when it builds it, then waits for its send time: a paced run (``ratep``
 or ``delay``) adds that wait, up to one inter-packet gap per thread, to every sample
@@ -19,8 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ..errors import PktgenConfigError
 from ..host import clock
 from ..host.clock import ClockOffset
+from ..pktgen.check import NEVER, expected_params
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
 NAMES = (*PERCENTILES, "max")  # what a latency gate or column names
@@ -30,6 +40,14 @@ def column(name: str) -> str:
     """A percentile's report column (and row attribute): ``p99.9`` -> ``lat_p999_us``."""
     return f"lat_{name.replace('.', '')}_us"
 HIGHEST_US = 2**30  # pgrx's last bucket: 18 minutes
+EVERY_MAX = 1 << 20  # pgrx's sparsest latency sample: 1 sequence number in 2^20
+HASH = 0x9E3779B1  # pgrx's hash of a sequence number (Fibonacci's: 2^32 / the golden ratio)
+# "auto": every packet a sample up to this many packets per second (a clock read each costs a
+# CPU well under 1 % at this rate on a real host), one in a power of two above it
+SAMPLES_PER_S = 32_768
+# "auto" when the rate is not known (unpaced): a 10G line's 14.88 Mpps of 64-byte frames gives
+# 232,500 samples/s, and the VM lab's 150 kpps 2,300
+UNPACED_EVERY = 64
 SIGNIFICANT = 2  # HdrHistogram's significant figures: 256 sub-buckets, pgrx's sub_bits 8
 
 
@@ -37,7 +55,8 @@ SIGNIFICANT = 2  # HdrHistogram's significant figures: 256 sub-buckets, pgrx's s
 class Latency:
     """Latency samples of a run (or merged runs), µs: their count, min/max/sum and the
     buckets (lowest value -> count); ``future`` samples had a send time after arrival (clocks
-    not in step: not counted)."""
+    not in step: not counted). ``every``: one sequence number in ``every`` was sampled (1: each
+    one; runs merged with different ones: the largest)."""
 
     samples: int = 0
     min_us: int = 0
@@ -45,6 +64,7 @@ class Latency:
     sum_us: int = 0
     future: int = 0
     buckets: dict[int, int] = field(default_factory=dict)
+    every: int = 1
 
     @property
     def avg_us(self) -> float:
@@ -92,7 +112,7 @@ class Latency:
             merged[low] = merged.get(low, 0) + count
         return Latency(self.samples + other.samples, min(self.min_us, other.min_us),
                        max(self.max_us, other.max_us), self.sum_us + other.sum_us,
-                       self.future + other.future, merged)
+                       self.future + other.future, merged, max(self.every, other.every))
 
 
 def merged(latencies) -> Latency | None:
@@ -115,6 +135,40 @@ def parse_buckets(text: str) -> tuple[int, dict[int, int]]:
         low, _, count = pair.partition(":")
         buckets[int(low)] = int(count)
     return int(first), buckets
+
+
+def sampled(seq: int, every: int) -> bool:
+    """Whether pgrx samples pktgen's sequence number ``seq`` for latency at one in ``every``
+    (pgrx's rule: the number's 32-bit Fibonacci hash below 2^32 / ``every``)."""
+    return every > 0 and (seq * HASH) & 0xFFFFFFFF < (1 << 32) // every
+
+
+def check_every(value: object) -> int | str:
+    """A latency sample setting: ``"auto"`` or one sequence number in N, 0 (none) to
+    :data:`EVERY_MAX`; raises PktgenConfigError otherwise."""
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                           and 0 <= value <= EVERY_MAX):
+        return value
+    raise PktgenConfigError("latency_every", value, "auto, or a latency sample of one "
+                            f"sequence number in N: 0 (none), 1 (every one) to {EVERY_MAX}")
+
+
+def every_for(setting: int | str, configs) -> int:
+    """The sample pgrx takes (one sequence number in N) for a run of pktgen's ``configs``:
+    ``setting`` itself, or for ``"auto"`` every number up to :data:`SAMPLES_PER_S` packets
+    per second in all, one in the power of two that keeps it there above, and
+    :data:`UNPACED_EVERY` when a device is not paced."""
+    if setting != "auto":
+        return check_every(setting)
+    # the gap pktgen keeps, ns, as the kernel shows it (ratep and rate become one)
+    delays = [int(expected_params(c).get("delay", 0)) for c in configs]
+    if not delays or not all(0 < d < NEVER for d in delays):
+        return UNPACED_EVERY
+    pps = sum(1e9 / d for d in delays)
+    every = 1
+    while pps / every > SAMPLES_PER_S:
+        every *= 2
+    return every
 
 
 def pacing_wait_us(ratep_per_thread: float | None) -> float:

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from .. import host
-from ..errors import PktgenRunError
+from ..errors import PktgenConfigError, PktgenRunError
 from ..host import netdev, netlink
 from ..pktgen.proc import write_command
 from ..run.runner import RunResult
-from .latency import Latency, merged, parse_buckets
+from .latency import EVERY_MAX, Latency, check_every, merged, parse_buckets
 
 KMOD_DIR = Path(__file__).resolve().parents[2] / "kmod"
 KMOD_NAME = "pgrx"
@@ -244,6 +244,10 @@ class RxCounter:
     def read(self) -> RxCount:
         raise NotImplementedError
 
+    def sample_latency(self, every: int) -> None:
+        """Sample latency at one sequence number in ``every`` from the next reset on: only
+        pgrx measures latency, the other counters have nothing to sample."""
+
     def settled(self, sent: int | None = None) -> RxCount:
         """:meth:`read` once nothing more is in flight (see :func:`settle`): at once when
         ``sent`` frames have arrived."""
@@ -301,26 +305,39 @@ def _pgrx_write(text: str) -> str | None:
     return None
 
 
+def _check_every(every: object) -> int:
+    """A counter's latency sample: a number (a measurement turns ``"auto"`` into one by its
+    rate)."""
+    if check_every(every) == "auto":
+        raise PktgenConfigError("latency_every", every, "0 (none) or one sequence number in "
+                                f"N, 1 to {EVERY_MAX}: a measurement turns auto into one")
+    return every
+
+
 class KmodCounter(RxCounter):
     """The pgrx module's per-namespace counters of pktgen packets (UDP ``port``), at the sink
     device's netdev ingress (``hook="ingress"``, the default: before the IP layer, so a dropped
     frame costs the sink no ip_rcv) or at PRE_ROUTING (``hook="prerouting"``: every device of
     the namespace, after ip_rcv's checks). Where the ingress hook cannot be had (a pgrx loaded
     from an older build, a kernel without netfilter ingress) it counts at PRE_ROUTING, and
-    :attr:`hook_error` says why; :attr:`hook` is where it counts."""
+    :attr:`hook_error` says why; :attr:`hook` is where it counts. It samples latency at one
+    sequence number in ``latency_every`` (1: every one; see
+    :func:`pytest_pktgen.lab.latency.sampled`); what a read says is what pgrx did."""
 
     backend = "kmod"
 
     def __init__(self, ifname: str, netns: str | None, port: int = 9, drop: bool = False,
-                 hook: str = "ingress"):
+                 hook: str = "ingress", latency_every: int = 1):
         if hook not in KMOD_HOOKS:
             raise ValueError(f"hook={hook!r}: pgrx counts at {' or '.join(KMOD_HOOKS)}")
+        _check_every(latency_every)
         super().__init__(ifname, netns)
         self.port = _check_port(port)
         self.drop = drop
         self.hook, self.hook_error = "prerouting", None
         self._command(f"port {port}")
         self._command(f"drop {int(drop)}")
+        self.sample_latency(latency_every)
         if hook == "ingress":
             self.hook_error = self._hook_command("add")
             if self.hook_error is None:
@@ -343,6 +360,11 @@ class KmodCounter(RxCounter):
                 raise RuntimeError(said)
             self.hook = hook
 
+    def sample_latency(self, every: int) -> None:
+        """One sequence number in ``every`` from now on, in the whole namespace (as ``drop``;
+        a pgrx without sampling, an older build, samples each one: its reads say so)."""
+        self.host.call(_pgrx_write, f"latency {_check_every(every)}")
+
     def reset(self) -> None:
         self._command("reset")
 
@@ -355,6 +377,7 @@ class KmodCounter(RxCounter):
     def _undo(self) -> None:
         if self.host.exists:
             self._command("drop 0")
+            self.sample_latency(1)  # pgrx's default
             if self.hook == "ingress":  # gone already if the device left the namespace
                 self._hook_command("del")
 
@@ -382,7 +405,8 @@ def parse_pgrx(text: str) -> RxCount:
             values[key] = int(rest)
     latency = Latency(values.get("latency_samples", 0), values.get("latency_min_us", 0),
                       values.get("latency_max_us", 0), values.get("latency_sum_us", 0),
-                      values.get("latency_future", 0), buckets)
+                      values.get("latency_future", 0), buckets,
+                      values.get("latency_every", 1))  # an older pgrx samples each number
     other = {k: values.get(k, 0) for k in ("other", "fragments", "gro", "streams_overflow")}
     return RxCount("kmod", values["packets"], values["bytes"], values.get("dropped", 0),
                    values.get("pktgen"), streams, latency, other=other)

@@ -27,7 +27,7 @@ from ..pktgen.params import (
 # one flow whatever N says, and nothing per flow for IPv6.)
 FLOW_PORT_BASE = 1024
 FLOWS_MAX = 0xFFFF - FLOW_PORT_BASE  # udp_src_max, exclusive, is a port number too
-RUN_KEYS = ("count", "duration", "rounds", "warmup", "rx", "flags", "ipv6")
+RUN_KEYS = ("count", "duration", "rounds", "warmup", "rx", "flags", "ipv6", "latency_every")
 
 
 
@@ -148,3 +148,6 @@ class Settings:
     params: dict = field(default_factory=dict)
     flags: tuple[str, ...] = ()
     ipv6: bool = False
+    # pgrx's latency sample: one sequence number in N, or "auto" by the run's rate
+    # (:func:`pytest_pktgen.lab.latency.every_for`)
+    latency_every: int | str = "auto"

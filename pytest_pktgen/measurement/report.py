@@ -33,7 +33,8 @@ UNITS = ("frame = bytes on the wire with the 4-byte FCS; pkt_size = frame - 4, a
          "(frame sent + 20 B; of an IMIX, its average frame sent: avg_frame, from the counts "
          "of each size in sizes); offered = sent (accepted by the driver) + errors (refused by "
          "it); loss = offered - received; latency (lat_*_us, pgrx) one-way in µs from pktgen's "
-         "timestamp, each sample including up to pacing_wait_us of pktgen's own wait when paced; "
+         "timestamp, of one sequence number in lat_every (1: every packet), each sample "
+         "including up to pacing_wait_us of pktgen's own wait when paced; "
          "sink = where the sink dropped pktgen's frames: tc-drop at its tc ingress, kmod-drop "
          "at its netdev ingress by pgrx (kmod-drop-prerouting: after the IP layer, slower), "
          "stack: up the sink's stack")
@@ -242,7 +243,7 @@ def tables(rows: list[Row]) -> list[tuple[str, list[str]]]:
         sinks = sorted({s for s in group.get("sink", pd.Series(dtype=str)).dropna() if s})
         title = f"{name}: {len(group)} point(s)" + (
             f", received counted by {', '.join(backends)}" if backends else "") + (
-            f", sink {', '.join(sinks)}" if sinks else "")
+            f", sink {', '.join(sinks)}" if sinks else "") + _sample_part(group)
         out.append((title, text.splitlines()))
     return out
 
@@ -289,6 +290,15 @@ def search_tables(searches: list[SearchResult]) -> list[tuple[str, list[str]]]:
             text += _clock_line(f"{what} NDR", r)
         out.append((title, text.splitlines()))
     return out
+
+
+def _sample_part(group) -> str:
+    """The latency's sample, for a table's title: of every packet, or one in N."""
+    if "lat_every" not in group:
+        return ""
+    every = sorted({int(v) for v in group["lat_every"].dropna()})
+    return ", latency of " + " or ".join("every packet" if n == 1 else f"1 packet in {n}"
+                                        for n in every) if every else ""
 
 
 def _clock_line(what: str, r) -> str:
@@ -376,6 +386,8 @@ def plot_latency(rows: list[Row], path: Path) -> Path:
             ys.append(seen / total)
         what = ", ".join(v for v in (row.point.id or f"{row.frame}B", row.label) if v)
         wait = f", pacing wait {row.pacing_wait_us:,.0f} µs" if row.pacing_wait_us else ""
+        if row.latency.every > 1:
+            wait += f", 1 packet in {row.latency.every}"
         ax.step(xs, ys, where="post", color=f"C{n % 10}",
                 label=f"{what}: p50 {row.lat_p50_us:,.0f}, p99 {row.lat_p99_us:,.0f} µs{wait}")
     for share in (0.5, 0.9, 0.99):
@@ -386,7 +398,7 @@ def plot_latency(rows: list[Row], path: Path) -> Path:
     ax.set_ylabel("share of packets at or below")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    ax.set_title(f"{rows[0].name}: latency of every packet (dotted: p50, p90, p99)")
+    ax.set_title(f"{rows[0].name}: latency of the packets sampled (dotted: p50, p90, p99)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

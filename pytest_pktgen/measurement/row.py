@@ -34,7 +34,7 @@ def key_of(test: str, label: str | None) -> str:
 CPU_COLUMNS = ("cpu_pktgen_ns", "cpu_softirq_ns", "pktgen_busy", "net_tx_softirqs",
                "net_rx_softirqs")
 # the latency columns (Row.latency_us), also attributes of a row
-LATENCY_COLUMNS = (*(column(name) for name in NAMES), "lat_avg_us", "lat_samples")
+LATENCY_COLUMNS = (*(column(name) for name in NAMES), "lat_avg_us", "lat_samples", "lat_every")
 # beside them where the latency was measured across two machines (Row.clock)
 CLOCK_COLUMNS = ("lat_clock_offset_us", "lat_clock_uncertainty_us")
 
@@ -217,14 +217,16 @@ class Row:
         return verdict(lost, self.errors, self.drops, unsent)
 
     def latency_us(self) -> dict[str, float | None]:
-        """The latency columns: p50, p90, p99, p99.9, max and avg in µs, the samples and the
-        pacing's wait beside them (empty where no latency was measured)."""
+        """The latency columns: p50, p90, p99, p99.9, max and avg in µs, the samples (one
+        sequence number in ``lat_every``) and the pacing's wait beside them (empty where no
+        latency was measured)."""
         if self.latency is None:
             return {}
         pct = self.latency.percentiles()
         out = {column(name): value for name, value in pct.items()}
         out["lat_avg_us"] = self.latency.avg_us if self.latency.samples else None
         out["lat_samples"] = self.latency.samples
+        out["lat_every"] = self.latency.every  # one sequence number in N sampled
         out["pacing_wait_us"] = self.pacing_wait_us
         if self.clock is not None:  # measured across machines: their clocks' offset beside
             out["lat_clock_offset_us"] = self.clock.offset_ns / 1e3

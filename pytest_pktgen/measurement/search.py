@@ -27,7 +27,7 @@ from .. import host
 from ..errors import PktgenConfigError
 from ..host.clock import ClockOffset
 from ..host.netdev import link_speed_mbps
-from ..lab.latency import Latency, clock_between
+from ..lab.latency import Latency, clock_between, every_for
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import pkt_size_of
 from .row import L1_OVERHEAD, key_of
@@ -109,9 +109,10 @@ class PktgenMeasurer:
     ``params`` are more pktgen parameters."""
 
     def __init__(self, topology: Topology, counter, frame: int = 64, index: int = 0,
-                 params: dict | None = None):
+                 params: dict | None = None, latency_every: int | str = "auto"):
         self.topology, self.counter, self.frame, self.index = topology, counter, frame, index
         self.params = dict(params or {})
+        self.latency_every = latency_every  # the latency trial's sample (every_for)
         self.trials: list[Trial] = []
         self.warmup_pending = False  # the next trial is MLRsearch's warm-up
 
@@ -121,15 +122,17 @@ class PktgenMeasurer:
         return thread_configs(self.topology, self.index, threads, count,
                               **{**self.params, "pkt_size": pkt_size_of(self.frame), **paced})
 
-    def trial(self, duration: float, load: float | None) -> Trial:
+    def trial(self, duration: float, load: float | None, latency: bool = False) -> Trial:
         """``load`` pps for ``duration`` s; ``load`` None: as fast as pktgen goes on one
-        thread, for ``duration`` s (count 0)."""
+        thread, for ``duration`` s (count 0). A throughput trial samples no latency (a
+        sample costs the sink pps); a ``latency`` one samples as :attr:`latency_every` says."""
         threads = threads_for(load, len(self.topology.pktgen.threads())) if load else 1
         count = max(1, round(load * duration)) if load else 0
         limit = duration * LATE_SLACK[0] + LATE_SLACK[1] if load else duration
+        configs = self.configs(count, load, threads)
+        self.counter.sample_latency(every_for(self.latency_every, configs) if latency else 0)
         started = time.monotonic()
-        result = self.topology.run(self.configs(count, load, threads), rx=[self.counter],
-                                   duration=limit)
+        result = self.topology.run(configs, rx=[self.counter], duration=limit)
         elapsed = max(s.result.elapsed_us for s in result.devices.values()) / 1e6
         self.last_count = result.received[self.counter.backend]
         return Trial(float(load or 0), duration, count or result.offered, result.sent,
@@ -317,11 +320,13 @@ class SearchResult:
         }
 
     def latency_columns(self) -> dict:
-        """The latency at the NDR: its load and p50/p99/max µs (None where not measured)."""
+        """The latency at the NDR: its load, p50/p99/max µs and its sample (one sequence
+        number in ``ndr_lat_every``; None where not measured)."""
         pct = self.latency.percentiles() if self.latency else {}
         clock = self.latency_clock
         return {"latency_load": self.latency_load,
                 **{f"ndr_lat_{k}_us": pct.get(k) for k in ("p50", "p99", "max")},
+                "ndr_lat_every": self.latency.every if self.latency else None,
                 **({"lat_clock_offset_us": clock.offset_ns / 1e3,
                     "lat_clock_uncertainty_us": clock.uncertainty_ns / 1e3} if clock else {})}
 
@@ -354,14 +359,17 @@ def line_rate_pps(speed_mbps: int, frame: int) -> float:
 
 def search(topology: Topology, counter, frame: int = 64,
            settings: SearchSettings = SearchSettings(), index: int = 0,
-           search_duration_max: float = 600.0, params: dict | None = None) -> SearchResult:
+           search_duration_max: float = 600.0, params: dict | None = None,
+           latency_every: int | str = "auto") -> SearchResult:
     """Search ``topology``'s tx link ``index`` at ``frame`` bytes for each goal's throughput,
     counting at its sink with ``counter`` (a receive counter that counts, not the sniffer).
     Max load: the settings' if given, else the link's speed where known, else what pktgen
-    sends back-to-back (one thread, :data:`MAX_LOAD_PROBE_S`)."""
+    sends back-to-back (one thread, :data:`MAX_LOAD_PROBE_S`). Latency is measured in a trial
+    of its own at the NDR, sampled as ``latency_every`` says (the throughput trials sample
+    none)."""
     goals = settings.goals()
     min_load, max_load = settings.min_load, settings.max_load
-    measurer = PktgenMeasurer(topology, counter, frame, index, params)
+    measurer = PktgenMeasurer(topology, counter, frame, index, params, latency_every)
     started = time.monotonic()
     source = "given"
     tx = topology.tx[index]
@@ -399,7 +407,7 @@ def search(topology: Topology, counter, frame: int = 64,
     ndr = next((r for r in results if r.goal.loss_ratio == 0.0 and r.lower_pps), None)
     latency = across = None
     if ndr is not None and counter.backend in LATENCY_BACKENDS:
-        measurer.trial(settings.final_trial_duration, ndr.lower_pps)
+        measurer.trial(settings.final_trial_duration, ndr.lower_pps, latency=True)
         latency = measurer.last_count.latency
         across = clock_between(topology) if latency is not None else None
     return SearchResult(frame, results, measurer.trials, float(max_load), source,

@@ -7,6 +7,8 @@ import ipaddress
 from .params import DELAY_PAUSE, PARAMS, DeviceConfig
 from .parse import DeviceStatus
 
+NEVER = 2**64 - 1  # a delay of "never transmit" (DELAY_PAUSE), as pktgen shows it: ULLONG_MAX
+
 # config parameter -> the Params key pktgen shows it under (same name when absent here)
 _SHOWN_AS = {"dst": "dst_min", "dst6": "daddr", "dst6_min": "min_daddr", "dst6_max": "max_daddr",
              "src6": "saddr"}
@@ -34,7 +36,7 @@ def expected_params(config: DeviceConfig) -> dict[str, str]:
             if int(wire) > 1:
                 out[name] = wire
         elif name == "delay" and int(wire) == DELAY_PAUSE:
-            out[name] = str(2**64 - 1)  # "never transmit": shown as ULLONG_MAX
+            out[name] = str(NEVER)
         else:
             out[_SHOWN_AS.get(name, name)] = wire
     rate, ratep = config.get("rate"), config.get("ratep")

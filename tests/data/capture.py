@@ -125,6 +125,13 @@ def test_capture_pgrx(veth, rx_counter, pktgen_module):
     save("pgrx-veth-every7th-dropped.txt", kmod.raw(), pktgen_module.kernel_release)
 
 
+def test_capture_pgrx_sampled(veth, rx_counter, pktgen_module):
+    """/proc/net/pgrx after 10000 frames, latency sampled at one sequence number in 16."""
+    kmod = rx_counter(veth, "kmod", latency_every=16)
+    veth.run(veth.config(count=10_000, pkt_size=60))
+    save("pgrx-veth-latency-every16.txt", kmod.raw(), pktgen_module.kernel_release)
+
+
 def test_capture_cpu_counters(dummy, pktgen, pktgen_module):
     """/proc/stat, /proc/softirqs and a pktgen thread's /proc/<pid>/schedstat and comm right
     after a run on a dummy."""

@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from pytest_pktgen.host.netns import call_in
+from pytest_pktgen.lab.latency import UNPACED_EVERY, sampled
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +66,12 @@ def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_ben
           f"{slower.pacing_wait_us:,.0f} us); unpaced p50 {unpaced.lat_p50_us:,.0f} us")
     # pktgen stamps, then waits for the send time: the paced median carries that wait (the
     # reports' pacing_wait_us), at most one gap; a gap twice as long moves it by the gap added
-    assert unpaced.pacing_wait_us == 0 and unpaced.lat_samples == unpaced.received
+    # unpaced: a measurement samples one sequence number in UNPACED_EVERY (a clock read per
+    # packet would cost the sink pps); paced this slowly, every one
+    assert unpaced.pacing_wait_us == 0 and unpaced.lat_every == UNPACED_EVERY
+    picked = sum(sampled(seq, UNPACED_EVERY) for seq in range(1, 2 * PACE + 1))
+    assert 0 < unpaced.lat_samples <= picked
+    assert unpaced.lat_samples == picked or unpaced.received < unpaced.sent
     assert slower.pacing_wait_us == pytest.approx(2e6 / PACE)
     assert slower.received == slower.lat_samples == 2 * PACE
     added = slower.pacing_wait_us - base.pacing_wait_us
@@ -75,7 +81,7 @@ def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_ben
     assert base.lat_p50_us <= base.pacing_wait_us + MARGIN[1]
     for delay, row in measured.items():
         assert row.received == row.sent == 2 * PACE  # nothing lost: every packet a sample
-        assert row.lat_samples == row.received
+        assert row.lat_samples == row.received and row.lat_every == 1
         assert row.lat_p50_us <= row.lat_p90_us <= row.lat_p99_us <= row.lat_max_us
         assert row.pacing_wait_us == pytest.approx(1e6 / PACE)
         if delay:

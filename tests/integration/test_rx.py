@@ -10,6 +10,7 @@ from accounting import CABLE_QUEUE, sent_checked, wait_until
 from pytest_pktgen.errors import PktgenRunError
 from pytest_pktgen.host.netns import call_in
 from pytest_pktgen.lab import rx
+from pytest_pktgen.lab.latency import sampled
 from pytest_pktgen.lab.topology import UDP_SRC, thread_configs
 from pytest_pktgen.run.runner import PktgenRun
 
@@ -85,7 +86,8 @@ def test_a_million_frames_counted_exactly(topology, request, rx_counter, irq_pin
 
 def test_known_loss_is_measured(veth, rx_counter):
     """nftables drops every 10th frame at the sink's ingress: pgrx finds exactly those missing,
-    and no duplicates or reordering."""
+    and no duplicates or reordering. Its latency sample of one sequence number in 16 is exactly
+    the numbers its hash picks among those that arrived; with sampling off it counts alike."""
     sink = veth.sink
     _nft(sink.netns, f"""
         table netdev pgloss {{
@@ -94,7 +96,7 @@ def test_known_loss_is_measured(veth, rx_counter):
                 udp dport 9 numgen inc mod 10 == 0 counter drop
             }}
         }}""")
-    ifstats, kmod = rx_counter(veth, "ifstats"), rx_counter(veth, "kmod")
+    ifstats, kmod = rx_counter(veth, "ifstats"), rx_counter(veth, "kmod", latency_every=16)
     nft = rx_counter(veth, "nft")  # priority -500: before the dropping table (priority 0)
     result = veth.run(veth.config(count=100_000, pkt_size=60))
     assert nft.settled(result.sent).packets == result.sent
@@ -106,6 +108,17 @@ def test_known_loss_is_measured(veth, rx_counter):
     assert count.packets == result.sent - dropped
     assert stream.lost() == stream.lost(sent=result.sent) == dropped
     assert stream.duplicates == stream.late == 0
+    # numgen counts from 0: sequence numbers 1, 11, 21... were dropped
+    picked = sum(sampled(seq, 16) for seq in range(1, 100_001) if seq % 10 != 1)
+    latency = count.latency
+    assert latency.every == 16 and latency.samples + latency.future == picked
+    assert 90_000 // 16 * 0.9 < picked < 90_000 // 16 * 1.1  # one in 16, near enough
+    kmod.sample_latency(0)
+    kmod.reset()
+    again = veth.run(veth.config(count=1_000, pkt_size=60))
+    count = kmod.settled(again.sent - 100)
+    assert count.packets == again.sent - 100 and count.latency.samples == 0
+    assert count.latency.every == 0
 
 
 def test_clones_are_duplicates_not_loss(crossover, rx_counter):

@@ -6,9 +6,20 @@ from __future__ import annotations
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from pytest_pktgen.lab.latency import Latency, merged, pacing_wait_us, parse_buckets
+from pytest_pktgen.errors import PktgenConfigError
+from pytest_pktgen.lab.latency import (
+    SAMPLES_PER_S,
+    UNPACED_EVERY,
+    Latency,
+    every_for,
+    merged,
+    pacing_wait_us,
+    parse_buckets,
+    sampled,
+)
 from pytest_pktgen.measurement import gates
 from pytest_pktgen.measurement.row import Row
+from pytest_pktgen.pktgen.params import DeviceConfig
 
 
 def test_percentiles_are_exact_below_256_us_and_within_a_128th_above():
@@ -33,6 +44,38 @@ def test_rounds_merge_into_one_distribution_and_encode_for_any_hdr_library():
     assert merged([None, None]) is None and a + Latency() == a
     decoded = HdrHistogram.decode(both.encoded())
     assert decoded.get_total_count() == 5 and decoded.get_value_at_percentile(50) == 20
+
+
+def test_pgrx_samples_one_number_in_n_by_a_hash_that_no_period_lines_up_with():
+    assert all(sampled(seq, 1) for seq in range(1, 1_000)) and not any(
+        sampled(seq, 0) for seq in range(1, 1_000))
+    for every in (2, 7, 16, 64):
+        picked = sum(sampled(seq, every) for seq in range(1, 100_001))
+        assert abs(picked - 100_000 / every) <= 0.02 * 100_000 / every, (every, picked)
+        # a loss of every 7th or 10th packet takes its share of the sample, no more
+        for period in (7, 10):
+            kept = sum(sampled(seq, every) for seq in range(1, 100_001) if seq % period)
+            assert abs(kept / picked - (period - 1) / period) < 0.03, (every, period)
+
+
+def test_a_measurement_samples_every_packet_up_to_its_budget_and_fewer_above():
+    def configs(*paces, **more):
+        return [DeviceConfig(f"eth1@{n}", {"pkt_size": 60, **({"ratep": p} if p else {}),
+                                           **more}, thread=n) for n, p in enumerate(paces)]
+
+    assert every_for("auto", configs(2_000)) == 1
+    assert every_for("auto", configs(SAMPLES_PER_S - 100)) == 1
+    assert every_for("auto", configs(SAMPLES_PER_S + 100)) == 2
+    assert every_for("auto", configs(20_000, 20_000)) == 2  # the devices' rates add up
+    assert every_for("auto", configs(1_000_000)) == 32  # the power of two that keeps the budget
+    assert every_for("auto", configs(2_000, None)) == UNPACED_EVERY  # one device unpaced
+    assert every_for("auto", configs(None, delay=10_000)) == 4  # a delay (ns): 100 kpps
+    assert every_for(3, configs(None)) == 3 and every_for(0, configs(2_000)) == 0
+    for bad in (-1, 1 << 21, 2.5, True, "often"):
+        with pytest.raises(PktgenConfigError, match="latency_every"):
+            every_for(bad, configs(2_000))
+    a, b = Latency(1, 5, 5, 5, 0, {5: 1}, every=16), Latency(1, 7, 7, 7, 0, {7: 1}, every=64)
+    assert (a + b).every == 64 and (a + Latency()).every == 16  # merged: the sparsest
 
 
 def test_pgrx_bucket_lines_and_the_pacing_wait():
@@ -83,6 +126,7 @@ def test_a_latency_baseline_regresses_by_a_share_of_its_percentile():
 
 def test_reports_carry_the_latency_columns_and_every_sample_as_hdr(tmp_path):
     import json
+    from dataclasses import replace
 
     import pandas as pd
 
@@ -102,9 +146,13 @@ def test_reports_carry_the_latency_columns_and_every_sample_as_hdr(tmp_path):
     first, second = json.loads(paths["json"].read_text())["results"]
     assert HdrHistogram.decode(first["latency_hdr"]).get_total_count() == 100
     assert "latency_hdr" not in second
-    ((_, lines),) = tables(rows)
+    ((title, lines),) = tables(rows)
     assert lines[0].split()[-7:] == ["p50", "µs", "p99", "µs", "max", "µs", "gate"]
     assert lines[1].split()[-3:] == ["90", "200", "400"] and lines[2].split()[-3:] == ["-"] * 3
+    assert title.endswith(", latency of every packet") and csv.loc[0, "lat_every"] == 1
+    rows[1] = replace(rows[1], latency=replace(lat, every=64))
+    ((title, _),) = tables(rows)
+    assert title.endswith(", latency of every packet or 1 packet in 64")
 
 
 def test_every_latency_column_is_an_attribute_of_a_row():

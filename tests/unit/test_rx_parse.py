@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pytest_pktgen.lab.latency import sampled
 from pytest_pktgen.lab.rx import parse_pgrx
 
 CAPTURED = Path(__file__).parents[1] / "data" / "captured"
@@ -78,3 +79,17 @@ def test_what_two_sinks_counted_over_one_run_adds_up():
                                                              one.other.items()}
     assert both.latency.samples == 2 * one.latency.samples
     assert both.latency.percentiles()["p50"] == one.latency.percentiles()["p50"]
+
+
+def test_parse_pgrx_sampled_capture():
+    """10,000 frames, latency sampled at one sequence number in 16: the numbers pgrx's hash
+    picks, exactly (the same rule as :func:`sampled`)."""
+    count = parse_pgrx((CAPTURED / "pgrx-veth-latency-every16.txt").read_text())
+    (stream,) = count.streams
+    assert (stream.first, stream.highest, stream.unique) == (1, 10_000, 10_000)
+    latency = count.latency
+    assert latency.every == 16 and latency.future == 0
+    assert latency.samples == sum(sampled(seq, 16) for seq in range(1, 10_001))
+    assert latency.samples == sum(latency.buckets.values()) < count.packets // 15
+    assert parse_pgrx((CAPTURED / "pgrx-veth-every7th-dropped.txt").read_text()).latency.every \
+        == 1  # captured before pgrx sampled: every number, as it did

@@ -54,6 +54,8 @@ from pytest_pktgen.measurement.row import Row
     (["--pktgen-dev", "gen:eth1", "--pktgen-rx-dev", "eth2"], "*--pktgen-dev gen:eth1: there "
      "is no --pktgen-host gen=... (hosts: none)*"),
     (["--pktgen-dev", "gen:eth 1"], "*'gen:eth 1' is not an interface name*HOST:IFNAME*"),
+    (["--pktgen-latency-every", "2000000"], "*--pktgen-latency-every*'2000000': auto, or a "
+     "latency sample of one sequence number in N: 0 (none), 1 (every one) to 1048576*"),
     (["--pktgen-vm", "--pktgen-host", "g=ssh://a"], "*--pktgen-vm runs in a VM without a "
      "network to other machines*"),
     (["--pktgen-host", "g=ssh://a", "--pktgen-ssh-config", "nowhere.conf"],
@@ -207,6 +209,15 @@ def test_marker_settings_win_over_options(pytester):
             assert pktgen_settings.rounds == 5
             assert pktgen_settings.params == {"ratep": 1000, "burst": "4"}
             assert pktgen_point.clone_skb == 10 and pktgen_point.id == ""
+            assert pktgen_settings.latency_every == 8  # the option's
+
+        @pytest.mark.pktgen(latency_every=1)
+        def test_every_packet(pktgen_settings):
+            assert pktgen_settings.latency_every == 1
+
+        @pytest.mark.pktgen(latency_every="often")
+        def test_sometimes(pktgen_settings):
+            pass
 
         def test_options(pktgen_settings, pktgen_point):
             assert pktgen_settings.count == 5000 and pktgen_settings.duration is None
@@ -219,9 +230,12 @@ def test_marker_settings_win_over_options(pytester):
     """)
     result = pytester.runpytest("--pktgen-count", "5000", "--pktgen-repeats", "2",
                                 "--pktgen-param", "burst=4", "--pktgen-sizes", "128,256",
-                                "--pktgen-clone-skb", "3")
-    result.assert_outcomes(passed=2, errors=1)
+                                "--pktgen-clone-skb", "3", "--pktgen-latency-every", "8")
+    result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines(["*test_endless: count 0: *count 0 together with a duration*"])
+    result.stdout.fnmatch_lines(["*test_sometimes: latency_every 'often': auto, or a latency "
+                                 "sample of one sequence number in N: 0 (none), 1 (every one) "
+                                 "to 1048576*"])
 
 
 # --- gates: arithmetic on measured rows ----------------------------------------------------
