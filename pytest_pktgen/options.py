@@ -14,7 +14,7 @@ import pytest
 
 from .errors import PktgenConfigError
 from .host.ssh import check_host_name, parse_url
-from .lab.latency import check_every
+from .lab.latency import SAMPLES_PER_S, UNPACED_EVERY, check_every
 from .lab.rx import BACKENDS
 from .measurement.gates import TOLERANCE_METRICS, latency_requirements, requirement
 from .measurement.point import AXES, check_value
@@ -292,9 +292,9 @@ OPTIONS = (
     Option("pktgen_rx", f"receive counter for loss: {', '.join(BACKENDS)}", "ifstats",
            choice(*BACKENDS), "BACKEND"),
     Option("pktgen_latency_every", "latency sample at the kmod counter: one pktgen sequence "
-           "number in N (1: every one, 0: none), or auto: every packet up to 32,768 pps, one in a "
-           "power of two above, one in 64 unpaced (a sample costs the sink pps)", "auto",
-           latency_every, "auto|N"),
+           f"number in N (1: every one, 0: none), or auto: every packet up to {SAMPLES_PER_S:,} "
+           f"pps, one in a power of two above, one in {UNPACED_EVERY} unpaced (a sample costs "
+           "the sink pps)", "auto", latency_every, "auto|N"),
     Option("pktgen_sink", "what a topology's sink does with pktgen's frames: discard (count "
            "and drop them at its tc ingress, the cheapest: the sink is not what is measured) or "
            "stack (up its stack to UDP port 9, as a receiving host takes them)", "discard",

@@ -3,19 +3,19 @@
 pgrx (kmod/) stamps nothing: pktgen writes its send time (µs) into each packet's header and
 pgrx takes the difference at ingress, one sample per new sequence number (or one number in N,
 :func:`sampled`), into buckets exact below 2^``sub_bits`` µs and within 1/2^(``sub_bits``-1)
-above. That is HdrHistogram's layout at
-2 significant figures, so the buckets become an :class:`hdrh.histogram.HdrHistogram` without
-losing anything (PyPI ``hdrhistogram``: merging rounds, percentiles, a portable encoding).
+above. That is HdrHistogram's layout at 2 significant figures, so the buckets become an
+:class:`hdrh.histogram.HdrHistogram` without losing anything (PyPI ``hdrhistogram``: merging
+rounds, percentiles, a portable encoding).
 
 Both ends read the same clock only on one host (the VM lab's namespaces, a crossover cable on
 one machine): across hosts a latency needs synchronised clocks and is not reported here.
 
 A sample is a clock read and a histogram update at the sink, for each packet: at high rates
-that costs the sink pps (1.2 % of the VM lab's veth rate). A measurement samples every packet
-up to :data:`SAMPLES_PER_S` packets per second and one in a power of two above it, one in
-:data:`UNPACED_EVERY` when it is not paced (:func:`every_for`); reports say which
-(``lat_every``). The numbers sampled are chosen by a hash of the sequence number alone, so
-the choice cannot follow a packet's arrival time or latency.
+that costs the sink pps (2 % of the VM lab's veth rate: bench/RESULTS.md section 8). A
+measurement samples every packet up to :data:`SAMPLES_PER_S` packets per second and one in a
+power of two above it, one in :data:`UNPACED_EVERY` when it is not paced (:func:`every_for`);
+reports say which (``lat_every``). The numbers sampled are chosen by a hash of the sequence
+number alone, so the choice cannot follow a packet's arrival time or latency.
 
 pktgen stamps a packet when it builds it, then waits for its send time: a paced run (``ratep``
 or ``delay``) adds that wait, up to one inter-packet gap per thread, to every sample

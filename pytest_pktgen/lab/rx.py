@@ -245,8 +245,8 @@ class RxCounter:
         raise NotImplementedError
 
     def sample_latency(self, every: int) -> None:
-        """Sample latency at one sequence number in ``every`` from the next reset on: only
-        pgrx measures latency, the other counters have nothing to sample."""
+        """Sample latency at one sequence number in ``every`` from now on: only pgrx measures
+        latency, the other counters have nothing to sample."""
 
     def settled(self, sent: int | None = None) -> RxCount:
         """:meth:`read` once nothing more is in flight (see :func:`settle`): at once when
