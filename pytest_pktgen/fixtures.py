@@ -235,8 +235,10 @@ def pktgen_bench(request, pktgen_point, pktgen_settings) -> measure.Bench:
     :class:`~pytest_pktgen.measurement.measure.Measurement` (``.pps``, ``.mbps``,
     ``.loss_ratio``, ``.row``: the report's :class:`~pytest_pktgen.measurement.row.Row`, typed;
     ``row["errors"]`` by column name too);
-    ``label`` names a measurement that relative gates compare with. Each row goes to the
-    session's table, CSV, JSON and plot; pktgen devices and counters are removed after.
+    ``label`` names a measurement that relative gates compare with; ``params`` are pktgen
+    parameters, and ``ipv6``, ``flags`` and ``latency_every`` this measurement's own. Each
+    row goes to the session's table, CSV, JSON and plot; pktgen devices and counters are
+    removed after.
 
     ``more`` topologies are measured together with the first: several generators (on several
     hosts, each topology's ``generator_host``) loading at once, the paper's Figure 7 across

@@ -21,7 +21,7 @@ from ..host.clock import ClockOffset
 from ..host.irq import read_mask
 from ..host.netdev import driver_info
 from ..lab import losses
-from ..lab.latency import clock_between, every_for, merged
+from ..lab.latency import check_every, clock_between, every_for, merged
 from ..lab.rx import AFTER_TC_INGRESS, RxCount, summed
 from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
@@ -248,6 +248,8 @@ class Bench:
                  index: int = 0, **params) -> Measurement:
         point, settings = self.point, self.settings
         self._refuse_ambiguous(label)
+        # this measurement's latency sample, over the test's
+        every = check_every(params.pop("latency_every", settings.latency_every))
         topologies = (topology, *more)
         legs = []
         for topo, tag in zip(topologies, _tags(topologies), strict=True):
@@ -262,7 +264,7 @@ class Bench:
                 drop = {"drop": True} if (settings.rx in AFTER_TC_INGRESS
                                           and topo.sink_drop) else {}
                 counter = self.request.getfixturevalue("rx_counter")(topo, settings.rx, **drop)
-                counter.sample_latency(every_for(settings.latency_every, configs))
+                counter.sample_latency(every_for(every, configs))
             legs.append(_Leg(topo, configs, counter, tag))
         what = f"{self.request.node.name}" + (f" [{label}]" if label else "")
         rounds, counts, dropped, cpu_cost, apart = self._rounds(legs, what, index)

@@ -3,7 +3,7 @@ DELAYS_MS, one after the other, and pgrx (the kmod counter) measures every packe
 latency at the sink. The median must move by the delay added (within MARGIN, measured under
 TCG), the p99 lie at or above the median, and the path without netem be the fastest. And
 pktgen's own pacing wait is in every paced sample, as the reports say: halving the rate moves
-the median by the gap it adds.
+the median by the gap it adds. A sample of one packet in 16 sees the known delay too.
 
 Measured here (medians, forwarding, no netem): unpaced 33 us; paced at 500, 1000, 2000, 5000
 pps 1,959, 971, 463, 62 us: the wait is the gap less pktgen's own time per packet under TCG.
@@ -31,6 +31,7 @@ DELAYS_MS = (2, 5)
 # How far the median's move may stray from the delay added: a share of it plus a constant
 # (netem's timer and the guest's scheduling under TCG; measured below).
 MARGIN = (0.10, 300)  # 10 % + 300 us
+SPARSE = 16  # a sampled measurement: one sequence number in 16 (250 of 4,000 packets)
 
 
 def _netem(out, delay_ms: int | None) -> None:
@@ -55,6 +56,9 @@ def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_ben
             _netem(out, delay)
             measured[delay] = pktgen_bench(forwarding, label=f"netem {delay} ms",
                                            ratep=PACE).row
+        # the last delay again, latency sampled at one sequence number in SPARSE
+        sparse = pktgen_bench(forwarding, label=f"netem {DELAYS_MS[-1]} ms, 1 in {SPARSE}",
+                              ratep=PACE, latency_every=SPARSE).row
     finally:
         _netem(out, None)
     for delay, row in measured.items():
@@ -90,3 +94,10 @@ def test_a_known_netem_delay_moves_the_median_by_its_size(forwarding, pktgen_ben
                 f"netem {delay} ms moved the median by {moved:,.0f} us")
             assert row.lat_p50_us > base.lat_p50_us  # the path without netem is the fastest
     assert measured[DELAYS_MS[0]].lat_p50_us < measured[DELAYS_MS[1]].lat_p50_us
+    # a sample of one number in SPARSE: exactly the numbers pgrx's hash picks, and its median
+    # moved by the known delay as every packet's did
+    assert sparse.received == sparse.sent == 2 * PACE and sparse.lat_every == SPARSE
+    assert sparse.lat_samples == sum(sampled(seq, SPARSE) for seq in range(1, 2 * PACE + 1))
+    moved, added = sparse.lat_p50_us - base.lat_p50_us, DELAYS_MS[-1] * 1000
+    assert abs(moved - added) <= added * MARGIN[0] + MARGIN[1], (
+        f"netem {DELAYS_MS[-1]} ms moved the sampled median by {moved:,.0f} us")
