@@ -1,26 +1,24 @@
 """How sure a ratio of paired runs is: under QEMU's TCG one pair's ratio moves by a fifth
-either way, so a benchmark's verdict is its pairs' geometric mean with a 95 % interval
-(bootstrap over the pairs), not one median read against a target."""
+either way, so a benchmark's verdict is its pairs' geometric mean with a 95 % interval, not
+one median read against a target. The interval is the package's own (pytest_pktgen's
+``measurement/compare.py`` ``paired``: a t interval of the pairs' logarithms), the same
+statistics that judge a regression. Figures in RESULTS.md from before 2026-12-08 came from a
+bootstrap over the pairs, whose intervals are narrower than they should be at so few pairs: at
+12 pairs of run 20261125T215859 section 1 the bootstrap said 0.973..1.033, the t interval
+0.968..1.038 (tests/unit/test_compare.py measures a bootstrap's coverage at 3 rounds)."""
 
 from __future__ import annotations
 
-import math
-import random
-import statistics
 from collections.abc import Sequence
 
-RESAMPLES = 4000
+from pytest_pktgen.measurement.compare import paired
 
 
-def ratio_interval(ratios: Sequence[float], seed: int = 2544) -> tuple[float, float, float]:
-    """The geometric mean of ``ratios`` and its 95 % bootstrap interval (low, mean, high).
-    Pairs alternate which side goes first, so a first-run advantage falls out of the mean
-    of their logarithms."""
-    logs = [math.log(r) for r in ratios]
-    rng = random.Random(seed)  # the same figures give the same interval
-    means = sorted(statistics.fmean(rng.choices(logs, k=len(logs))) for _ in range(RESAMPLES))
-    low, high = means[int(0.025 * RESAMPLES)], means[int(0.975 * RESAMPLES) - 1]
-    return math.exp(low), math.exp(statistics.fmean(logs)), math.exp(high)
+def ratio_interval(ratios: Sequence[float]) -> tuple[float, float, float]:
+    """The geometric mean of ``ratios`` and its 95 % interval (low, mean, high). Pairs
+    alternate which side goes first, so a first-run advantage falls out of the mean of their
+    logarithms."""
+    return paired(ratios)
 
 
 def verdict(ratios: Sequence[float], target: float, what: str) -> str:

@@ -16,7 +16,8 @@ from .errors import PktgenConfigError
 from .host.ssh import check_host_name, parse_url
 from .lab.latency import SAMPLES_PER_S, UNPACED_EVERY, check_every
 from .lab.rx import BACKENDS
-from .measurement.gates import TOLERANCE_METRICS, latency_requirements, requirement
+from .measurement import compare
+from .measurement.gates import latency_requirements, requirement
 from .measurement.point import AXES, check_value
 from .pktgen.params import FRAME_MAX, FRAME_MIN, PARAMS, check_ifname, ipv4, ipv6, mac
 from .run.runner import check_ends
@@ -128,18 +129,21 @@ def param(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def tolerances(text: str) -> dict[str, float]:
-    """Per-metric tolerances: pps=10%,mbps=10%,loss_ratio=0.1%,lat_p99_us=50%,ndr_pps=10%
-    (relative, but absolute for loss_ratio)."""
-    out = {}
-    for item in str(text).replace(" ", "").split(","):
-        name, sep, value = item.partition("=")
-        if not sep or name not in TOLERANCE_METRICS:
-            raise argparse.ArgumentTypeError(
-                f"{item!r} in {text!r} is not METRIC=SHARE with METRIC one of "
-                f"{', '.join(TOLERANCE_METRICS)}, e.g. pps=10%,loss_ratio=0.1%")
-        out[name] = ratio(value)
-    return out
+def thresholds(text: str) -> dict[str, float]:
+    """A baseline's thresholds by metric: pps=2%,loss_ratio=0.1%,lat_p99_us=25%."""
+    try:
+        return compare.thresholds(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def confidence(text: str) -> float:
+    """A confidence level: 0.95 or 95%, from 50 % to below 100 %."""
+    value = compare.share(text)
+    if value is None or not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a confidence from 0.5 to below 1 "
+                                         "(50% to 99.9%)")
+    return value
 
 
 def search_rate(key: str) -> Callable[[str], float | str]:
@@ -317,11 +321,14 @@ OPTIONS = (
            str, "FILE"),
     Option("pktgen_save_baseline", "save this session's measurements as a baseline (JSON)", None,
            str, "FILE"),
-    Option("pktgen_tolerance", "how far below (pps, mbps) or above (loss_ratio) the baseline a "
-           "measurement (or a search's ndr_pps, pdr_pps) may go; metrics not named keep their "
-           "defaults", {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001, "lat_p50_us": 0.25,
-                        "lat_p99_us": 0.50, "ndr_pps": 0.10, "pdr_pps": 0.10}, tolerances,
-           "METRIC=SHARE,..."),
+    Option("pktgen_threshold", "against a baseline: the smallest change that counts, per "
+           "metric (relative; a loss ratio's in shares of the frames); a point is a regression "
+           "only where its confidence interval lies wholly beyond it, undecided where it "
+           "straddles; metrics not named keep their defaults", compare.DEFAULT_THRESHOLDS,
+           thresholds, "METRIC=SHARE,..."),
+    Option("pktgen_confidence", "against a baseline: the confidence of each comparison's "
+           "interval (a change smaller than the threshold is called a regression in at most "
+           "half of the rest)", compare.CONFIDENCE, confidence, "LEVEL"),
     Option("pktgen_loss_ratios", "throughput searches (pktgen_search): the loss ratios a "
            "load may have and count, one goal each (0: the NDR; 0.005: a PDR)", (0.0, 0.005),
            ratios, "SHARE,..."),

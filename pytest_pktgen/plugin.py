@@ -13,7 +13,7 @@ from pytest_benchmark import plugin as benchmark_plugin
 from . import options, session, sweep
 from .errors import DeviceUnsupported, VmLabError
 from .lab import vm
-from .measurement import gates, report
+from .measurement import report
 from .session import HOSTS, KERNEL_INFO, LEFTOVERS, REPORTS, STATE, host_facts
 
 pytest_plugins = ["pytest_pktgen.fixtures"]
@@ -120,12 +120,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     state.results.environment = report.environment(info, vm.lab_info(),
                                                    host_facts(session.config))
     out = options.get(session.config, "pktgen_out")
-    paths = state.results.write(out, plots=not options.get(session.config, "pktgen_no_plots"))
-    save = options.get(session.config, "pktgen_save_baseline")
-    if save:
-        gates.save_baseline(save, state.results.rows, state.results.environment,
-                            state.results.searches)
-        paths["baseline"] = Path(save)
+    paths = state.results.write(out, plots=not options.get(session.config, "pktgen_no_plots"),
+                                baseline=options.get(session.config, "pktgen_save_baseline"))
     session.config.stash[REPORTS] = paths
 
 
@@ -147,6 +143,12 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         for line in lines:
             terminalreporter.write_line(line)
     terminalreporter.write_line(report.UNITS)
+    if state.results.comparisons:
+        terminalreporter.section(f"pktgen: against the baseline {state.results.baseline_path}",
+                                 sep="-")
+        for line in report.comparison_table(state.results.comparisons):
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(report.comparison_summary(state.results.comparisons))
     for kind, path in config.stash.get(REPORTS, {}).items():
         terminalreporter.write_line(f"pktgen {kind}: {Path(path).resolve()}")
 

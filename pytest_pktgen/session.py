@@ -35,22 +35,23 @@ def session_state(config: pytest.Config) -> measure.SessionState:
     options.check_usage(config)
     thresholds = options.get(config, "pktgen_thresholds")
     baseline = options.get(config, "pktgen_baseline")
-    saved, saved_searches = gates.load_baseline(baseline) if baseline else (None, None)
+    saved = gates.load_baseline(baseline) if baseline else None
     return measure.SessionState(
-        results=report.Results(),
+        results=report.Results(baseline_path=baseline or ""),
         requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
                                                options.get(config, "pktgen_max_loss"),
                                                options.get(config, "pktgen_min_ndr"),
                                                options.get(config, "pktgen_min_pdr"),
                                                options.get(config, "pktgen_max_latency")),
         thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
-        baseline=saved,
+        baseline=saved.rows if saved else None,
         baseline_path=baseline,
-        # the metrics a user's --pktgen-tolerance does not name keep their defaults
-        tolerance={**options.BY_NAME["pktgen_tolerance"].default,
-                   **options.get(config, "pktgen_tolerance")},
+        # the metrics a user's --pktgen-threshold does not name keep their defaults
+        baseline_thresholds={**options.BY_NAME["pktgen_threshold"].default,
+                             **options.get(config, "pktgen_threshold")},
         allow_devices=options.get(config, "pktgen_allow_dev"),
-        search_baseline=saved_searches,
+        search_baseline=saved.searches if saved else None,
+        confidence=options.get(config, "pktgen_confidence"),
     )
 
 

@@ -4,11 +4,13 @@ Requirements come from the options (``--pktgen-min-pps``, ``--pktgen-max-loss``)
 ``pktgen_gate`` marker, and a thresholds file; every one that applies must hold. A relative gate
 compares with a reference measured earlier in the same session (same point, another label), for
 noisy CI machines and VMs where absolute pps mean little. A baseline is a saved session: a later
-one fails where a metric got worse by more than its tolerance, in that metric's direction.
+one fails where a metric's rounds show, at the stated confidence, a change beyond its threshold
+in the worse direction (:mod:`~pytest_pktgen.measurement.compare`: the verdicts and their error
+rate).
 
 Throughput searches are gated the same ways on their NDR and PDR (``min_ndr``, ``min_pdr``:
 pps, or a share of the link's line rate as ``"95%"`` where its speed is known; relative gates
-compare NDRs; baselines keep searches in a section of their own).
+compare NDRs; against a baseline, the NDR's and PDR's bounds).
 
 A thresholds file (TOML) keeps per-test and per-size thresholds in the user's repository::
 
@@ -26,24 +28,18 @@ A thresholds file (TOML) keeps per-test and per-size thresholds in the user's re
 from __future__ import annotations
 
 import fnmatch
-import json
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from ..lab import latency
+from . import compare, saved
 from .row import Row
 from .search import SearchResult
 
-# metric -> True if higher is better; tolerances are relative, but absolute for shares
-BASELINE_METRICS = {"pps": True, "mbps": True, "loss_ratio": False, "lat_p50_us": False,
-                    "lat_p99_us": False}
-ABSOLUTE_TOLERANCE = frozenset({"loss_ratio"})
-SEARCH_BASELINE_METRICS = {"ndr_pps": True, "pdr_pps": True}  # a throughput search's
-TOLERANCE_METRICS = {**BASELINE_METRICS, **SEARCH_BASELINE_METRICS}
 GATE_KEYS = {"min_pps": ("pps", "min"), "min_mbps": ("mbps", "min"),
              "max_loss": ("loss_ratio", "max"),
              "min_ndr": ("ndr_pps", "min"), "min_pdr": ("pdr_pps", "min")}
@@ -53,6 +49,7 @@ SEARCH_METRICS = frozenset({"ndr_pps", "pdr_pps"})
 LATENCY_GATE = "max_latency_us"
 LATENCY_NAMES = latency.NAMES
 RELATIVE_KEYS = ("min_ratio", "relative_to")
+THRESHOLD_KEY = "threshold"  # pktgen_gate(threshold={"pps": 0.02}): a baseline's thresholds
 
 
 @dataclass(frozen=True)
@@ -210,7 +207,7 @@ def marker_requirements(kwargs: Mapping[str, object], where: str
     source = f"the pktgen_gate marker of {where}"
     plain, relative = {}, []
     for key, value in kwargs.items():
-        if key in RELATIVE_KEYS:
+        if key in RELATIVE_KEYS or key == THRESHOLD_KEY:
             continue
         plain[key] = value
     if "min_ratio" in kwargs or "relative_to" in kwargs:
@@ -223,6 +220,17 @@ def marker_requirements(kwargs: Mapping[str, object], where: str
         relative.append(RelativeRequirement(ref, float(ratio), source))
     return _gate_items({k: v for k, v in plain.items() if not _by_frame(v)}, source), \
         relative
+
+
+def marker_thresholds(kwargs: Mapping[str, object], where: str) -> dict[str, float]:
+    """A ``pktgen_gate`` marker's baseline thresholds (``threshold={"pps": 0.02}`` or
+    ``threshold="pps=2%"``); a UsageError says what is allowed."""
+    if THRESHOLD_KEY not in kwargs:
+        return {}
+    try:
+        return compare.thresholds(kwargs[THRESHOLD_KEY])
+    except ValueError as err:
+        raise pytest.UsageError(f"the pktgen_gate marker of {where}: {err}") from None
 
 
 def per_frame(kwargs: Mapping[str, object], frame: int, where: str) -> list[Requirement]:
@@ -284,72 +292,38 @@ def untrue(row: Row) -> list[str]:
 
 
 # --- baselines ---------------------------------------------------------------------------
-BASELINE_VERSION = 1
 
-
-def _kind(subject: Row | SearchResult) -> tuple[dict[str, bool], str]:
-    """(the metrics a baseline keeps, the one relative gates compare) of a measurement's row,
-    or of a throughput search (its NDR)."""
-    if isinstance(subject, SearchResult):
-        return SEARCH_BASELINE_METRICS, "ndr_pps"
-    return BASELINE_METRICS, "pps"
-
-
-def save_baseline(path: str, rows: Iterable[Row], environment: dict,
-                  searches: Iterable[SearchResult] = ()) -> None:
-    """The session's measurements (``results``) and throughput searches (``searches``, a
-    section of their own: a test may measure and search under one key) as a baseline."""
-    def saved(subjects):
-        return {s.key: {m: getattr(s, m) for m in _kind(s)[0]} for s in subjects}
-
-    data = {"version": BASELINE_VERSION, "environment": environment,
-            "results": saved(rows), "searches": saved(searches)}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def load_baseline(path: str) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(measurements, throughput searches) of a saved baseline, by key (a baseline saved
-    before searches were kept has none)."""
+def load_baseline(path: str) -> saved.Saved:
+    """A saved baseline (or a session's results.json: the same document), checked."""
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise pytest.UsageError(f"--pktgen-baseline {path}: no such file (save one with "
-                                "--pktgen-save-baseline)") from None
-    except json.JSONDecodeError as err:
-        raise pytest.UsageError(f"--pktgen-baseline {path}: not JSON: {err}") from None
-    if not isinstance(data, dict) or data.get("version") != BASELINE_VERSION:
-        raise pytest.UsageError(f"--pktgen-baseline {path}: not a pytest-pktgen baseline "
-                                f"(version {BASELINE_VERSION})")
-    return data["results"], data.get("searches", {})
+        return saved.load(path)
+    except saved.SavedError as err:
+        hint = " (save one with --pktgen-save-baseline)" if "no such file" in str(err) else ""
+        raise pytest.UsageError(f"--pktgen-baseline {err}{hint}") from None
 
 
-def compare_baseline(row: Row | SearchResult, baseline: Mapping[str, Mapping], path: str,
-                     tolerance: Mapping[str, float]) -> tuple[bool, list[str]]:
-    """(found, regressions): each metric worse than the baseline beyond its tolerance;
-    ``baseline`` holds the saved subjects of ``row``'s kind."""
-    saved = baseline.get(row.key)
-    if saved is None:
-        return False, []
-    out = []
-    for metric, higher_is_better in _kind(row)[0].items():
-        now, then, tol = getattr(row, metric), saved.get(metric), tolerance.get(metric)
-        if now is None or then is None or tol is None:
-            continue
-        if higher_is_better and now < then * (1 - tol):
-            out.append(f"{metric} {_fmt(metric, now)} is {1 - now / then:.1%} below the baseline "
-                       f"{_fmt(metric, then)} in {path} (tolerance {tol:.1%} from "
-                       "--pktgen-tolerance)")
-        elif not higher_is_better and metric in ABSOLUTE_TOLERANCE and now > then + tol:
-            out.append(f"{metric} {_fmt(metric, now)} is above the baseline "
-                       f"{_fmt(metric, then)} in {path} by more than {_fmt(metric, tol)} "
-                       "(--pktgen-tolerance)")
-        elif not higher_is_better and metric not in ABSOLUTE_TOLERANCE and \
-                now > then * (1 + tol):
-            out.append(f"{metric} {_fmt(metric, now)} is {now / then - 1:.1%} above the "
-                       f"baseline {_fmt(metric, then)} in {path} (tolerance {tol:.1%} from "
-                       "--pktgen-tolerance)")
-    return True, out
+def _document(subject: Row | SearchResult) -> dict:
+    """What a comparison reads of a measurement (its rounds) or a search (its goals' bounds),
+    as a saved document holds it."""
+    if isinstance(subject, SearchResult):
+        return {"goals": [g.as_dict() for g in subject.goals]}
+    return {"per_round": subject.per_round}
+
+
+def compare_baseline(subject: Row | SearchResult, baseline: Mapping[str, Mapping], path: str,
+                     thresholds: Mapping[str, float], confidence: float = compare.CONFIDENCE
+                     ) -> tuple[bool, list[str], list[compare.Comparison]]:
+    """(found, regressions, comparisons): every metric both measured, this measurement (or
+    search) against the saved one of its key; ``baseline`` holds the saved subjects of its
+    kind. A regression is a failure naming its interval; undecided is none."""
+    then = baseline.get(subject.key)
+    if then is None:
+        return False, [], []
+    found = saved.compare_subject(subject.key, then, _document(subject), thresholds,
+                                  confidence, searched=isinstance(subject, SearchResult))
+    failures = [f"{c.line()}, against the baseline {path} (--pktgen-threshold)"
+                for c in found if c.verdict == "regression"]
+    return True, failures, found
 
 
 def check_relative(row: Row | SearchResult, relative: Iterable[RelativeRequirement],
@@ -359,7 +333,7 @@ def check_relative(row: Row | SearchResult, relative: Iterable[RelativeRequireme
     the reference's (``reference(label)``: the one of its kind measured earlier at the same
     point, or None); ``where`` names the point in a message. The reference itself is not
     compared with itself."""
-    metric = _kind(row)[1]
+    metric = "ndr_pps" if isinstance(row, SearchResult) else "pps"
     failures, ratio = [], None
     for rel in relative:
         if rel.relative_to == row.label:
@@ -389,14 +363,18 @@ class Verdict:
     failures: list[str]
     gated: bool  # whether anything gates it at all
     ratio: float | None = None  # pps against a relative gate's reference
-    baseline: str | None = None  # "ok", "regressed", "none" (not in it); None: no baseline
+    # against the baseline: the worst verdict of its metrics (compare.VERDICTS), "none" (not
+    # in it); None: no baseline
+    baseline: str | None = None
+    comparisons: list[compare.Comparison] = field(default_factory=list)
 
 
 def evaluate(row: Row | SearchResult, requirements: Iterable[Requirement] = (),
              relative: Iterable[RelativeRequirement] = (),
              reference: Callable[[str], Row | SearchResult | None] = lambda label: None,
              baseline: Mapping[str, Mapping] | None = None, baseline_path: str = "",
-             tolerance: Mapping[str, float] | None = None, where: str = "this",
+             thresholds: Mapping[str, float] | None = None,
+             confidence: float = compare.CONFIDENCE, where: str = "this",
              marked: bool = False) -> Verdict:
     """Thresholds, relative gates and the baseline on one measurement's row (or a throughput
     search), pure: what the pytest surface collected (options, thresholds file, marker) comes
@@ -405,10 +383,11 @@ def evaluate(row: Row | SearchResult, requirements: Iterable[Requirement] = (),
     failures = check(row, requirements)
     more, ratio = check_relative(row, relative, reference, where)
     failures += more
-    status = None
+    status, comparisons = None, []
     if baseline is not None:
-        found, regressions = compare_baseline(row, baseline, baseline_path, tolerance or {})
-        status = "regressed" if regressions else ("ok" if found else "none")
+        found, regressions, comparisons = compare_baseline(
+            row, baseline, baseline_path, thresholds or compare.DEFAULT_THRESHOLDS, confidence)
+        status = (compare.worst(comparisons) or "none") if found else "none"
         failures += regressions
     gated = bool(requirements or relative or baseline is not None or marked)
-    return Verdict(failures, gated, ratio, status)
+    return Verdict(failures, gated, ratio, status, comparisons)

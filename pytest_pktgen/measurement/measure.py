@@ -82,11 +82,11 @@ class SessionState:
     thresholds: gates.Thresholds | None
     baseline: dict | None  # the saved measurements by key
     baseline_path: str | None
-    tolerance: dict
+    baseline_thresholds: dict  # by metric: compare.DEFAULT_THRESHOLDS and the option's
     allow_devices: tuple[str, ...]
     progress: Progress | None = None
     search_baseline: dict | None = None  # the saved throughput searches by key
-
+    confidence: float = 0.95  # of a baseline comparison's interval
     def judge(self, subject: Row | SearchResult, node: pytest.Item, where: str
               ) -> gates.Verdict:
         """Every gate on ``node``'s measurement row or throughput search ``subject``: the
@@ -102,12 +102,20 @@ class SessionState:
         if marker:
             plain, relative = gates.marker_requirements(marker.kwargs, node.nodeid)
             reqs += plain + gates.per_frame(marker.kwargs, subject.frame, node.nodeid)
+        thresholds = self.baseline_thresholds
+        if marker:
+            thresholds = {**thresholds, **gates.marker_thresholds(marker.kwargs, node.nodeid)}
         find = self.results.find_search if search else self.results.find
-        return gates.evaluate(
+        verdict = gates.evaluate(
             subject, gates.of_kind(reqs, search), relative,
             lambda label: find(label, subject.point_key),
             self.search_baseline if search else self.baseline, self.baseline_path,
-            self.tolerance, where=where, marked=marker is not None)
+            thresholds, self.confidence, where=where, marked=marker is not None)
+        self.results.comparisons += verdict.comparisons
+        for c in verdict.comparisons:
+            if c.verdict == "undecided":
+                node.warn(pytest.PytestWarning(f"pktgen baseline: {c.key}: {c.line()}"))
+        return verdict
 
 
 class Progress:
@@ -422,6 +430,7 @@ class Bench:
                 "sink", "dev_name", "dev_driver", "dev_firmware", "gate", "label")
         columns = row.as_dict()
         info = {k: columns[k] for k in keep if k in columns}
+        info["per_round"] = row.per_round  # every round's figures, for statistics later
         info["units"] = report.UNITS
         self.request.getfixturevalue("benchmark").extra_info.update(
             info if not row.label else {f"{row.label}.{k}": v for k, v in info.items()})

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..host import cpu
+from . import saved
+from .compare import Comparison
 from .point import AXES, Point
 from .row import Row
 from .search import SearchResult
@@ -55,6 +57,9 @@ class Results:
     environment: dict = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     searches: list[SearchResult] = field(default_factory=list)  # throughput searches
+    # against a baseline (baseline_path): every metric's comparison at every point
+    comparisons: list[Comparison] = field(default_factory=list)
+    baseline_path: str = ""
 
     def __bool__(self) -> bool:
         return bool(self.rows or self.searches)
@@ -74,32 +79,60 @@ class Results:
     def frame(self):
         return frame_of(self.rows)
 
-    def write(self, out_dir: str, plots: bool = True) -> dict[str, Path]:
-        """results.csv, results.json and sweep.png in ``out_dir`` for the measurements;
-        searches.csv and a search-*.png per throughput search (results.json holds them too,
-        each with its goals in MLRsearch's form and its trials); no PNGs unless ``plots``;
-        returns their paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths: dict[str, Path] = {}
-        doc = {"version": 1, "units": UNITS, "environment": self.environment, "results": []}
+    def document(self, df=None, searches=None) -> dict:
+        """The session as results.json holds it (a baseline is the same document): the
+        form of ``results.schema.json``, version :data:`~.saved.VERSION`; ``df`` and
+        ``searches``: the rows' and searches' frames, if made already."""
+        doc = {"version": saved.VERSION, "units": UNITS, "environment": self.environment,
+               "results": []}
         if self.rows:
-            df = self.frame()
-            paths["csv"] = self._csv(out / "results.csv", df)
+            df = self.frame() if df is None else df
             doc["results"] = json.loads(df.to_json(orient="records", double_precision=15))
             for doc_row, row in zip(doc["results"], self.rows, strict=True):
                 doc_row["drops"] = row.drops  # every drop counter that moved, by place
+                doc_row["per_round"] = row.per_round  # what a comparison's statistics need
                 if row.latency is not None and row.latency.samples:
                     # every sample, in HdrHistogram's portable form (and pgrx's buckets)
                     doc_row["latency_hdr"] = row.latency.encoded()
         if self.searches:
-            searches = searches_frame(self.searches)
-            paths["searches csv"] = self._csv(out / "searches.csv", searches)
+            searches = searches_frame(self.searches) if searches is None else searches
             rows = json.loads(searches.to_json(orient="records", double_precision=15))
             doc["searches"] = [{**row, **found.detail()}
                                for row, found in zip(rows, self.searches, strict=True)]
-        paths["json"] = out / "results.json"  # the tables first, then the plots
-        paths["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        if self.comparisons:
+            doc["baseline"] = self.baseline_path
+            doc["comparisons"] = [c.as_dict() for c in self.comparisons]
+        return doc
+
+    def save(self, path: str | Path, doc: dict | None = None) -> Path:
+        """The session's document (:meth:`document`) written to ``path``: results.json, or
+        a baseline."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc or self.document(), indent=2) + "\n")
+        return path
+
+    def write(self, out_dir: str, plots: bool = True, baseline: str | None = None
+              ) -> dict[str, Path]:
+        """results.csv, results.json and sweep.png in ``out_dir`` for the measurements;
+        searches.csv and a search-*.png per throughput search (results.json holds them too,
+        each with its goals in MLRsearch's form and its trials); against a baseline,
+        compare.png (the forest plot of its comparisons); no PNGs unless ``plots``; the same
+        document as results.json saved as ``baseline`` too, if given; returns their paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths: dict[str, Path] = {}
+        df = self.frame() if self.rows else None
+        searches = searches_frame(self.searches) if self.searches else None
+        if self.rows:
+            paths["csv"] = self._csv(out / "results.csv", df)
+        if self.searches:
+            paths["searches csv"] = self._csv(out / "searches.csv", searches)
+        doc = self.document(df, searches)
+        # the tables first, then the plots
+        paths["json"] = self.save(out / "results.json", doc)
+        if baseline:
+            paths["baseline"] = self.save(baseline, doc)
         if self.rows and plots:
             plot = plot_sweeps(df, out / "sweep.png")
             if plot:
@@ -110,6 +143,9 @@ class Results:
         for name in dict.fromkeys(row.name for row in timed) if plots else ():
             paths[f"latency png {name}"] = plot_latency(
                 [row for row in timed if row.name == name], out / f"latency-{_file_part(name)}.png")
+        if self.comparisons and plots:
+            paths["forest png"] = plot_forest(self.comparisons, out / "compare.png",
+                                              f"against the baseline {self.baseline_path}")
         return paths
 
     def _csv(self, path: Path, df) -> Path:
@@ -443,6 +479,96 @@ def plot_search(found: SearchResult, path: Path) -> Path:
     ax.set_title(f"{found.name or 'search'}{' ' + found.label if found.label else ''}: "
                  f"{found.frame} B frames, max load {found.max_load:,.0f} pps "
                  f"({found.max_load_from})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+# --- comparisons (a baseline, two saved sessions, two kernels) --------------------------
+
+VERDICT_COLOURS = {"regression": "tab:red", "undecided": "tab:orange",
+                   "no change": "tab:grey", "improvement": "tab:green"}
+
+
+def comparison_table(comparisons: list[Comparison]) -> list[str]:
+    """The comparisons as a table, a line each: the point, the metric, the estimate (a ratio,
+    after / before; a loss ratio's difference in shares) and its interval, the threshold,
+    the verdict, the rounds on each side and what would settle an undecided one."""
+    head = ("point", "metric", "after/before", "interval", "threshold", "verdict", "rounds")
+    lines = []
+    for c in comparisons:
+        m = c.metric
+        interval = "-" if c.low is None else f"{m.show(c.low)}..{m.show(c.high)}"
+        threshold = f"+-{c.threshold:.2%}" if m.absolute else f"+-{c.threshold:.1%}"
+        rounds = "bounds" if c.method == "search bounds" else f"{len(c.before)}+{len(c.after)}"
+        verdict = c.verdict + (f": {c.settle()}" if c.verdict == "undecided" else "") + (
+            f" ({c.note})" if c.note else "")
+        lines.append((c.key, m.name, m.show(c.estimate), interval, threshold, verdict, rounds))
+    order = (*range(5), 6, 5)  # the verdict last: it runs long
+    widths = [max(len(row[i]) for row in (head, *lines)) for i in order]
+    return ["  ".join(row[i].ljust(w) for i, w in zip(order, widths, strict=True)).rstrip()
+            for row in (head, *lines)]
+
+
+def comparison_summary(comparisons: list[Comparison]) -> str:
+    """How many of each verdict, and what it means for a gate."""
+    if not comparisons:
+        return "nothing to compare"
+    counts = {v: sum(c.verdict == v for c in comparisons) for v in VERDICT_COLOURS}
+    said = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    levels = sorted({c.confidence for c in comparisons if c.method != "search bounds"})
+    rate = (f"; by rounds, a change smaller than its threshold is called a regression in at "
+            f"most {(1 - levels[0]) / 2:.1%} of comparisons ({levels[0]:.0%} intervals)"
+            if levels else "")
+    return f"{len(comparisons)} comparisons: {said}{rate}"
+
+
+def plot_forest(comparisons: list[Comparison], path: Path, title: str) -> Path:
+    """A forest plot: a row per point and metric, its estimate and interval, the band of no
+    change (the threshold) shaded, coloured by verdict; ratios on a log scale, a loss ratio's
+    difference in a panel of its own."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [[c for c in comparisons if not c.metric.absolute],
+              [c for c in comparisons if c.metric.absolute]]
+    panels = [p for p in panels if p]
+    height = max(2.5, 0.35 * max(len(p) for p in panels) + 1.5)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), height), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        absolute = panel[0].metric.absolute
+        finite = [v for c in panel for v in (c.low, c.high, c.estimate, *c.band)
+                  if v is not None and 0 < abs(v) < float("inf")]
+        edge_low = min(finite) if finite else 0.5
+        edge_high = max(finite) if finite else 2.0
+        for y, c in enumerate(reversed(panel)):
+            lo_band, hi_band = c.band
+            ax.fill_betweenx([y - 0.4, y + 0.4], lo_band, hi_band, color="tab:blue",
+                             alpha=0.12, lw=0)
+            colour = VERDICT_COLOURS[c.verdict]
+            if c.low is not None:
+                high = c.high if c.high < float("inf") else edge_high
+                ax.plot([c.low, high], [y, y], color=colour, lw=2)
+            ax.plot([c.estimate], [y], "o", color=colour)
+        ax.axvline(0.0 if absolute else 1.0, color="black", lw=0.8)
+        ax.set_yticks(range(len(panel)))
+        ax.set_yticklabels([f"{c.key.rpartition('::')[2]} {c.metric.name}"
+                            for c in reversed(panel)], fontsize="small")
+        if absolute:
+            ax.set_xlabel("loss ratio after - before (share of frames)")
+        else:
+            ax.set_xscale("log")
+            ax.set_xlim(edge_low / 1.05, edge_high * 1.05)
+            ax.set_xlabel("after / before (geometric means; shaded: +-threshold)")
+        ax.grid(True, axis="x", alpha=0.3)
+    for verdict, colour in VERDICT_COLOURS.items():
+        axes[0][0].plot([], [], "o-", color=colour, label=verdict)
+    axes[0][0].legend(fontsize="small", loc="best")
+    confidence = comparisons[0].confidence
+    fig.suptitle(f"{title}: {confidence:.0%} intervals" if confidence < 1 else title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -64,6 +64,27 @@ def _accounts(rounds: Sequence[RunResult], counts: Sequence[RxCount]) -> dict:
     return out
 
 
+# a round's own figures in Row.per_round (and results.json's per_round)
+ROUND_COLUMNS = ("pps", "mbps", "offered", "sent", "received", "loss_ratio",
+                 *(column(name) for name in NAMES), "lat_samples")
+
+
+def _round_figures(run: RunResult, frame: int, frame_sent: int, received: int | None,
+                   latency: Latency | None) -> dict:
+    """One round's figures (:data:`ROUND_COLUMNS`): pps and Mb/s as the row's medians take
+    them, what was offered, sent and received, its loss ratio and latency percentiles (None
+    where not counted)."""
+    mbps = run.pps * pkt_size_of(frame_sent) * 8 / 1e6 if frame_sent > frame else run.bps / 1e6
+    out = {"pps": float(run.pps), "mbps": mbps, "offered": run.offered, "sent": run.sent,
+           "received": received,
+           "loss_ratio": (run.offered - received) / run.offered
+           if received is not None and run.offered else None}
+    pct = latency.percentiles() if latency is not None and latency.samples else {}
+    out.update({column(name): pct.get(name) for name in NAMES})
+    out["lat_samples"] = latency.samples if latency is not None else None
+    return out
+
+
 def _average(sizes: dict[int, int], otherwise: float) -> float:
     """The average frame of ``sizes`` (frame -> count), or ``otherwise`` if none was counted."""
     total = sum(sizes.values())
@@ -114,9 +135,14 @@ class Row:
     # latency across two machines: the sink's clock minus the generator's, in every sample
     # (None: one machine, one clock)
     clock: ClockOffset | None = None
+    # every measured round's own figures (ROUND_COLUMNS), in order: what a comparison's
+    # statistics need (the medians above are for reading)
+    per_round: list[dict] = field(default_factory=list)
     gate: str = ""  # "ok", "FAIL" or "" (nothing gates it)
     ratio: float | None = None  # pps against a relative gate's reference
-    baseline: str | None = None  # "ok", "regressed", "none"; None: no baseline
+    # against a baseline, the worst verdict of its metrics (compare.VERDICTS), or "none" (not
+    # in it); None: no baseline
+    baseline: str | None = None
 
     @classmethod
     def of(cls, test: str, name: str, point: Point, label: str | None,
@@ -146,6 +172,9 @@ class Row:
                 sizes[frame_of(size)] = sizes.get(frame_of(size), 0) + count
         sizes = dict(sorted(sizes.items()))
         dropped, tx_link = split(drops or {})
+        per_round = [_round_figures(r, point.frame, frame_sent, received[n] if received is not
+                                    None else None, counts[n].latency if n < len(counts)
+                                    else None) for n, r in enumerate(rounds)]
         return cls(
             test=test, name=name, label=label, point=point, rounds=len(rounds),
             pps=median, pps_min=min(pps), pps_max=max(pps), frame_sent=frame_sent,
@@ -161,7 +190,7 @@ class Row:
             untracked=sum(c.other.get("streams_overflow", 0) for c in counts),
             pacing_wait_us=max((int(s.params.get("delay", 0)) / 1e3 for s in statuses),
                                default=0.0),
-            clock=clock if latency is not None else None)
+            clock=clock if latency is not None else None, per_round=per_round)
 
     @property
     def frame(self) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pytest_pktgen.measurement import gates
 from pytest_pktgen.measurement.gates import RelativeRequirement, Requirement
 from pytest_pktgen.measurement.row import Row
@@ -48,16 +50,24 @@ def test_a_relative_gate_compares_with_the_reference_at_the_same_point():
     assert itself.failures == [] and itself.ratio is None  # the reference is not its own
 
 
-def test_a_baseline_says_ok_regressed_or_none():
-    key = ROW.key
-    tolerance = {"pps": 0.10, "mbps": 0.10, "loss_ratio": 0.001}
-    ok = gates.evaluate(ROW, baseline={key: {"pps": 850_000.0, "loss_ratio": 0.002}},
-                        baseline_path="base.json", tolerance=tolerance)
-    assert (ok.baseline, ok.failures, ok.gated) == ("ok", [], True)
-    worse = gates.evaluate(ROW, baseline={key: {"pps": 1_000_000.0}},
-                           baseline_path="base.json", tolerance=tolerance)
-    assert worse.baseline == "regressed"
-    assert worse.failures == ["pps 800,000 is 20.0% below the baseline 1,000,000 in base.json "
-                              "(tolerance 10.0% from --pktgen-tolerance)"]
-    absent = gates.evaluate(ROW, baseline={}, baseline_path="base.json", tolerance=tolerance)
+def test_a_baseline_gives_each_metric_s_verdict_and_fails_regressions_only():
+    def rounds(*pps, received=998):
+        return [{"pps": p, "loss_ratio": (1000 - received) / 1000} for p in pps]
+
+    now = replace(ROW, per_round=rounds(800_000.0, 801_000.0, 799_000.0))
+    same = gates.evaluate(now, baseline={ROW.key: {"per_round": rounds(800_500.0, 799_500.0,
+                                                                       800_000.0)}},
+                          baseline_path="base.json")
+    assert (same.baseline, same.failures, same.gated) == ("no change", [], True)
+    assert [c.metric.name for c in same.comparisons] == ["pps", "loss_ratio"]
+    worse = gates.evaluate(now, baseline={ROW.key: {"per_round": rounds(1e6, 1.01e6, 0.99e6)}},
+                           baseline_path="base.json", thresholds={"pps": 0.02})
+    assert worse.baseline == "regression" and len(worse.failures) == 1
+    assert worse.failures[0].startswith("pps ratio 0.800 (0.7")
+    assert worse.failures[0].endswith(": regression at a threshold of 2.0%, 3 rounds against "
+                                      "3, against the baseline base.json (--pktgen-threshold)")
+    noisy = gates.evaluate(now, baseline={ROW.key: {"per_round": rounds(1e6, 0.6e6, 0.8e6)}},
+                           baseline_path="base.json")
+    assert (noisy.baseline, noisy.failures) == ("undecided", [])  # no failure, said
+    absent = gates.evaluate(ROW, baseline={}, baseline_path="base.json")
     assert (absent.baseline, absent.failures, absent.gated) == ("none", [], True)

@@ -107,7 +107,7 @@ def test_heavy_libraries_are_imported_when_used_not_with_the_plugin():
     import subprocess
     import sys
 
-    heavy = ("MLRsearch", "pandas", "matplotlib", "scapy", "asyncssh")
+    heavy = ("MLRsearch", "pandas", "matplotlib", "scapy", "asyncssh", "scipy")
     code = ("import sys, pytest_pktgen.plugin; "
             f"print(sorted(m for m in {heavy!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -54,6 +54,10 @@ def test_a_row_derives_errors_loss_and_its_columns_from_what_was_counted():
                                                    2 * run.errors)
     assert (row.loss, row.loss_ratio) == (7, 7 / row.offered)
     assert row.key == "t.py::test_x[512B-ratep1000]#stock"
+    assert [(r["pps"], r["offered"], r["received"]) for r in row.per_round] == [
+        (float(run.pps), run.offered, run.offered), (float(run.pps), run.offered, run.offered - 7)]
+    assert row.per_round[1]["loss_ratio"] == 7 / run.offered
+    assert row.per_round[0]["mbps"] == run.bps / 1e6 and row.per_round[0]["lat_p99_us"] is None
     assert row.point_key == (512, 0, 0, 1, '{"ratep": 1000}')
     columns = row.as_dict()
     assert list(columns)[:10] == ["test", "name", "id", "label", "frame", "pkt_size",

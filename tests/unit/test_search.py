@@ -164,26 +164,29 @@ def test_a_search_gate_as_a_share_of_the_line_rate_needs_a_known_speed():
         gates.requirement("min_pps", "95%", "x")  # a share only where a line rate is known
 
 
-def test_search_baselines_keep_their_own_section_and_regress_on_ndr(tmp_path):
+def test_search_baselines_keep_their_own_section_and_compare_by_bounds(tmp_path):
     from pytest_pktgen.measurement import gates
     from pytest_pktgen.measurement.row import Row
 
-    path = tmp_path / "base.json"
-    row = Row("t.py::test_rfc2544[64B]", pps=1000.0, mbps=10.0, offered=1000, received=1000)
+    row = Row("t.py::test_rfc2544[64B]", pps=1000.0, mbps=10.0, offered=1000, received=1000,
+              per_round=[{"pps": 1000.0}] * 2)
     found = _found(name="test_rfc2544[64B]")
-    gates.save_baseline(str(path), [row], {}, [found])
-    rows, searches = gates.load_baseline(str(path))
-    assert set(rows) == set(searches) == {"t.py::test_rfc2544[64B]"}  # one key, two kinds
-    assert searches["t.py::test_rfc2544[64B]"] == {"ndr_pps": 10_000.0, "pdr_pps": 10_050.0}
-    tol = {"pps": 0.1, "ndr_pps": 0.05, "pdr_pps": 0.05}
-    assert gates.evaluate(found, baseline=searches, tolerance=tol).baseline == "ok"
+    path = Results(rows=[row], searches=[found]).save(tmp_path / "base.json")
+    base = gates.load_baseline(str(path))
+    assert set(base.rows) == set(base.searches) == {"t.py::test_rfc2544[64B]"}  # two kinds
+    thresholds = {"ndr_pps": 0.05, "pdr_pps": 0.05}
+    same = gates.evaluate(found, baseline=base.searches, thresholds=thresholds)
+    # the NDR's bounds 10,000..10,100 against themselves: 0.990..1.010, no change; the PDR
+    # found no upper bound (irregular): its ratio has no upper end, undecided
+    assert [(c.metric.name, c.verdict) for c in same.comparisons] == [
+        ("ndr_pps", "no change"), ("pdr_pps", "undecided")]
     slower = _found(name="test_rfc2544[64B]")
     slower.goals[0] = GoalResult(Goal(0.0), 9_000.0, 9_100.0, 9_000.0)
-    verdict = gates.evaluate(slower, baseline=searches, baseline_path="base.json",
-                             tolerance=tol)
-    assert verdict.baseline == "regressed" and verdict.failures == [
-        "ndr_pps 9,000 is 10.0% below the baseline 10,000 in base.json (tolerance 5.0% from "
-        "--pktgen-tolerance)"]
+    verdict = gates.evaluate(slower, baseline=base.searches, baseline_path="base.json",
+                             thresholds=thresholds)
+    assert verdict.baseline == "regression" and verdict.failures == [
+        "ndr_pps ratio 0.900 (0.891..0.910): regression at a threshold of 5.0%, by the "
+        "searches' bounds, against the baseline base.json (--pktgen-threshold)"]
 
 
 def test_a_relative_gate_compares_a_search_s_ndr_with_its_reference():
@@ -208,22 +211,22 @@ def test_a_warm_up_trial_is_a_setting_checked_before_anything_runs():
             SearchSettings(warmup=bad).goals()
 
 
-def test_search_gate_and_tolerance_options_parse_shares_and_keep_the_other_defaults(pytester):
+def test_search_gate_and_threshold_options_parse_shares_and_keep_the_other_defaults(pytester):
     pytester.makeconftest("""
         from pytest_pktgen.session import STATE
 
         def pytest_collection_finish(session):
             state = session.config.stash[STATE]
             print("REQS", [(r.metric, r.value, r.of_line_rate) for r in state.requirements])
-            print("TOL", sorted(state.tolerance.items()))
+            print("THR", sorted(state.baseline_thresholds.items()), state.confidence)
     """)
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest("-s", "--pktgen-min-ndr", "95%", "--pktgen-min-pdr", "20000",
-                                "--pktgen-tolerance", "ndr_pps=5%")
+                                "--pktgen-threshold", "ndr_pps=2%", "--pktgen-confidence", "99%")
     result.stdout.fnmatch_lines([
         "REQS [('ndr_pps', 0.95, True), ('pdr_pps', 20000.0, False)]",
-        "TOL [('lat_p50_us', 0.25), ('lat_p99_us', 0.5), ('loss_ratio', 0.001), ('mbps', 0.1), "
-        "('ndr_pps', 0.05), ('pdr_pps', 0.1), ('pps', 0.1)]"])
+        "THR [('lat_p50_us', 0.1), ('lat_p99_us', 0.25), ('loss_ratio', 0.001), "
+        "('ndr_pps', 0.02), ('pdr_pps', 0.05), ('pps', 0.05)] 0.99"])
     bad = pytester.runpytest("--pktgen-min-ndr", "150%")
     assert bad.ret == 4
     assert "min_ndr = '150%' is not a share of the line rate" in bad.stderr.str()

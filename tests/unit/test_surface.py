@@ -14,6 +14,7 @@ import pytest
 from pytest_pktgen import options
 from pytest_pktgen.lab.topology import IN_NAMESPACES
 from pytest_pktgen.measurement import gates
+from pytest_pktgen.measurement.report import Results
 from pytest_pktgen.measurement.row import Row
 
 
@@ -37,7 +38,9 @@ from pytest_pktgen.measurement.row import Row
     (["--pktgen-sizes", "64,32"], "*'32' in '64,32' is not a frame size*"),
     (["--pktgen-sizes", "64,64"], "*names a frame size twice*"),
     (["--pktgen-max-loss", "2"], "*'2' is not a share from 0 to 1*"),
-    (["--pktgen-tolerance", "speed=5%"], "*METRIC one of pps, mbps, loss_ratio*"),
+    (["--pktgen-threshold", "speed=5%"], "*METRIC=SHARE with METRIC one of pps, loss_ratio*"),
+    (["--pktgen-threshold", "pps=150%"], "*threshold pps=150%*a share from 0 to below 1*"),
+    (["--pktgen-confidence", "0.2"], "*'0.2' is not a confidence from 0.5 to below 1*"),
     (["--pktgen-thresholds", "nowhere.toml"], "*--pktgen-thresholds nowhere.toml: no such file*"),
     (["--pktgen-baseline", "nowhere.json"], "*no such file (save one with --pktgen-save-*"),
     (["--pktgen-vm", "--pktgen-dev", "eth1", "--pktgen-rx-dev", "eth2"],
@@ -279,27 +282,30 @@ def test_bad_thresholds_files_are_usage_errors(tmp_path, text, message):
         gates.Thresholds.load(str(path))
 
 
-def test_baseline_regressions_count_in_each_metrics_direction(tmp_path):
-    rows = [Row("t.py::test_a[64B]", pps=1000.0, mbps=10.0, offered=1000, received=990)]
-    path = tmp_path / "base.json"
-    gates.save_baseline(str(path), rows, {"kernel": "x"})
-    saved, searches = gates.load_baseline(str(path))
-    assert saved == {"t.py::test_a[64B]": {"pps": 1000.0, "mbps": 10.0, "loss_ratio": 0.01,
-                                           "lat_p50_us": None, "lat_p99_us": None}}
-    assert searches == {}
-    tol = {"pps": 0.1, "mbps": 0.1, "loss_ratio": 0.001}
-    same = replace(rows[0])
-    assert gates.compare_baseline(same, saved, "base.json", tol) == (True, [])
-    faster = replace(rows[0], pps=5000.0, mbps=50.0, received=1000)
-    assert gates.compare_baseline(faster, saved, "base.json", tol) == (True, [])
-    slower = replace(rows[0], pps=850.0)
-    found, regressions = gates.compare_baseline(slower, saved, "base.json", tol)
-    assert regressions == ["pps 850 is 15.0% below the baseline 1,000 in base.json (tolerance "
-                           "10.0% from --pktgen-tolerance)"]
-    lossier = replace(rows[0], received=988)
-    assert len(gates.compare_baseline(lossier, saved, "base.json", tol)[1]) == 1
-    assert gates.compare_baseline(replace(rows[0], test="t.py::test_b"), saved, "b", tol) == (
-        False, [])
+def test_a_baseline_is_the_session_s_results_document_with_every_round(tmp_path):
+    rounds = [{"pps": 1000.0 + n, "loss_ratio": 0.01} for n in range(3)]
+    rows = [Row("t.py::test_a[64B]", pps=1001.0, mbps=10.0, offered=3000, received=2970,
+                per_round=rounds)]
+    path = Results(environment={"kernel": "x"}, rows=rows).save(tmp_path / "base.json")
+    base = gates.load_baseline(str(path))
+    assert base.environment == {"kernel": "x"} and base.searches == {}
+    assert base.rows["t.py::test_a[64B]"]["per_round"] == rounds
+    found, regressions, comparisons = gates.compare_baseline(
+        replace(rows[0], per_round=[{**r, "pps": r["pps"] * 0.8} for r in rounds]),
+        base.rows, "base.json", {"pps": 0.05, "loss_ratio": 0.001})
+    assert found and [c.verdict for c in comparisons] == ["regression", "no change"]
+    assert regressions == [comparisons[0].line() + ", against the baseline base.json "
+                           "(--pktgen-threshold)"]
+    assert gates.compare_baseline(replace(rows[0], test="t.py::test_b"), base.rows, "b",
+                                  {}) == (False, [], [])
+
+
+def test_a_version_1_baseline_is_refused_with_what_to_do(tmp_path):
+    old = tmp_path / "old.json"
+    old.write_text('{"version": 1, "results": {"t.py::x": {"pps": 1.0}}}')
+    with pytest.raises(pytest.UsageError, match=r"--pktgen-baseline .*old.json: version 1, "
+                       r"this pytest-pktgen reads version 2 .*medians only.*save it"):
+        gates.load_baseline(str(old))
 
 
 SEARCHES = """

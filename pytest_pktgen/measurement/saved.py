@@ -1,0 +1,125 @@
+"""Saved sessions: results.json (and a baseline, the same document) read back, and two of them
+compared point by point with :mod:`~pytest_pktgen.measurement.compare`.
+
+The document's form is ``results.schema.json`` beside this file (JSON Schema 2020-12), its
+``version`` :data:`VERSION`: every measurement's row with its rounds' own figures
+(``per_round``), every throughput search with its goals' bounds and trials. Version 1 kept
+medians only, which no statistics can judge: it is refused with what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .compare import METRICS, Comparison, compare_bounds, compare_rounds
+from .row import key_of
+
+VERSION = 2
+SCHEMA = Path(__file__).with_name("results.schema.json")
+
+
+class SavedError(ValueError):
+    """A file that is no saved session of this version: the message says what to do."""
+
+
+@dataclass
+class Saved:
+    """A saved session: its environment, and its measurements and searches by key (the test's
+    node id and label, :func:`~pytest_pktgen.measurement.row.key_of`), each as saved."""
+
+    path: str
+    environment: dict = field(default_factory=dict)
+    rows: dict[str, dict] = field(default_factory=dict)
+    searches: dict[str, dict] = field(default_factory=dict)
+
+
+def load(path: str) -> Saved:
+    """A saved session (results.json or a baseline); a :class:`SavedError` saying why not."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SavedError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SavedError(f"{path}: cannot be read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise SavedError(f"{path}: not JSON: {err}") from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise SavedError(f"{path}: not a pytest-pktgen results.json or baseline")
+    if data["version"] != VERSION:
+        raise SavedError(f"{path}: version {data['version']!r}, this pytest-pktgen reads "
+                         f"version {VERSION} (every round's figures); version 1 kept medians "
+                         "only, which no statistics can judge: run the session again and save "
+                         "it (--pktgen-save-baseline, or its results.json)")
+    try:
+        rows = {key_of(r["test"], r.get("label")): r for r in data.get("results", [])}
+        searches = {key_of(s["test"], s.get("label")): s for s in data.get("searches", [])}
+    except (TypeError, KeyError, AttributeError) as err:
+        raise SavedError(f"{path}: a result without its test ({err!r}): not of the form of "
+                         f"{SCHEMA.name}") from None
+    return Saved(path, data.get("environment", {}), rows, searches)
+
+
+def rounds_of(subject: Mapping, metric: str) -> list[float]:
+    """A measurement's rounds' figures of ``metric``, where every round has one (else none:
+    half a metric compares nothing)."""
+    values = [r.get(metric) for r in subject.get("per_round", ())]
+    return [float(v) for v in values] if values and None not in values else []
+
+
+def bounds_of(search: Mapping, metric: str) -> tuple[float | None, float | None] | None:
+    """A search's relevant (lower, upper) bound of the NDR (``ndr_pps``) or the PDR
+    (``pdr_pps``: the smallest loss ratio above 0), from its goals in MLRsearch's form; None
+    where it has no such goal or found no lower bound."""
+    goals = [(g["search_goal"]["loss_ratio"], g) for g in search.get("goals", ())]
+    if metric == "ndr_pps":
+        chosen = [g for ratio, g in goals if ratio == 0.0]
+    else:
+        chosen = [g for ratio, g in sorted(goals, key=lambda p: p[0]) if ratio > 0.0][:1]
+    if not chosen or not chosen[0].get("relevant_lower_bound"):
+        return None
+    return chosen[0]["relevant_lower_bound"], chosen[0].get("relevant_upper_bound")
+
+
+def compare_subject(key: str, before: Mapping, after: Mapping,
+                    thresholds: Mapping[str, float], confidence: float,
+                    searched: bool = False) -> list[Comparison]:
+    """Every metric both sides measured (a search's: both searched), ``after`` against
+    ``before``, each at its threshold."""
+    out = []
+    for name, metric in METRICS.items():
+        if metric.searched != searched:
+            continue
+        if searched:
+            then, now = bounds_of(before, name), bounds_of(after, name)
+            if then and now:
+                out.append(compare_bounds(key, metric, then, now, thresholds.get(name)))
+            continue
+        then, now = rounds_of(before, name), rounds_of(after, name)
+        if then and now:
+            out.append(compare_rounds(key, metric, then, now, thresholds.get(name),
+                                      confidence))
+    return out
+
+
+def compare_sessions(before: Saved, after: Saved, thresholds: Mapping[str, float],
+                     confidence: float) -> tuple[list[Comparison], list[str]]:
+    """(comparisons of every point both sessions measured or searched, in ``after``'s order;
+    the keys only one of them has, said)."""
+    out: list[Comparison] = []
+    for subjects, then, searched in ((after.rows, before.rows, False),
+                                     (after.searches, before.searches, True)):
+        for key, now in subjects.items():
+            if key in then:
+                out += compare_subject(key, then[key], now, thresholds, confidence, searched)
+    said = _only_in(before, after) + _only_in(after, before)
+    return out, said
+
+
+def _only_in(one: Saved, other: Saved) -> list[str]:
+    keys = [k for k in one.rows if k not in other.rows]
+    keys += [f"{k} (search)" for k in one.searches if k not in other.searches]
+    return [f"only in {one.path}: {k}" for k in keys]
+
