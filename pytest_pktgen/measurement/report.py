@@ -487,6 +487,7 @@ def plot_search(found: SearchResult, path: Path) -> Path:
 
 # --- comparisons (a baseline, two saved sessions, two kernels) --------------------------
 
+RATIO_TICKS = (0.25, 0.5, 0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 4.0)
 VERDICT_COLOURS = {"regression": "tab:red", "undecided": "tab:orange",
                    "no change": "tab:grey", "improvement": "tab:green"}
 
@@ -532,6 +533,7 @@ def plot_forest(comparisons: list[Comparison], path: Path, title: str) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
     panels = [[c for c in comparisons if not c.metric.absolute],
               [c for c in comparisons if c.metric.absolute]]
@@ -558,18 +560,24 @@ def plot_forest(comparisons: list[Comparison], path: Path, title: str) -> Path:
         ax.set_yticklabels([f"{c.key.rpartition('::')[2]} {c.metric.name}"
                             for c in reversed(panel)], fontsize="small")
         if absolute:
-            ax.set_xlabel("loss ratio after - before (share of frames)")
+            ax.xaxis.set_major_formatter(ticker.PercentFormatter(xmax=1.0))
+            ax.xaxis.set_major_locator(ticker.MaxNLocator(5))
+            ax.set_xlabel("loss ratio after - before (share of frames; shaded: +-threshold)")
         else:
             ax.set_xscale("log")
             ax.set_xlim(edge_low / 1.05, edge_high * 1.05)
+            shown = [t for t in RATIO_TICKS if edge_low / 1.05 <= t <= edge_high * 1.05]
+            ax.xaxis.set_major_locator(ticker.FixedLocator(shown))
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_minor_formatter(ticker.NullFormatter())
             ax.set_xlabel("after / before (geometric means; shaded: +-threshold)")
         ax.grid(True, axis="x", alpha=0.3)
-    for verdict, colour in VERDICT_COLOURS.items():
-        axes[0][0].plot([], [], "o-", color=colour, label=verdict)
-    axes[0][0].legend(fontsize="small", loc="best")
-    confidence = comparisons[0].confidence
-    fig.suptitle(f"{title}: {confidence:.0%} intervals" if confidence < 1 else title)
-    fig.tight_layout()
+    handles = [axes[0][0].plot([], [], "o-", color=colour, label=verdict)[0]
+               for verdict, colour in VERDICT_COLOURS.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize="small")
+    levels = sorted({c.confidence for c in comparisons if c.method != "search bounds"})
+    fig.suptitle(f"{title}: {levels[0]:.0%} intervals" if levels else title, fontsize="medium")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

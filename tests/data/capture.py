@@ -144,3 +144,32 @@ def test_capture_cpu_counters(dummy, pktgen, pktgen_module):
     pid = min(cpu.pktgen_pids())
     for name in ("schedstat", "comm"):
         save(f"proc-kpktgend-{name}.txt", Path(f"/proc/{pid}/{name}").read_text(), kernel)
+
+
+SESSION = """
+import pytest
+
+@pytest.mark.pktgen_sweep(frame=[64, 1500])
+def test_veth(veth, pktgen_bench, pktgen_point):
+    pktgen_bench(veth, ratep={slow} if pktgen_point.frame == 1500 else 20000)
+"""
+
+
+def test_capture_sessions(pytester):
+    """Two real sessions as results.json keeps them, for the comparisons' tests: the same veth
+    sweep counted and timed by pgrx, 5 rounds each of 10,000 frames paced at 20,000 pps, the
+    second with its 1500 B point at 18,000 pps (known: a ratio of 0.900); the rest unchanged."""
+    # what the nested sessions import, once in this process (pytester unloads what they load,
+    # and numpy's kind cannot be imported twice)
+    import pandas  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    kernel = Path("/proc/sys/kernel/osrelease").read_text().strip()
+    for name, slow in (("before", 20000), ("after", 18000)):
+        pytester.makepyfile(test_sessions=SESSION.format(slow=slow))
+        out = pytester.path / name
+        result = pytester.runpytest("--pktgen-count", "10000", "--pktgen-repeats", "5",
+                                    "--pktgen-rx", "kmod", "--pktgen-no-plots",
+                                    f"--pktgen-out={out}", "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=2)
+        save(f"results-veth-paced-{name}.json", (out / "results.json").read_text(), kernel)
