@@ -18,6 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 VM_ARGS ?=
 
 .PHONY: deps sshd venv kmod patched-kernel patched test unit integration examples soak sweep bench \
+	bench-regression \
 	lint capture clean
 
 # The soak test's size in `make test`: 8 runs (2 interrupted) fit CI's time budget on a fresh
@@ -130,6 +131,11 @@ bench: deps venv kmod sshd patched-kernel
 	PKTGEN_BENCH_RUN=$(BENCH_RUN) $(PYTEST) --pktgen-vm --pktgen-vm-kernel $(PATCHED_TREE) \
 		--pktgen-vm-nics 0 bench/test_3_rx.py -s -p no:cacheprovider
 	$(PY) bench/conftest.py $(BENCH_RUN)
+
+# Bench 10 from the host: a kernel with a known added cost (ndelay in dummy_xmit) in a git
+# history of 8 commits on the patched kernel's tree; A/B runs and a git bisect run find it.
+bench-regression: deps venv patched-kernel
+	PKTGEN_BENCH_RUN=$(BENCH_RUN) $(PY) bench/regression.py
 
 lint: venv
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench

@@ -3,7 +3,9 @@
 ``python -m pytest_pktgen compare BEFORE AFTER``: two saved sessions point by point, each
 metric's ratio with its interval and verdict, a forest plot; exit 0 (no regression, all
 settled), 1 (a regression), 2 (something undecided) or 4 (bad usage, unreadable files, no
-point in both: pytest's usage error)."""
+point in both: pytest's usage error);
+``python -m pytest_pktgen bisect-run --good good.json -- TESTS``: one step of ``git bisect run``
+in a kernel tree (:mod:`pytest_pktgen.bisect`)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import options
+from . import bisect, options
 from .measurement import report, saved
 from .measurement.compare import CONFIDENCE, DEFAULT_THRESHOLDS, exit_code
 from .pktgen.parse import parse_device
@@ -31,22 +33,45 @@ def main(argv: list[str] | None = None) -> int:
                                           "1 a regression, 2 something undecided")
     comp.add_argument("before", metavar="BEFORE")
     comp.add_argument("after", metavar="AFTER")
-    comp.add_argument("--threshold", type=options.thresholds, default={},
-                      metavar="METRIC=SHARE,...",
-                      help="the smallest change that counts, per metric (defaults: " +
-                      ",".join(f"{k}={v:g}" for k, v in DEFAULT_THRESHOLDS.items()) + ")")
-    comp.add_argument("--confidence", type=options.confidence, default=CONFIDENCE,
-                      metavar="LEVEL", help=f"of each interval (default {CONFIDENCE})")
     comp.add_argument("--plot", default="compare.png", metavar="PNG",
                       help="the forest plot's file (default compare.png; '' for none)")
+    step = sub.add_parser("bisect-run", help="one step of git bisect run in a kernel tree: "
+                                              "build, boot in the VM lab, run the tests, judge "
+                                              "against the good kernel: exit 0 good, 1 bad, "
+                                              "125 skip")
+    good = step.add_mutually_exclusive_group(required=True)
+    good.add_argument("--good", metavar="JSON", help="the good kernel's saved session "
+                      "(results.json or a baseline)")
+    good.add_argument("--good-kernel", metavar="PATH", help="the good kernel (bzImage or built "
+                      "tree), measured side by side in each step")
+    step.add_argument("--tree", default=".", metavar="DIR",
+                      help="the kernel tree git bisect checked out (default: here)")
+    step.add_argument("--kconfig", default=str(bisect.KCONFIG), metavar="FILE",
+                      help="options forced on allnoconfig (default: the lab's, patches/kconfig)")
+    step.add_argument("--blocks", type=options.positive_int, default=2, metavar="N",
+                      help="with --good-kernel: the A/B blocks of each step (default 2)")
+    for one in (comp, step):
+        one.add_argument("--threshold", type=options.thresholds, default={},
+                         metavar="METRIC=SHARE,...",
+                         help="the smallest change that counts, per metric (defaults: " +
+                         ",".join(f"{k}={v:g}" for k, v in DEFAULT_THRESHOLDS.items()) + ")")
+        one.add_argument("--confidence", type=options.confidence, default=CONFIDENCE,
+                         metavar="LEVEL", help=f"of each interval (default {CONFIDENCE})")
+    step.add_argument("pytest_args", nargs="*", metavar="PYTEST_ARGS",
+                      help="after --: the tests and their options, as for pytest")
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exit:  # argparse's 2 for bad usage is compare's "undecided": 4
-        return 4 if exit.code == 2 else exit.code
+    except SystemExit as exit:  # argparse's 2 for bad usage is compare's "undecided"
+        if exit.code != 2:
+            return exit.code
+        # 4, pytest's usage error; for git bisect run, above 127 (stop the bisect)
+        return 128 if "bisect-run" in (sys.argv[1:] if argv is None else argv) else 4
     if args.command == "clean":
         return _clean()
     if args.command == "compare":
         return _compare(args)
+    if args.command == "bisect-run":
+        return _bisect(args)
     status = 0
     for name in args.files:
         try:
@@ -79,6 +104,19 @@ def _compare(args) -> int:
         path = report.plot_forest(found, Path(args.plot), f"{args.after} against {args.before}")
         print(f"forest plot: {path.resolve()}")
     return exit_code(found) if found else 4
+
+
+def _bisect(args) -> int:
+    try:
+        return bisect.step(Path(args.tree).resolve(), args.pytest_args, good=args.good,
+                           good_kernel=args.good_kernel,
+                           thresholds={**DEFAULT_THRESHOLDS, **args.threshold},
+                           confidence=args.confidence, blocks=args.blocks,
+                           kconfig=Path(args.kconfig))
+    except saved.SavedError as err:
+        # git bisect run stops at an exit code above 127: a bad --good file ends the bisect
+        print(f"pytest-pktgen bisect-run: --good {err}", file=sys.stderr)
+        return 128
 
 
 def _clean() -> int:

@@ -248,8 +248,11 @@ class Option:
 OPTIONS = (
     Option("pktgen_vm", "run this pytest session inside the VM lab: a virtme-ng guest booting a "
            "kernel with pktgen", False),
-    Option("pktgen_vm_kernel", "kernel for the VM lab: a bzImage/vmlinuz or a built kernel tree",
-           None, str, "PATH"),
+    Option("pktgen_vm_kernel", "kernel for the VM lab: a bzImage/vmlinuz or a built kernel "
+           "tree; twice (A, then B): the session on both in alternating blocks, B compared with "
+           "A point by point", (), str, "PATH", multiple=True),
+    Option("pktgen_vm_blocks", "with two --pktgen-vm-kernel: how many blocks, a boot each, in "
+           "the order A B B A A B B A ... (an even number)", 4, positive_int, "N"),
     Option("pktgen_vm_cpus", "vCPUs of the VM lab", 2, positive_int, "N"),
     Option("pktgen_vm_memory", "memory of the VM lab", "2G", memory, "SIZE"),
     Option("pktgen_vm_nics", "crossover pairs of virtio-net NICs in the VM lab, each pair on a "
@@ -437,6 +440,16 @@ def check_usage(config: pytest.Config) -> None:
         if where is not None and where not in hosts:
             raise pytest.UsageError(f"{flag} {value}: there is no --pktgen-host {where}=... "
                                     f"(hosts: {', '.join(hosts) or 'none'})")
+    kernels = get(config, "pktgen_vm_kernel")
+    if len(kernels) > 2:
+        raise pytest.UsageError(f"--pktgen-vm-kernel is given {len(kernels)} times: once (the "
+                                "lab's kernel) or twice (A and B, compared)")
+    if given(config, "pktgen_vm_blocks") and len(kernels) != 2:
+        raise pytest.UsageError("--pktgen-vm-blocks: blocks alternate two kernels; give "
+                                "--pktgen-vm-kernel twice (A, then B)")
+    if get(config, "pktgen_vm_blocks") % 2:
+        raise pytest.UsageError(f"--pktgen-vm-blocks {get(config, 'pktgen_vm_blocks')}: an "
+                                "even number, so each kernel boots as often (A B B A ...)")
     if hosts and get(config, "pktgen_vm"):
         raise pytest.UsageError("--pktgen-vm runs in a VM without a network to other "
                                 "machines; --pktgen-host names one: use one or the other")

@@ -5,6 +5,7 @@ the ``--pktgen-vm`` re-run of the whole session inside the VM lab."""
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import host, options
+from . import kernels as ab
 from .errors import HostError
 from .host import ledger, ssh
 from .lab import vm
@@ -174,8 +176,9 @@ def run_in_vm(config: pytest.Config):
     if not out.is_relative_to(invocation.dir) and not out.is_relative_to(config.rootpath):
         out.mkdir(parents=True, exist_ok=True)
         rwdirs.append(str(out))
+    kernels = options.get(config, "pktgen_vm_kernel")
     opts = vm.VmOptions(
-        kernel=options.get(config, "pktgen_vm_kernel"),
+        kernel=kernels[0] if kernels else None,
         cpus=options.get(config, "pktgen_vm_cpus"),
         memory=options.get(config, "pktgen_vm_memory"),
         nics=options.get(config, "pktgen_vm_nics"),
@@ -186,4 +189,11 @@ def run_in_vm(config: pytest.Config):
         cwd=str(invocation.dir),
     )
     args = options.strip_vm_args(list(invocation.args))
-    return vm.run_pytest_in_vm(opts, args, echo=lambda s: print(s, flush=True))
+    echo = functools.partial(print, flush=True)
+    if len(kernels) == 2:
+        return ab.run_ab(opts, kernels, args, out, options.get(config, "pktgen_vm_blocks"),
+                         {**options.BY_NAME["pktgen_threshold"].default,
+                          **options.get(config, "pktgen_threshold")},
+                         options.get(config, "pktgen_confidence"),
+                         plots=not options.get(config, "pktgen_no_plots"), echo=echo)
+    return vm.run_pytest_in_vm(opts, args, echo=echo)

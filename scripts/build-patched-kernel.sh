@@ -27,19 +27,4 @@ if [ "$want" != "$have" ]; then
   echo "$want" > .pktgen-patches.sha256
 fi
 
-# the config is made again when patches/kconfig says something else (a fresh clone's file is
-# newer than the cache, but the same): allnoconfig with patches/kconfig forced on top
-# (KCONFIG_ALLCONFIG), so the build holds what the lab needs and nothing else; every option the
-# file turns on must have survived Kconfig's dependencies
-want_config=$(sha256sum < "$top/patches/kconfig" | cut -d' ' -f1)
-if [ ! -f .config ] || [ "$want_config" != "$(cat .pktgen-kconfig.sha256 2>/dev/null)" ]; then
-  KCONFIG_ALLCONFIG="$top/patches/kconfig" make -s allnoconfig
-  missing=$(grep '^CONFIG_[A-Z0-9_]*=y$' "$top/patches/kconfig" | while read -r line; do
-    grep -qx "$line" .config || echo "$line"; done)
-  if [ -n "$missing" ]; then
-    echo "patches/kconfig: Kconfig dropped (a dependency is off):" $missing >&2; exit 3
-  fi
-  echo "$want_config" > .pktgen-kconfig.sha256
-fi
-make -s -j"$(nproc)" bzImage >&2
-echo "$tree"
+exec "$top/scripts/build-lab-kernel.sh" "$tree"

@@ -107,10 +107,7 @@ class Results:
     def save(self, path: str | Path, doc: dict | None = None) -> Path:
         """The session's document (:meth:`document`) written to ``path``: results.json, or
         a baseline."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(doc or self.document(), indent=2) + "\n")
-        return path
+        return write_json(Path(path), doc or self.document())
 
     def write(self, out_dir: str, plots: bool = True, baseline: str | None = None
               ) -> dict[str, Path]:
@@ -155,6 +152,13 @@ class Results:
                 f.write(f"# {key}: {value}\n")
             df.to_csv(f, index=False)
         return path
+
+
+def write_json(path: Path, doc: dict) -> Path:
+    """A document (results.json's form) written to ``path``, its directory made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
 
 
 def searches_frame(searches: list[SearchResult]):
@@ -522,7 +526,8 @@ def comparison_summary(comparisons: list[Comparison]) -> str:
     rate = (f"; by rounds, a change smaller than its threshold is called a regression in at "
             f"most {(1 - levels[0]) / 2:.1%} of comparisons ({levels[0]:.0%} intervals)"
             if levels else "")
-    return f"{len(comparisons)} comparisons: {said}{rate}"
+    plural = "s" if len(comparisons) != 1 else ""
+    return f"{len(comparisons)} comparison{plural}: {said}{rate}"
 
 
 def plot_forest(comparisons: list[Comparison], path: Path, title: str) -> Path:

@@ -34,6 +34,48 @@ class Saved:
     environment: dict = field(default_factory=dict)
     rows: dict[str, dict] = field(default_factory=dict)
     searches: dict[str, dict] = field(default_factory=dict)
+    units: str = ""
+
+    def document(self) -> dict:
+        """As results.json holds a session (the schema's form)."""
+        return {"version": VERSION, "units": self.units, "environment": self.environment,
+                "results": list(self.rows.values()), "searches": list(self.searches.values())}
+
+
+def pooled(sessions: list[Saved], path: str) -> Saved:
+    """Several sessions of the same tests as one (the blocks of one kernel in an A/B run):
+    each measurement's rounds in the sessions' order, its other columns the first session's;
+    each search's goals with the widest bounds any session found (its throughput lay within
+    each session's bounds, so within their union); the environments by session."""
+    rows: dict[str, dict] = {}
+    searches: dict[str, dict] = {}
+    for session in sessions:
+        for key, row in session.rows.items():
+            if key in rows:
+                per_round = rows[key]["per_round"] + row["per_round"]
+                rows[key] = {**rows[key], "per_round": per_round, "rounds": len(per_round)}
+            else:
+                rows[key] = {**row, "per_round": list(row["per_round"])}
+        for key, found in session.searches.items():
+            searches[key] = _widest(searches[key], found) if key in searches else found
+    return Saved(path, {"sessions": [s.environment for s in sessions]}, rows, searches,
+                 sessions[0].units if sessions else "")
+
+
+def _widest(one: dict, other: dict) -> dict:
+    """``one`` with each goal's bounds widened to hold ``other``'s of the same loss ratio."""
+    theirs = {g["search_goal"]["loss_ratio"]: g for g in other.get("goals", ())}
+    goals = []
+    for goal in one.get("goals", ()):
+        match = theirs.get(goal["search_goal"]["loss_ratio"])
+        if match is not None:
+            lows = [b for b in (goal["relevant_lower_bound"], match["relevant_lower_bound"])
+                    if b]
+            highs = [goal["relevant_upper_bound"], match["relevant_upper_bound"]]
+            goal = {**goal, "relevant_lower_bound": min(lows) if lows else None,
+                    "relevant_upper_bound": None if None in highs else max(highs)}
+        goals.append(goal)
+    return {**one, "goals": goals}
 
 
 def load(path: str) -> Saved:
@@ -59,7 +101,7 @@ def load(path: str) -> Saved:
     except (TypeError, KeyError, AttributeError) as err:
         raise SavedError(f"{path}: a result without its test ({err!r}): not of the form of "
                          f"{SCHEMA.name}") from None
-    return Saved(path, data.get("environment", {}), rows, searches)
+    return Saved(path, data.get("environment", {}), rows, searches, data.get("units", ""))
 
 
 def rounds_of(subject: Mapping, metric: str) -> list[float]:

@@ -1,0 +1,186 @@
+"""Bench 10, from the host: a kernel with a known added cost, found by an A/B run and by a
+bisect. `make bench-regression` runs it (after `make patched-kernel`); it prints its figures and
+appends them to bench/results.jsonl (section 10).
+
+The kernel tree is a copy of the patched kernel's (its build kept, so every build here is
+incremental) under git, with a history of 8 commits on top of it: 3 harmless ones (a comment in
+drivers/net/dummy.c), then one that adds ``ndelay(DELAY_NS)`` to dummy_xmit, then 4 harmless
+ones. pktgen sends on a dummy in its own thread, so the delay adds to each packet's time: the
+slowed kernel's pps is known from the good one's, ``1 / (1 / pps_good + DELAY_NS)``.
+
+1. The known regression, directly: an A/B run of the good kernel (the base) against the slowed
+   one (the 4th commit) with many rounds (8 blocks of 5): its ratio and interval, against the
+   ratio the added cost predicts.
+2. The same with the defaults a user gets (4 blocks of 3 rounds): the verdict and whether its
+   interval holds the direct ratio.
+3. The same kernel against itself with the defaults: the verdicts (no regression expected).
+4. ``git bisect run python -m pytest_pktgen bisect-run --good good.json`` from the 8th commit
+   (bad) to the base (good): the commit it names, its steps and each step's time (build, boot,
+   measure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_pktgen.measurement import saved  # noqa: E402
+from pytest_pktgen.measurement.compare import DEFAULT_THRESHOLDS  # noqa: E402
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-pktgen"
+PATCHED = CACHE / "linux-6.1-pktgen"
+TREE = CACHE / "linux-6.1-bisect"
+WORK = CACHE / "bench-regression"
+CASE = HERE / "regression_case.py"
+DELAY_NS = 400
+DUMMY = "drivers/net/dummy.c"
+RUN_ID = os.environ.get("PKTGEN_BENCH_RUN") or time.strftime("%Y%m%dT%H%M%S")
+VM = ["--pktgen-vm-nics", "0", "--pktgen-no-plots", "-p", "no:cacheprovider"]
+
+
+def sh(*cmd: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, check=check, text=True, capture_output=True)
+
+
+def git(*args: str) -> str:
+    return sh("git", "-c", "user.name=bench", "-c", "user.email=bench@invalid", *args,
+              cwd=TREE).stdout.strip()
+
+
+def history() -> dict[str, str]:
+    """The kernel tree under git with its 8 commits; {"base", "slow", "head"} -> sha."""
+    if not (TREE / ".git").exists():
+        shutil.rmtree(TREE, ignore_errors=True)
+        sh("cp", "-a", str(PATCHED), str(TREE))  # the build too: incremental from here
+        git("init", "-q")
+        git("add", "-A")
+        git("commit", "-q", "-m", "base: the patched lab kernel")
+        for n in range(1, 9):
+            source = (TREE / DUMMY).read_text()
+            if n == 4:
+                source = source.replace(
+                    "\tdev_lstats_add(dev, skb->len);\n",
+                    f"\tndelay({DELAY_NS}); /* bench 10: a known cost per packet */\n"
+                    "\tdev_lstats_add(dev, skb->len);\n", 1)
+                subject = f"dummy: {DELAY_NS} ns more per packet (the regression)"
+            else:
+                source = source.replace("/* dummy.c: a dummy net driver",
+                                        f"/* harmless {n} */\n/* dummy.c: a dummy net driver", 1)
+                subject = f"dummy: a harmless comment ({n})"
+            (TREE / DUMMY).write_text(source)
+            git("commit", "-q", "-am", subject)
+    revs = git("rev-list", "--reverse", "HEAD").split()
+    return {"base": revs[0], "slow": revs[4], "head": revs[-1]}
+
+
+def kernel_at(rev: str, name: str) -> tuple[Path, float]:
+    """The bzImage of ``rev``, copied out (the tree moves on); the build's seconds."""
+    git("checkout", "-q", rev)
+    started = time.monotonic()
+    sh(str(REPO / "scripts" / "build-lab-kernel.sh"), str(TREE))
+    built = time.monotonic() - started
+    WORK.mkdir(parents=True, exist_ok=True)
+    image = WORK / f"{name}.bzImage"
+    shutil.copy(TREE / "arch/x86/boot/bzImage", image)
+    return image, built
+
+
+def pytest(*args: str, cwd: Path = WORK) -> tuple[int, float, str]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "--pktgen-vm", *VM, *args],
+                          cwd=cwd, text=True, capture_output=True)
+    return done.returncode, time.monotonic() - started, done.stdout + done.stderr
+
+
+def ab(good: Path, slow: Path, blocks: int, rounds: int, out: Path) -> dict:
+    code, took, said = pytest("--pktgen-vm-kernel", str(good), "--pktgen-vm-kernel", str(slow),
+                              f"--pktgen-vm-blocks={blocks}", f"--pktgen-repeats={rounds}",
+                              f"--pktgen-out={out}", str(CASE))
+    pools = [saved.load(str(out / f"ab-{side}.json")) for side in "AB"]
+    found, _ = saved.compare_sessions(*pools, DEFAULT_THRESHOLDS, 0.95)
+    (pps,) = [c for c in found if c.metric.name == "pps"]
+    good_pps = [r["pps"] for row in pools[0].rows.values() for r in row["per_round"]]
+    return {"exit": code, "seconds": round(took), "comparison": pps, "good_pps": good_pps,
+            "output": said}
+
+
+def main() -> None:
+    revs = history()
+    good, built_good = kernel_at(revs["base"], "good")
+    slow, built_slow = kernel_at(revs["slow"], "slow")
+    rows, notes = [], []
+
+    direct = ab(good, slow, 8, 5, WORK / "direct")
+    c = direct["comparison"]
+    mean_good = sum(direct["good_pps"]) / len(direct["good_pps"])
+    predicted = 1 / (1 + DELAY_NS * 1e-9 * mean_good)
+    rows.append({"run": "direct: 8 blocks x 5 rounds", "ratio": c.estimate, "low": c.low,
+                 "high": c.high, "verdict": c.verdict, "predicted": predicted,
+                 "seconds": direct["seconds"]})
+    default = ab(good, slow, 4, 3, WORK / "default")
+    d = default["comparison"]
+    rows.append({"run": "defaults: 4 blocks x 3 rounds", "ratio": d.estimate, "low": d.low,
+                 "high": d.high, "verdict": d.verdict, "predicted": predicted,
+                 "seconds": default["seconds"]})
+    same = ab(good, good, 4, 3, WORK / "same")
+    s = same["comparison"]
+    rows.append({"run": "good against itself, defaults", "ratio": s.estimate, "low": s.low,
+                 "high": s.high, "verdict": s.verdict, "predicted": 1.0,
+                 "seconds": same["seconds"]})
+    notes.append(f"slowed kernel: ndelay({DELAY_NS}) in dummy_xmit; the good kernel's mean "
+                 f"{mean_good:,.0f} pps predicts {predicted:.3f}; the direct interval "
+                 f"{'holds' if c.low <= predicted <= c.high else 'does NOT hold'} it; the "
+                 f"defaults' interval {'holds' if d.low <= c.estimate <= d.high else 'misses'} "
+                 "the direct ratio")
+    notes.append(f"builds: good {built_good:.0f} s, slowed {built_slow:.0f} s (incremental)")
+
+    # the good kernel's rounds saved, then git bisect run from head (bad) to base (good)
+    code, _, said = pytest("--pktgen-vm-kernel", str(good), "--pktgen-repeats=3",
+                           f"--pktgen-out={WORK / 'good'}", str(CASE))
+    good_json = WORK / "good" / "results.json"
+    git("checkout", "-q", revs["head"])
+    git("bisect", "reset")
+    git("bisect", "start", revs["head"], revs["base"])
+    started = time.monotonic()
+    run = subprocess.run(["git", "bisect", "run", sys.executable, "-m", "pytest_pktgen",
+                          "bisect-run", "--good", str(good_json), "--", str(CASE)],
+                         cwd=TREE, text=True, capture_output=True)
+    took = time.monotonic() - started
+    log = git("bisect", "log")
+    git("bisect", "reset")
+    steps = log.count("# good:") + log.count("# bad:") + log.count("# skip:")
+    named = next((line.split()[0] for line in run.stdout.splitlines()
+                  if line.endswith("is the first bad commit")), "none")
+    rows.append({"run": f"bisect: {steps} steps", "ratio": "", "low": "", "high": "",
+                 "verdict": f"names {named[:12]}", "predicted": f"{revs['slow'][:12]}",
+                 "seconds": round(took)})
+    found = "exactly the slowing commit" if named == revs["slow"] else "ANOTHER commit"
+    notes.append(f"bisect named {found}; {took / max(steps, 1):.0f} s a step (build, boot, "
+                 "measure)")
+    environment = {"kernel": "good/slowed bzImage (linux 6.1, the lab's config)",
+                   "pktgen": None, "machine": "VM lab from the host", "cpu": "",
+                   "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "python": sys.version.split()[0], "pytest_pktgen": "0.1.0"}
+    entry = {"run": RUN_ID, "section": "10. A known regression: A/B and bisect",
+             "title": "a kernel with a known added cost", "rows": rows, "notes": notes,
+             "environment": environment, "test": "bench/regression.py"}
+    with open(HERE / "results.jsonl", "a") as f:
+        f.write(json.dumps(entry, default=str) + "\n")
+    for row in rows:
+        print(row)
+    for note in notes:
+        print(note)
+    print(run.stdout[-3000:])
+
+
+if __name__ == "__main__":
+    main()
