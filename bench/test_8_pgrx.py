@@ -161,9 +161,9 @@ def test_latency_percentiles_over_repeated_runs(forwarding, rx_counter, record):
            f"through the forwarding router at {LATENCY_PACE:,} pps, every packet's latency "
            "from pgrx", rows, [
                "spread = (max - min) / median of a percentile over the runs: how far one run's "
-               "figure may be from another's on an unchanged setup (the noise floor of a "
-               "latency baseline: --pktgen-tolerance's 25 % for lat_p50_us, 50 % for "
-               "lat_p99_us)",
+               "figure may be from another's on an unchanged setup (what a latency "
+               "baseline's rounds spread by: the rounds a comparison needs to settle its "
+               "threshold, 10 % for lat_p50_us and 25 % for lat_p99_us by default)",
                f"paced at {LATENCY_PACE:,} pps: each sample includes up to one gap "
                f"({1e6 / LATENCY_PACE:,.0f} µs) of pktgen's own wait (README: Latency)",
            ])

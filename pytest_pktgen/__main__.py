@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import bisect, options
 from .measurement import report, saved
-from .measurement.compare import CONFIDENCE, DEFAULT_THRESHOLDS, exit_code
+from .measurement.compare import CONFIDENCE, DEFAULT_THRESHOLDS, exit_code, with_defaults
 from .pktgen.parse import parse_device
 from .run.leftovers import clean
 
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="the kernel tree git bisect checked out (default: here)")
     step.add_argument("--kconfig", default=str(bisect.KCONFIG), metavar="FILE",
                       help="options forced on allnoconfig (default: the lab's, patches/kconfig)")
-    step.add_argument("--blocks", type=options.positive_int, default=2, metavar="N",
-                      help="with --good-kernel: the A/B blocks of each step (default 2)")
+    step.add_argument("--blocks", type=options.even_blocks, default=4, metavar="N",
+                      help="with --good-kernel: the A/B blocks of each step, A B B A ... "
+                      "(even; default 4)")
     for one in (comp, step):
         one.add_argument("--threshold", type=options.thresholds, default={},
                          metavar="METRIC=SHARE,...",
@@ -92,7 +93,7 @@ def _compare(args) -> int:
         print(f"pytest-pktgen compare: {err}", file=sys.stderr)
         return 4
     found, only = saved.compare_sessions(before, after,
-                                         {**DEFAULT_THRESHOLDS, **args.threshold},
+                                         with_defaults(args.threshold),
                                          args.confidence)
     print(f"{args.after} against {args.before}:")
     for line in report.comparison_table(found) if found else ["no point measured in both"]:
@@ -110,7 +111,7 @@ def _bisect(args) -> int:
     try:
         return bisect.step(Path(args.tree).resolve(), args.pytest_args, good=args.good,
                            good_kernel=args.good_kernel,
-                           thresholds={**DEFAULT_THRESHOLDS, **args.threshold},
+                           thresholds=with_defaults(args.threshold),
                            confidence=args.confidence, blocks=args.blocks,
                            kconfig=Path(args.kconfig))
     except saved.SavedError as err:

@@ -4,10 +4,11 @@ step is an incremental build), booted in the VM lab, the user's tests run on it,
 compared with the good kernel's: saved ones (``--good results.json``) or measured side by side
 in the same step (``--good-kernel PATH``, an A/B run). Exit 0: good (no regression, every
 comparison settled), 1: bad (a regression, or a failed test), 125: skip (it does not build, the
-lab could not run it, or something stayed undecided), as ``git bisect run`` reads them::
+lab could not run it, or something stayed undecided), 128: stop (bad usage, which every step
+would repeat), as ``git bisect run`` reads them (paths absolute: it runs in the tree)::
 
     git bisect start BAD GOOD
-    git bisect run python -m pytest_pktgen bisect-run --good good.json -- tests/perf/
+    git bisect run python -m pytest_pktgen bisect-run --good /lab/good.json -- /lab/tests/perf
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from .measurement import compare, report, saved
 
-GOOD, BAD, SKIP = 0, 1, 125
+GOOD, BAD, SKIP, USAGE = 0, 1, 125, 128  # above 127, git bisect run stops
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "scripts" / "build-lab-kernel.sh"
 KCONFIG = REPO / "patches" / "kconfig"
@@ -38,7 +39,7 @@ def build(tree: Path, kconfig: Path = KCONFIG, echo: Callable[[str], None] = pri
 
 def step(tree: Path, pytest_args: Sequence[str], *, good: str | None = None,
          good_kernel: str | None = None, thresholds: dict, confidence: float,
-         blocks: int = 2, kconfig: Path = KCONFIG,
+         blocks: int = 4, kconfig: Path = KCONFIG,
          echo: Callable[[str], None] = print) -> int:
     """Build ``tree``, measure it, judge it against ``good`` (saved rounds) or
     ``good_kernel`` (side by side): GOOD, BAD or SKIP."""
@@ -66,11 +67,15 @@ def _measure(tree, pytest_args, out, before, good, good_kernel, thresholds, conf
                                str(tree), f"--pktgen-vm-blocks={blocks}",
                                f"--pktgen-threshold={threshold}",
                                f"--pktgen-confidence={confidence}", *pytest_args]).returncode
-        verdict = {0: GOOD, 1: BAD}.get(code, SKIP)
+        # 4: the tests' own usage is wrong (every step would fail so): stop the bisect
+        verdict = {0: GOOD, 1: BAD, 4: USAGE}.get(code, SKIP)
         echo(f"pytest-pktgen bisect: {tree} against {good_kernel} side by side: exit {code}, "
              f"{_said(verdict)}")
         return verdict
     ran = subprocess.run([*pytest, "--pktgen-vm-kernel", str(tree), *pytest_args]).returncode
+    if ran == 4:
+        echo("pytest-pktgen bisect: pytest refused the tests' arguments (exit 4): stopping")
+        return USAGE
     if ran not in (0, 1):
         echo(f"pytest-pktgen bisect: the VM lab could not run {tree} (exit {ran}): skip")
         return SKIP
@@ -91,4 +96,5 @@ def _measure(tree, pytest_args, out, before, good, good_kernel, thresholds, conf
 
 
 def _said(verdict: int) -> str:
-    return {GOOD: "good (exit 0)", BAD: "bad (exit 1)"}.get(verdict, "skip (exit 125)")
+    return {GOOD: "good (exit 0)", BAD: "bad (exit 1)", USAGE: "stop (exit 128)"}.get(
+        verdict, "skip (exit 125)")

@@ -6,9 +6,14 @@ kernel's rounds point by point, and compares B against A with the statistics of 
 ``--pktgen-out``/ab/N-A (or -B); the pooled sessions are ab-A.json and ab-B.json beside them,
 the forest plot ab-compare.png.
 
+Rounds of one boot may share what the boot gave them (where the kernel's memory landed, the
+host's load then): where a kernel's blocks differ beyond their rounds' spread (one-way ANOVA,
+:func:`~pytest_pktgen.measurement.saved.blocks_differ`), that point compares by the blocks'
+means, and says so.
+
 Exit code: the blocks' own where one could not run to its end (a usage error, a hung guest:
-the comparison would be one-sided), else 1 on a regression (or a failed test in a block), 2
-where something is undecided, 0 otherwise: ``compare``'s codes.
+the comparison would be one-sided), else ``compare``'s: 1 on a regression (or a failed test in
+a block), 2 where something is undecided, 4 where no point was measured on both, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -70,5 +75,5 @@ def run_ab(opts: vm.VmOptions, kernels: tuple[str, str], args: list[str], out: P
         path = report.plot_forest(found, out / "ab-compare.png",
                                   f"kernel B ({releases[1]}) against A ({releases[0]})")
         echo(f"pytest-pktgen A/B: forest plot {path}")
-    code = compare.exit_code(found) if found else 2
+    code = compare.exit_code(found) if found else 4
     return 1 if failed or code == 1 else code

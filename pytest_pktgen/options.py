@@ -35,6 +35,15 @@ def count(text: str) -> int:
     return int(text)
 
 
+def even_blocks(text: str) -> int:
+    """A/B blocks: an even number, so each kernel boots as often (A B B A ...)."""
+    value = positive_int(text)
+    if value % 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an even number of blocks (each "
+                                         "kernel boots as often: A B B A ...)")
+    return value
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)
@@ -252,7 +261,7 @@ OPTIONS = (
            "tree; twice (A, then B): the session on both in alternating blocks, B compared with "
            "A point by point", (), str, "PATH", multiple=True),
     Option("pktgen_vm_blocks", "with two --pktgen-vm-kernel: how many blocks, a boot each, in "
-           "the order A B B A A B B A ... (an even number)", 4, positive_int, "N"),
+           "the order A B B A A B B A ... (an even number)", 4, even_blocks, "N"),
     Option("pktgen_vm_cpus", "vCPUs of the VM lab", 2, positive_int, "N"),
     Option("pktgen_vm_memory", "memory of the VM lab", "2G", memory, "SIZE"),
     Option("pktgen_vm_nics", "crossover pairs of virtio-net NICs in the VM lab, each pair on a "
@@ -447,9 +456,6 @@ def check_usage(config: pytest.Config) -> None:
     if given(config, "pktgen_vm_blocks") and len(kernels) != 2:
         raise pytest.UsageError("--pktgen-vm-blocks: blocks alternate two kernels; give "
                                 "--pktgen-vm-kernel twice (A, then B)")
-    if get(config, "pktgen_vm_blocks") % 2:
-        raise pytest.UsageError(f"--pktgen-vm-blocks {get(config, 'pktgen_vm_blocks')}: an "
-                                "even number, so each kernel boots as often (A B B A ...)")
     if hosts and get(config, "pktgen_vm"):
         raise pytest.UsageError("--pktgen-vm runs in a VM without a network to other "
                                 "machines; --pktgen-host names one: use one or the other")

@@ -18,7 +18,7 @@ from . import kernels as ab
 from .errors import HostError
 from .host import ledger, ssh
 from .lab import vm
-from .measurement import gates, measure, report
+from .measurement import compare, gates, measure, report
 from .pktgen import module
 from .pktgen.proc import Pktgen
 from .run import leftovers
@@ -48,9 +48,7 @@ def session_state(config: pytest.Config) -> measure.SessionState:
         thresholds=gates.Thresholds.load(thresholds) if thresholds else None,
         baseline=saved.rows if saved else None,
         baseline_path=baseline,
-        # the metrics a user's --pktgen-threshold does not name keep their defaults
-        baseline_thresholds={**options.BY_NAME["pktgen_threshold"].default,
-                             **options.get(config, "pktgen_threshold")},
+        baseline_thresholds=compare.with_defaults(options.get(config, "pktgen_threshold")),
         allow_devices=options.get(config, "pktgen_allow_dev"),
         search_baseline=saved.searches if saved else None,
         confidence=options.get(config, "pktgen_confidence"),
@@ -192,8 +190,7 @@ def run_in_vm(config: pytest.Config):
     echo = functools.partial(print, flush=True)
     if len(kernels) == 2:
         return ab.run_ab(opts, kernels, args, out, options.get(config, "pktgen_vm_blocks"),
-                         {**options.BY_NAME["pktgen_threshold"].default,
-                          **options.get(config, "pktgen_threshold")},
+                         compare.with_defaults(options.get(config, "pktgen_threshold")),
                          options.get(config, "pktgen_confidence"),
                          plots=not options.get(config, "pktgen_no_plots"), echo=echo)
     return vm.run_pytest_in_vm(opts, args, echo=echo)

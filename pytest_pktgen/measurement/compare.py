@@ -70,6 +70,11 @@ SEARCH_METRICS = tuple(m for m, metric in METRICS.items() if metric.searched)
 DEFAULT_THRESHOLDS = {name: m.threshold for name, m in METRICS.items()}
 
 
+def with_defaults(thresholds: Mapping[str, float]) -> dict[str, float]:
+    """``thresholds`` with the defaults of the metrics it does not name."""
+    return {**DEFAULT_THRESHOLDS, **thresholds}
+
+
 def thresholds(value: str | Mapping[str, object]) -> dict[str, float]:
     """Thresholds by metric from ``pps=2%,loss_ratio=0.1%`` or ``{"pps": 0.02}``: relative ones
     (a share of the metric) from 0 to below 1, a loss ratio's (a difference of shares) from 0
@@ -87,7 +92,8 @@ def thresholds(value: str | Mapping[str, object]) -> dict[str, float]:
         if metric is None or value is None or value < 0 or value > 1 or (
                 value == 1 and not metric.absolute):
             most = "1 (100%)" if metric is not None and metric.absolute else "below 1 (100%)"
-            raise ValueError(f"threshold {name}={raw}: {allowed}; a share from 0 to {most}")
+            given = name if raw is None else f"{name}={raw}"
+            raise ValueError(f"threshold {given}: {allowed}; a share from 0 to {most}")
         out[name] = value
     if not out:
         raise ValueError(f"threshold {value!r}: {allowed}")
@@ -152,7 +158,8 @@ class Comparison:
         """For results.json's ``comparisons``: what was compared, the estimate, its interval,
         the verdict and each side's figures."""
         return {"key": self.key, "metric": self.metric.name, "method": self.method,
-                "estimate": self.estimate, "low": self.low,
+                "estimate": None if math.isnan(self.estimate) else self.estimate,
+                "low": self.low,
                 "high": None if self.high == math.inf else self.high,
                 "threshold": self.threshold, "confidence": self.confidence,
                 "verdict": self.verdict, "rounds_needed": self.rounds_needed,
@@ -169,7 +176,8 @@ class Comparison:
             return "narrower searches would settle it (--pktgen-search-width)"
         if self.rounds_needed is None:
             return "no number of rounds settles it: the change lies at the threshold"
-        return f"about {self.rounds_needed} rounds on each side would settle it"
+        return (f"about {self.rounds_needed} rounds on each side would settle it "
+                f"({POWER:.0%} of the time)")
 
 
 def _finite(values: Sequence[float]) -> list[float | None]:
@@ -198,21 +206,27 @@ def _interval(before: Sequence[float], after: Sequence[float], confidence: float
     return float(found.low), float(found.high)
 
 
-def _welch_half(s2a: float, s2b: float, n: int, confidence: float) -> float:
-    """The half width of Welch's interval with ``n`` rounds on each side (its degrees of
-    freedom by Welch-Satterthwaite, as ``ttest_ind`` takes them)."""
+POWER = 0.8  # rounds_needed: the share of reruns it settles, at the spread and change seen
+
+
+def _welch_half(s2a: float, s2b: float, n: int, confidence: float, power: float = 0.5
+                ) -> float:
+    """How far from a bound the difference must lie for Welch's interval with ``n`` rounds on
+    each side to clear it in ``power`` of the reruns (0.5: the interval's half width; its
+    degrees of freedom by Welch-Satterthwaite, as ``ttest_ind`` takes them)."""
     from scipy.special import stdtrit  # Student's t quantile; stats.t.ppf's, without its frame
 
     se2 = (s2a + s2b) / n
     df = se2 ** 2 / ((s2a / n) ** 2 / (n - 1) + (s2b / n) ** 2 / (n - 1))
-    return float(stdtrit(df, 0.5 + confidence / 2)) * math.sqrt(se2)
+    return float(stdtrit(df, 0.5 + confidence / 2) + stdtrit(df, power)) * math.sqrt(se2)
 
 
 def rounds_needed(before: Sequence[float], after: Sequence[float], bounds: Sequence[float],
                   confidence: float = CONFIDENCE) -> int | None:
-    """About how many rounds on each side make the interval clear every bound, at the
-    spread and difference seen (on the scale compared: logarithms, or shares); None where
-    the difference lies on a bound or there is no spread to go by."""
+    """About how many rounds on each side make the interval clear every bound in
+    :data:`POWER` of the reruns, at the spread and difference seen (on the scale compared:
+    logarithms, or shares); None where the difference lies on a bound or there is no spread
+    to go by."""
     if len(before) < 2 or len(after) < 2:
         return None
     s2a, s2b = statistics.variance(before), statistics.variance(after)
@@ -221,17 +235,19 @@ def rounds_needed(before: Sequence[float], after: Sequence[float], bounds: Seque
     if distance == 0.0 or s2a + s2b == 0.0:
         return None
     low = max(len(before), len(after))
-    if _welch_half(s2a, s2b, low, confidence) < distance:
+    def clears(n: int) -> bool:
+        return _welch_half(s2a, s2b, n, confidence, POWER) < distance
+
+    if clears(low):
         return low
     high = low
-    while _welch_half(s2a, s2b, high, confidence) >= distance:
+    while not clears(high):
         if high >= MAX_ROUNDS:
             return None
         low, high = high, min(high * 2, MAX_ROUNDS)
     while high - low > 1:  # the half width falls with n: bisect to the first that clears
         mid = (low + high) // 2
-        low, high = (low, mid) if _welch_half(s2a, s2b, mid, confidence) < distance else (
-            mid, high)
+        low, high = (low, mid) if clears(mid) else (mid, high)
     return high
 
 
@@ -265,10 +281,12 @@ def compare_rounds(key: str, metric: Metric, before: Sequence[float], after: Seq
                           confidence, verdict, method, needed, note)
 
     if scale[0] is None or scale[1] is None:
-        ratio = statistics.fmean(after) / statistics.fmean(before) if statistics.fmean(
-            before) else math.nan
-        return result(ratio, None, None, "undecided",
-                      note="a round measured 0: no ratio of geometric means")
+        if all(v > 0 for v in before) and not any(after):  # it stopped: nothing at all now
+            return result(0.0, 0.0, 0.0, verdict_of(metric, 0.0, 0.0, threshold),
+                          note="every round after measured 0")
+        mean = statistics.fmean(before)
+        return result(statistics.fmean(after) / mean if mean else math.nan, None, None,
+                      "undecided", note="a round measured 0: no ratio of geometric means")
     found = _interval(*scale, confidence)
     diff = statistics.fmean(scale[1]) - statistics.fmean(scale[0])
     estimate = diff if metric.absolute else math.exp(diff)
@@ -294,16 +312,19 @@ def compare_bounds(key: str, metric: Metric, before: tuple[float | None, float |
     upper end there, so it cannot be "no change" on that side."""
     threshold = metric.threshold if threshold is None else threshold
     (lo_b, up_b), (lo_a, up_a) = before, after
-    if not lo_b or not lo_a:
-        raise ValueError(f"{key} {metric.name}: a search without a lower bound has no "
-                         "throughput to compare")
+    if not lo_b:
+        raise ValueError(f"{key} {metric.name}: the search before found no lower bound: no "
+                         "throughput to compare with")
+    lo_a = lo_a or 0.0  # none found after: not even the lowest load met the goal
     low = lo_a / up_b if up_b else 0.0
     high = up_a / lo_b if up_a else math.inf
     mid_b = math.sqrt(lo_b * up_b) if up_b else lo_b
     mid_a = math.sqrt(lo_a * up_a) if up_a else lo_a
     return Comparison(key, metric, (lo_b, up_b or math.inf), (lo_a, up_a or math.inf),
                       mid_a / mid_b, low, high, threshold, 1.0,
-                      verdict_of(metric, low, high, threshold), "search bounds")
+                      verdict_of(metric, low, high, threshold), "search bounds",
+                      note="" if lo_a else "no lower bound after: not even the lowest load "
+                      "met the goal")
 
 
 def paired(ratios: Sequence[float], confidence: float = CONFIDENCE

@@ -27,7 +27,7 @@ from ..lab.topology import Topology, thread_configs
 from ..pktgen.params import DeviceConfig
 from ..run.multi import RunGroup
 from ..run.runner import RunResult, Sample
-from . import gates, report
+from . import compare, gates, report
 from .point import AXIS_COLUMNS, Point, Settings
 from .row import Row, key_of
 from .search import SearchResult
@@ -86,7 +86,8 @@ class SessionState:
     allow_devices: tuple[str, ...]
     progress: Progress | None = None
     search_baseline: dict | None = None  # the saved throughput searches by key
-    confidence: float = 0.95  # of a baseline comparison's interval
+    confidence: float = compare.CONFIDENCE  # of a baseline comparison's interval
+
     def judge(self, subject: Row | SearchResult, node: pytest.Item, where: str
               ) -> gates.Verdict:
         """Every gate on ``node``'s measurement row or throughput search ``subject``: the

@@ -500,7 +500,8 @@ def comparison_table(comparisons: list[Comparison]) -> list[str]:
     """The comparisons as a table, a line each: the point, the metric, the estimate (a ratio,
     after / before; a loss ratio's difference in shares) and its interval, the threshold,
     the verdict, the rounds on each side and what would settle an undecided one."""
-    head = ("point", "metric", "after/before", "interval", "threshold", "verdict", "rounds")
+    head = ("point", "metric", "after/before", "interval", "threshold", "verdict",
+            "rounds b+a")
     lines = []
     for c in comparisons:
         m = c.metric

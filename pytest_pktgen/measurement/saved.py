@@ -10,8 +10,11 @@ medians only, which no statistics can judge: it is refused with what to do.
 from __future__ import annotations
 
 import json
+import math
+import statistics
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .compare import METRICS, Comparison, compare_bounds, compare_rounds
@@ -42,37 +45,56 @@ class Saved:
                 "results": list(self.rows.values()), "searches": list(self.searches.values())}
 
 
+POOLED_SUMS = ("offered", "sent", "received")  # a pooled row's totals over its rounds
+
+
 def pooled(sessions: list[Saved], path: str) -> Saved:
     """Several sessions of the same tests as one (the blocks of one kernel in an A/B run):
-    each measurement's rounds in the sessions' order, its other columns the first session's;
-    each search's goals with the widest bounds any session found (its throughput lay within
-    each session's bounds, so within their union); the environments by session."""
-    rows: dict[str, dict] = {}
+    each measurement's rounds in the sessions' order (``per_round``), each session's apart
+    (``per_block``: a comparison checks whether the blocks differ), its medians and totals
+    of them, its other columns the first session's; each search's goals with the widest
+    bounds any session found (its throughput lay within each session's bounds, so within
+    their union); the environments by session."""
+    blocks: dict[str, list[list[dict]]] = {}
+    firsts: dict[str, dict] = {}
     searches: dict[str, dict] = {}
     for session in sessions:
         for key, row in session.rows.items():
-            if key in rows:
-                per_round = rows[key]["per_round"] + row["per_round"]
-                rows[key] = {**rows[key], "per_round": per_round, "rounds": len(per_round)}
-            else:
-                rows[key] = {**row, "per_round": list(row["per_round"])}
+            firsts.setdefault(key, row)
+            blocks.setdefault(key, []).append(list(row.get("per_round", ())))
         for key, found in session.searches.items():
             searches[key] = _widest(searches[key], found) if key in searches else found
+    rows = {key: _pooled_row(firsts[key], per_block) for key, per_block in blocks.items()}
     return Saved(path, {"sessions": [s.environment for s in sessions]}, rows, searches,
                  sessions[0].units if sessions else "")
 
 
+def _pooled_row(first: dict, per_block: list[list[dict]]) -> dict:
+    per_round = [r for block in per_block for r in block]
+    row = {**first, "per_round": per_round, "per_block": per_block, "rounds": len(per_round)}
+    pps = [r["pps"] for r in per_round if r.get("pps") is not None]
+    if pps:
+        row.update(pps=statistics.median(pps), pps_min=min(pps), pps_max=max(pps))
+    for column in POOLED_SUMS:
+        values = [r.get(column) for r in per_round]
+        row[column] = None if None in values or not values else sum(values)
+    offered, received = row.get("offered"), row.get("received")
+    row["loss_ratio"] = (offered - received) / offered if offered and received is not None \
+        else None
+    return row
+
+
 def _widest(one: dict, other: dict) -> dict:
-    """``one`` with each goal's bounds widened to hold ``other``'s of the same loss ratio."""
+    """``one`` with each goal's bounds widened to hold ``other``'s of the same loss ratio (a
+    missing lower bound, none found, is the widest of all; so is a missing upper one)."""
     theirs = {g["search_goal"]["loss_ratio"]: g for g in other.get("goals", ())}
     goals = []
     for goal in one.get("goals", ()):
         match = theirs.get(goal["search_goal"]["loss_ratio"])
         if match is not None:
-            lows = [b for b in (goal["relevant_lower_bound"], match["relevant_lower_bound"])
-                    if b]
+            lows = [goal["relevant_lower_bound"], match["relevant_lower_bound"]]
             highs = [goal["relevant_upper_bound"], match["relevant_upper_bound"]]
-            goal = {**goal, "relevant_lower_bound": min(lows) if lows else None,
+            goal = {**goal, "relevant_lower_bound": None if None in lows else min(lows),
                     "relevant_upper_bound": None if None in highs else max(highs)}
         goals.append(goal)
     return {**one, "goals": goals}
@@ -107,42 +129,93 @@ def load(path: str) -> Saved:
 def rounds_of(subject: Mapping, metric: str) -> list[float]:
     """A measurement's rounds' figures of ``metric``, where every round has one (else none:
     half a metric compares nothing)."""
-    values = [r.get(metric) for r in subject.get("per_round", ())]
+    return _figures(subject.get("per_round", ()), metric)
+
+
+def _figures(rounds, metric: str) -> list[float]:
+    values = [r.get(metric) for r in rounds]
     return [float(v) for v in values] if values and None not in values else []
+
+
+def blocks_differ(subject: Mapping, metric: str) -> float | None:
+    """Where a pooled measurement's blocks (``per_block``: boots of one kernel) differ in
+    ``metric`` beyond their rounds' spread, the one-way ANOVA's p below 0.05
+    (``scipy.stats.f_oneway``, on logarithms but for an absolute metric): that p; else None.
+    Rounds of one boot then share what the boot gave them, and only the blocks' means are
+    independent."""
+    blocks = [_figures(block, metric) for block in subject.get("per_block", ())]
+    if len(blocks) < 2 or any(len(b) < 2 for b in blocks):
+        return None
+    if not METRICS[metric].absolute:
+        if any(v <= 0 for b in blocks for v in b):
+            return None
+        blocks = [[math.log(v) for v in b] for b in blocks]
+    from scipy import stats
+
+    with warnings.catch_warnings():  # blocks without spread within: scipy warns, says inf/nan
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.f_oneway(*blocks).pvalue)
+    if math.isnan(p):  # nothing spreads at all, within or between
+        return None
+    return p if p < 0.05 else None
+
+
+def _block_means(subject: Mapping, metric: str) -> list[float]:
+    """Each block's mean of ``metric`` (geometric but for an absolute metric)."""
+    out = []
+    for block in subject.get("per_block", ()):
+        values = _figures(block, metric)
+        if not values:
+            return []
+        out.append(statistics.fmean(values) if METRICS[metric].absolute else
+                   math.exp(statistics.fmean(math.log(v) for v in values)) if all(
+                       v > 0 for v in values) else statistics.fmean(values))
+    return out
 
 
 def bounds_of(search: Mapping, metric: str) -> tuple[float | None, float | None] | None:
     """A search's relevant (lower, upper) bound of the NDR (``ndr_pps``) or the PDR
-    (``pdr_pps``: the smallest loss ratio above 0), from its goals in MLRsearch's form; None
-    where it has no such goal or found no lower bound."""
+    (``pdr_pps``: the smallest loss ratio above 0), from its goals in MLRsearch's form (a
+    bound it did not find: None); None where it has no such goal."""
     goals = [(g["search_goal"]["loss_ratio"], g) for g in search.get("goals", ())]
     if metric == "ndr_pps":
         chosen = [g for ratio, g in goals if ratio == 0.0]
     else:
         chosen = [g for ratio, g in sorted(goals, key=lambda p: p[0]) if ratio > 0.0][:1]
-    if not chosen or not chosen[0].get("relevant_lower_bound"):
+    if not chosen:
         return None
-    return chosen[0]["relevant_lower_bound"], chosen[0].get("relevant_upper_bound")
+    return chosen[0].get("relevant_lower_bound"), chosen[0].get("relevant_upper_bound")
 
 
 def compare_subject(key: str, before: Mapping, after: Mapping,
                     thresholds: Mapping[str, float], confidence: float,
                     searched: bool = False) -> list[Comparison]:
-    """Every metric both sides measured (a search's: both searched), ``after`` against
-    ``before``, each at its threshold."""
+    """Every metric both sides measured (a search's: both searched, the one before with a
+    lower bound), ``after`` against ``before``, each at its threshold. Pooled blocks that
+    differ beyond their rounds' spread (:func:`blocks_differ`) compare by the blocks' means."""
     out = []
     for name, metric in METRICS.items():
         if metric.searched != searched:
             continue
         if searched:
             then, now = bounds_of(before, name), bounds_of(after, name)
-            if then and now:
+            if then and now and then[0]:
                 out.append(compare_bounds(key, metric, then, now, thresholds.get(name)))
             continue
         then, now = rounds_of(before, name), rounds_of(after, name)
-        if then and now:
-            out.append(compare_rounds(key, metric, then, now, thresholds.get(name),
-                                      confidence))
+        if not (then and now):
+            continue
+        differ = [p for p in (blocks_differ(before, name), blocks_differ(after, name))
+                  if p is not None]
+        note = ""
+        if differ:
+            means = _block_means(before, name), _block_means(after, name)
+            if all(len(m) >= 2 for m in means):
+                then, now = means
+                note = (f"the blocks differ beyond their rounds' spread (one-way ANOVA p = "
+                        f"{min(differ):.2g}): compared by the blocks' means")
+        found = compare_rounds(key, metric, then, now, thresholds.get(name), confidence)
+        out.append(replace(found, note="; ".join(n for n in (found.note, note) if n)))
     return out
 
 

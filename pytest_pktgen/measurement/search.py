@@ -262,7 +262,8 @@ class SearchResult:
     sink: str = ""
     device: dict[str, str] = field(default_factory=dict)
     # the gates' verdicts (filled in after): "ok", "FAIL" or "" (nothing gates it); the NDR
-    # against a relative gate's reference; the baseline's "ok", "regressed" or "none"
+    # against a relative gate's reference; against the baseline, the worst verdict of its
+    # metrics (compare.VERDICTS) or "none" (not in it)
     gate: str = ""
     ratio: float | None = None
     baseline: str | None = None

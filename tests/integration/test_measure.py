@@ -204,7 +204,7 @@ def test_baseline_verdicts_hold_known_answers(pytester, tmp_path):
         "pktgen gate: pps ratio 0.9* (0.9*..0.9*, 95%): regression at a threshold of 5.0%, "
         f"3 rounds against 3, against the baseline {base} (--pktgen-threshold)*",
         f"*pktgen: against the baseline {base}*",
-        "*point*metric*after/before*interval*threshold*rounds*verdict*",
+        "*point*metric*after/before*interval*threshold*rounds b+a*verdict*",
         "*test_dummy[[]64B]*pps*1.0*no change*", "*test_dummy[[]1500B]*pps*0.9*regression*",
         "2 comparisons: 1 regression, 1 no change; by rounds, a change smaller than its "
         "threshold is called a regression in at most 2.5% of comparisons (95% intervals)",

@@ -31,7 +31,7 @@ def test_blocks_alternate_a_b_b_a():
     (["--pktgen-vm-kernel", "a", "--pktgen-vm-blocks", "4"],
      "*--pktgen-vm-blocks: blocks alternate two kernels; give --pktgen-vm-kernel twice*"),
     (["--pktgen-vm-kernel", "a", "--pktgen-vm-kernel", "b", "--pktgen-vm-blocks", "3"],
-     "*--pktgen-vm-blocks 3: an even number*"),
+     "*'3' is not an even number of blocks*"),
 ])
 def test_bad_kernel_options_are_usage_errors(pytester, args, message):
     pytester.makepyfile("def test_x(): pass")
@@ -125,8 +125,41 @@ def test_a_bisect_step_that_does_not_build_is_skipped(tmp_path):
     (["--good", "nowhere.json"], "--good nowhere.json: no such file"),
     (["--tree", "."], "one of the arguments --good --good-kernel is required"),
     (["--good", "a.json", "--good-kernel", "k"], "not allowed with argument --good"),
+    (["--good-kernel", "k", "--blocks", "3"], "'3' is not an even number of blocks"),
 ])
 def test_a_bisect_step_s_bad_usage_stops_the_bisect(tmp_path, args, message):
     """Above 127 git bisect run stops: a wrong command never marks a commit good or bad."""
     done = _bisect_run(*args, cwd=tmp_path)
     assert done.returncode == 128 and message in done.stderr
+
+
+def _block(pps: list[float]) -> list[dict]:
+    return [{"pps": p, "offered": 100, "sent": 100, "received": 99} for p in pps]
+
+
+def test_a_pooled_row_sums_its_rounds_and_keeps_its_blocks():
+    one = saved.Saved("1", rows={"k": {"test": "t", "pps": 1.0, "per_round": _block([10, 12])}})
+    two = saved.Saved("2", rows={"k": {"test": "t", "pps": 2.0, "per_round": _block([14])}})
+    row = saved.pooled([one, two], "p").rows["k"]
+    assert (row["rounds"], row["pps"], row["pps_min"], row["pps_max"]) == (3, 12, 10, 14)
+    assert (row["offered"], row["received"], row["loss_ratio"]) == (300, 297, 0.01)
+    assert [len(b) for b in row["per_block"]] == [2, 1]
+
+
+def test_blocks_that_differ_compare_by_their_means():
+    """Two boots of each kernel whose rounds agree within a boot but not between boots: the
+    rounds are not independent, so the blocks' means are the units (2 against 2: wide), and
+    the comparison says so; blocks alike pool their rounds."""
+    def session(*blocks):
+        return saved.pooled([saved.Saved(str(n), rows={"k": {"test": "t", "per_round":
+                                                            _block(b)}})
+                             for n, b in enumerate(blocks)], "p").rows["k"]
+
+    apart = session([100.0, 100.5, 99.5], [120.0, 120.5, 119.5])
+    alike = session([100.0, 101.0, 99.0], [100.5, 99.5, 100.0])
+    assert saved.blocks_differ(apart, "pps") < 1e-4 and saved.blocks_differ(alike, "pps") is None
+    (by_means,) = saved.compare_subject("k", apart, apart, {"pps": 0.05}, 0.95)[:1]
+    assert by_means.before == pytest.approx((100.0, 120.0), rel=1e-4)
+    assert "the blocks differ beyond their rounds' spread" in by_means.note
+    (pooled,) = saved.compare_subject("k", alike, alike, {"pps": 0.05}, 0.95)[:1]
+    assert len(pooled.before) == 6 and pooled.note == ""

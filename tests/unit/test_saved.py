@@ -70,7 +70,7 @@ def test_the_compare_command_prints_the_table_draws_the_forest_and_exits_by_verd
     lines = done.stdout.splitlines()
     assert lines[0] == f"{AFTER} against {BEFORE}:"
     assert lines[1].split() == ["point", "metric", "after/before", "interval", "threshold",
-                                "rounds", "verdict"]
+                                "rounds", "b+a", "verdict"]
     row = next(line for line in lines if "[1500B]" in line and " pps " in line).split()
     assert row[1:4] == ["pps", "0.900", "0.900..0.900"] and row[-1] == "regression"
     assert lines[-2].startswith("8 comparisons: 2 regression, 3 undecided, 3 no change")
