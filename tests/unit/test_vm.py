@@ -282,3 +282,19 @@ def test_log_tail(tmp_path):
     tail = vm.log_tail(log, lines=3).splitlines()
     assert tail == ["pytest-pktgen VM lab: the guest kernel's last 3 of 100 messages:",
                     "[ 97.0] line 97", "[ 98.0] line 98", "[ 99.0] line 99"]
+
+
+def test_the_package_is_shared_cached_and_compiled_before_the_guest_reads_it():
+    """An editable install's package lives in its checkout: shared read-only and cached like
+    the venv, with every module's byte code current (the guest could write none)."""
+    import importlib.util
+    import struct
+
+    assert str(vm.PACKAGE) in vm.python_trees(["/nowhere"])
+    assert str(vm.PACKAGE) not in vm.python_trees([str(vm.PACKAGE / "lab")])  # written there
+    vm.compile_package()
+    for source in vm.PACKAGE.rglob("*.py"):
+        pyc = Path(importlib.util.cache_from_source(str(source)))
+        flags, mtime, size = struct.unpack("<III", pyc.read_bytes()[4:16])
+        assert (flags, mtime, size) == (0, int(source.stat().st_mtime) & 0xFFFFFFFF,
+                                        source.stat().st_size & 0xFFFFFFFF), source
