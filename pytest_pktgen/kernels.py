@@ -46,6 +46,7 @@ def run_ab(opts: vm.VmOptions, kernels: tuple[str, str], args: list[str], out: P
     for n, which in enumerate(block_order(blocks), 1):
         side = SIDES[which]
         block_out = out / "ab" / f"{n}-{side}"
+        block_out.mkdir(parents=True, exist_ok=True)  # there for the guest's tests to write
         echo(f"pytest-pktgen A/B: block {n} of {blocks}: kernel {side} ({releases[which]})")
         code = vm.run_pytest_in_vm(replace(opts, kernel=kernels[which]),
                                    [*args, f"--pktgen-out={block_out}"], echo=echo)

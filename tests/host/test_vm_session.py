@@ -1,13 +1,17 @@
-"""`pytest --pktgen-vm` end to end from the host: one boot, output streamed, exit code and
-results carried back, and a guest with no network but its own lab NICs."""
+"""`pytest --pktgen-vm` end to end from the host: a boot per block of two kernels, output
+streamed, exit code and results carried back, a guest with no network but its own lab NICs,
+and the two kernels compared."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from pytest_pktgen.lab import vm
 
 INNER = '''
 import os
@@ -28,23 +32,52 @@ def test_fails_on_purpose():
 '''
 
 
-def test_vm_session_round_trip(pytester):
-    pytester.makepyfile(test_inner=INNER)
+PACED = '''
+import pytest
+
+
+@pytest.mark.pktgen(frame=64, count=10000, rounds=3)
+def test_paced(dummy, pktgen_bench):
+    pktgen_bench(dummy, ratep=40000)
+'''
+
+
+def test_vm_session_round_trip_on_two_kernels(pytester):
+    """The same session on kernel A and kernel B (both the lab's stock kernel) in two blocks,
+    a boot each: each block's output streamed, its results written where asked, a guest with
+    no network but its own lab NICs; then B compared with A. The paced measurement's known
+    answer: no change, a ratio of 1.000 within a few thousandths. The exit code: 1, a test
+    failed in a block."""
+    pytester.makepyfile(test_inner=INNER, test_paced=PACED)
+    kernel = str(vm.find_kernel())
     out = pytester.path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pktgen-vm", "--pktgen-vm-nics", "0",
+        [sys.executable, "-m", "pytest", "--pktgen-vm", "--pktgen-vm-kernel", kernel,
+         "--pktgen-vm-kernel", kernel, "--pktgen-vm-blocks", "2", "--pktgen-vm-nics", "0",
          "--pktgen-vm-cpus", "1", "--pktgen-vm-memory", "1G", "--pktgen-vm-timeout", "500",
-         "--pktgen-out", str(out), "-p", "no:cacheprovider", "test_inner.py"],
-        cwd=pytester.path, capture_output=True, text=True, timeout=600)
-    print(proc.stdout[-3000:], proc.stderr[-2000:])
-    assert proc.returncode == 1  # the guest's pytest exit code: a test failed
-    assert "pytest-pktgen VM lab: kernel" in proc.stdout
-    assert "pktgen VM lab: kernel" in proc.stdout  # the guest's own report header
-    assert "a failing test inside the guest" in proc.stdout
-    assert "1 failed, 2 passed" in proc.stdout
-    assert "is not connected to host network" not in proc.stdout + proc.stderr
-    assert (out / "from-guest.txt").read_text() == "written in the guest\n"
+         "--pktgen-no-plots", "--pktgen-out", str(out), "-p", "no:cacheprovider",
+         "test_inner.py", "test_paced.py"],
+        cwd=pytester.path, capture_output=True, text=True, timeout=900)
+    print(proc.stdout[-4000:], proc.stderr[-2000:])
+    assert proc.returncode == 1  # a test failed in a block (and nothing regressed)
+    said = proc.stdout
+    assert said.count("pytest-pktgen VM lab: kernel") == 2  # a boot per block
+    assert "block 1 of 2: kernel A" in said and "block 2 of 2: kernel B" in said
+    assert said.count("pktgen VM lab: kernel") == 4  # and the guests' own report headers
+    assert "a failing test inside the guest" in said
+    assert said.count("1 failed, 3 passed") == 2
+    assert "is not connected to host network" not in said + proc.stderr
+    for block in ("1-A", "2-B"):
+        assert (out / "ab" / block / "from-guest.txt").read_text() == "written in the guest\n"
     assert (pytester.path / "beside-tests.txt").read_text() == "cwd is writable\n"
+    row = next(line for line in said.splitlines() if "test_paced" in line and " pps " in line)
+    estimate, interval = row.split()[2:4]
+    low, high = map(float, interval.split(".."))
+    assert estimate == "1.000" and 0.99 <= low <= high <= 1.01 and row.endswith("no change")
+    assert "1 comparison: 1 no change" in said
+    for side in "AB":
+        pooled = json.loads((out / f"ab-{side}.json").read_text())
+        assert [len(r["per_round"]) for r in pooled["results"]] == [3]
 
 
 # The guest must boot, start pytest and send before the deadline: under TCG the session's
