@@ -9,11 +9,12 @@ ones. pktgen sends on a dummy in its own thread, so the delay adds to each packe
 slowed kernel's pps is known from the good one's, ``1 / (1 / pps_good + DELAY_NS)``.
 
 1. The known regression, directly: an A/B run of the good kernel (the base) against the slowed
-   one (the 4th commit) with many rounds (8 blocks of 5): its ratio and interval, against the
+   one (the 4th commit) with many rounds (6 blocks of 5): its ratio and interval, against the
    ratio the added cost predicts.
 2. The same with the defaults a user gets (4 blocks of 3 rounds): the verdict and whether its
    interval holds the direct ratio.
-3. The same kernel against itself with the defaults: the verdicts (no regression expected).
+3. The lab's stock kernel against itself with the defaults (4 blocks of 3 rounds), a veth sweep
+   of seven sizes counted and timed by pgrx: 28 comparisons, their verdicts.
 4. ``git bisect run python -m pytest_pktgen bisect-run --good good.json`` from the 8th commit
    (bad) to the base (good): the commit it names, its steps and each step's time (build, boot,
    measure).
@@ -24,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from pytest_pktgen.measurement import saved  # noqa: E402
+from pytest_pktgen.measurement import compare, saved  # noqa: E402
 from pytest_pktgen.measurement.compare import DEFAULT_THRESHOLDS  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-pktgen"
@@ -41,6 +43,7 @@ PATCHED = CACHE / "linux-6.1-pktgen"
 TREE = CACHE / "linux-6.1-bisect"
 WORK = CACHE / "bench-regression"
 CASE = HERE / "regression_case.py"
+SAME_CASE = HERE / "regression_same_case.py"
 DELAY_NS = 400
 DUMMY = "drivers/net/dummy.c"
 RUN_ID = os.environ.get("PKTGEN_BENCH_RUN") or time.strftime("%Y%m%dT%H%M%S")
@@ -52,7 +55,8 @@ def sh(*cmd: str, cwd: Path | None = None, check: bool = True) -> subprocess.Com
 
 
 def git(*args: str) -> str:
-    return sh("git", "-c", "user.name=bench", "-c", "user.email=bench@invalid", *args,
+    return sh("git", "-c", "user.name=bench", "-c", "user.email=bench@invalid", "-c", "gc.auto=0",
+              *args,
               cwd=TREE).stdout.strip()
 
 
@@ -61,6 +65,10 @@ def history() -> dict[str, str]:
     if not (TREE / ".git").exists():
         shutil.rmtree(TREE, ignore_errors=True)
         sh("cp", "-a", str(PATCHED), str(TREE))  # the build too: incremental from here
+        # Debian's linux-source ignores everything at its top level ("/*"): the kernel's own
+        # rules then keep the build's outputs out of the history
+        ignore = TREE / ".gitignore"
+        ignore.write_text(ignore.read_text().replace("\n/*\n!/debian/\n", "\n"))
         git("init", "-q")
         git("add", "-A")
         git("commit", "-q", "-m", "base: the patched lab kernel")
@@ -113,17 +121,45 @@ def ab(good: Path, slow: Path, blocks: int, rounds: int, out: Path) -> dict:
             "output": said}
 
 
+def detection(pools: list[saved.Saved], seconds_per_round: float) -> list[str]:
+    """Detection power at the spread the A/A run saw (each point's pps rounds, both sides):
+    the rounds on each side that settle, 4 times in 5, a true change of 2 % (5 %) against a
+    threshold of half of it, and the lab time that is at the A/A run's seconds per round."""
+    import math
+
+    out = []
+    for key, row in pools[0].rows.items():
+        then, now = saved.rounds_of(row, "pps"), saved.rounds_of(pools[1].rows[key], "pps")
+        if len(then) < 2 or len(now) < 2:
+            continue
+        logs = [math.log(v) for v in then], [math.log(v) for v in now]
+        spread = [statistics.stdev(x) for x in logs]
+        said = []
+        for change in (0.02, 0.05):
+            centre = statistics.fmean(logs[0])
+            # the same spread around a mean moved by the change: what a real one would show
+            shifted = [v - statistics.fmean(logs[1]) + centre + math.log(1 - change)
+                       for v in logs[1]]
+            n = compare.rounds_needed(logs[0], shifted, (math.log(1 - change / 2),), 0.95)
+            said.append(f"{change:.0%}: {n or 'more than 100,000'} rounds each"
+                        + (f" (~{2 * n * seconds_per_round / 60:.0f} min of lab time)"
+                           if n else ""))
+        out.append(f"detection at {key.rpartition('::')[2]} (pps spread "
+                   f"{spread[0]:.1%}/{spread[1]:.1%}): " + "; ".join(said))
+    return out
+
+
 def main() -> None:
     revs = history()
     good, built_good = kernel_at(revs["base"], "good")
     slow, built_slow = kernel_at(revs["slow"], "slow")
     rows, notes = [], []
 
-    direct = ab(good, slow, 8, 5, WORK / "direct")
+    direct = ab(good, slow, 6, 5, WORK / "direct")
     c = direct["comparison"]
     mean_good = sum(direct["good_pps"]) / len(direct["good_pps"])
     predicted = 1 / (1 + DELAY_NS * 1e-9 * mean_good)
-    rows.append({"run": "direct: 8 blocks x 5 rounds", "ratio": c.estimate, "low": c.low,
+    rows.append({"run": "direct: 6 blocks x 5 rounds", "ratio": c.estimate, "low": c.low,
                  "high": c.high, "verdict": c.verdict, "predicted": predicted,
                  "seconds": direct["seconds"]})
     default = ab(good, slow, 4, 3, WORK / "default")
@@ -131,11 +167,26 @@ def main() -> None:
     rows.append({"run": "defaults: 4 blocks x 3 rounds", "ratio": d.estimate, "low": d.low,
                  "high": d.high, "verdict": d.verdict, "predicted": predicted,
                  "seconds": default["seconds"]})
-    same = ab(good, good, 4, 3, WORK / "same")
-    s = same["comparison"]
-    rows.append({"run": "good against itself, defaults", "ratio": s.estimate, "low": s.low,
-                 "high": s.high, "verdict": s.verdict, "predicted": 1.0,
-                 "seconds": same["seconds"]})
+    # the same kernel against itself: the stock one (pgrx loads there), 28 comparisons
+    stock = sorted(Path("/boot").glob("vmlinuz-*"))[-1]
+    code, took, _ = pytest("--pktgen-vm-kernel", str(stock), "--pktgen-vm-kernel", str(stock),
+                           "--pktgen-vm-blocks=4", "--pktgen-rx=kmod",
+                           f"--pktgen-out={WORK / 'same'}", str(SAME_CASE))
+    pools = [saved.load(str(WORK / "same" / f"ab-{side}.json")) for side in "AB"]
+    found, _ = saved.compare_sessions(*pools, DEFAULT_THRESHOLDS, 0.95)
+    verdicts = {v: sum(c.verdict == v for c in found) for v in
+                ("regression", "undecided", "no change", "improvement")}
+    rows.append({"run": f"stock against itself: {len(found)} comparisons, 4 blocks x 3",
+                 "ratio": "", "low": "", "high": "",
+                 "verdict": ", ".join(f"{n} {v}" for v, n in verdicts.items()),
+                 "predicted": "no regression", "seconds": round(took)})
+    notes.append(f"same kernel: {verdicts['regression']} of {len(found)} comparisons called a "
+                 f"regression ({verdicts['regression'] / max(len(found), 1):.1%}; promised at "
+                 f"most 2.5 % each), {verdicts['undecided']} undecided; exit {code}")
+    for c in found:
+        notes.append(f"  {c.key.rpartition('::')[2]} {c.line()}")
+    rounds = sum(len(r["per_round"]) for pool in pools for r in pool.rows.values())
+    notes += detection(pools, took / max(rounds, 1))
     notes.append(f"slowed kernel: ndelay({DELAY_NS}) in dummy_xmit; the good kernel's mean "
                  f"{mean_good:,.0f} pps predicts {predicted:.3f}; the direct interval "
                  f"{'holds' if c.low <= predicted <= c.high else 'does NOT hold'} it; the "

@@ -37,7 +37,12 @@ def run_ab(opts: vm.VmOptions, kernels: tuple[str, str], args: list[str], out: P
            blocks: int, thresholds: dict, confidence: float, plots: bool = True, *,
            echo: Callable[[str], None] = print) -> int:
     """Run ``args`` (pytest's, without the VM lab's options) on both kernels in ``blocks``
-    alternating blocks, then compare them point by point; the exit code (module docstring)."""
+    alternating blocks, then compare them point by point; the exit code (module docstring).
+    Each block is a fresh boot whose first round runs cold (measured under TCG: a block's
+    first rounds at half the pps of its others), so each measurement warms up with one
+    unmeasured round unless ``args`` set ``--pktgen-warmup``."""
+    if not any(a.split("=", 1)[0] == "--pktgen-warmup" for a in args):
+        args = [*args, "--pktgen-warmup=1"]
     releases = [vm.resolve_kernel(k)[1] for k in kernels]  # both checked before a boot
     for side, kernel, release in zip(SIDES, kernels, releases, strict=True):
         echo(f"pytest-pktgen A/B: kernel {side} {kernel} ({release})")

@@ -47,6 +47,9 @@ def _fake_lab(monkeypatch, by_kernel: dict[str, Path], codes: dict[str, int] | N
 
     def run(opts, args, echo=print):
         booted.append(opts.kernel)
+        warmups = [a for a in args if a.startswith("--pktgen-warmup")]
+        assert warmups == (["--pktgen-warmup=2"] if "--pktgen-warmup=2" in args
+                           else ["--pktgen-warmup=1"])  # a cold boot's first round: unmeasured
         out = Path(args[-1].removeprefix("--pktgen-out="))
         assert out.is_dir()  # made for the guest's tests to write into
         shutil.copy(by_kernel[opts.kernel], out / "results.json")
@@ -77,7 +80,7 @@ def test_each_kernel_s_blocks_are_pooled_and_b_is_compared_with_a(monkeypatch, t
 
 def test_a_kernel_against_itself_is_no_regression(monkeypatch, tmp_path):
     _fake_lab(monkeypatch, {"a": BEFORE, "b": BEFORE})
-    code = kernels.run_ab(vm.VmOptions(), ("a", "b"), [], tmp_path, 2,
+    code = kernels.run_ab(vm.VmOptions(), ("a", "b"), ["--pktgen-warmup=2"], tmp_path, 2,
                           {"lat_p50_us": 0.5, "lat_p99_us": 0.9}, 0.95, plots=False,
                           echo=lambda s: None)
     assert code == 0 and not (tmp_path / "ab-compare.png").exists()
