@@ -176,6 +176,9 @@ class Comparison:
             return "narrower searches would settle it (--pktgen-search-width)"
         if self.rounds_needed is None:
             return "no number of rounds settles it: the change lies at the threshold"
+        if self.rounds_needed >= MAX_ROUNDS:
+            return (f"more than {MAX_ROUNDS:,} rounds on each side would settle it: the change "
+                    "lies next to the threshold")
         return (f"about {self.rounds_needed} rounds on each side would settle it "
                 f"({POWER:.0%} of the time)")
 
@@ -225,8 +228,8 @@ def rounds_needed(before: Sequence[float], after: Sequence[float], bounds: Seque
                   confidence: float = CONFIDENCE) -> int | None:
     """About how many rounds on each side make the interval clear every bound in
     :data:`POWER` of the reruns, at the spread and difference seen (on the scale compared:
-    logarithms, or shares); None where the difference lies on a bound or there is no spread
-    to go by."""
+    logarithms, or shares), :data:`MAX_ROUNDS` where more would; None where the difference lies
+    on a bound or there is no spread to go by."""
     if len(before) < 2 or len(after) < 2:
         return None
     s2a, s2b = statistics.variance(before), statistics.variance(after)
@@ -243,7 +246,7 @@ def rounds_needed(before: Sequence[float], after: Sequence[float], bounds: Seque
     high = low
     while not clears(high):
         if high >= MAX_ROUNDS:
-            return None
+            return MAX_ROUNDS  # as good as never: said so
         low, high = high, min(high * 2, MAX_ROUNDS)
     while high - low > 1:  # the half width falls with n: bisect to the first that clears
         mid = (low + high) // 2

@@ -5,6 +5,7 @@ settle an undecided one. Real rounds from the VM lab: tests/unit/test_saved.py."
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -133,10 +134,17 @@ def test_a_kernel_that_stops_sending_is_a_regression():
     assert "every round after measured 0" in stopped.note
 
 
-def test_an_estimate_at_the_threshold_cannot_be_settled():
-    c = compare_rounds("k", PPS, [100.0, 102.0, 98.0], [98.0, 99.96, 96.04], 0.02)
-    assert c.verdict == "undecided" and c.rounds_needed is None
-    assert "no number of rounds settles it" in c.line()
+def test_an_estimate_next_to_the_threshold_needs_more_rounds_than_any_lab_runs():
+    c = compare_rounds("k", PPS, [100.0, 102.0, 98.0], [95.01, 97.0, 93.0], 0.05)
+    assert c.verdict == "undecided" and c.rounds_needed == compare.MAX_ROUNDS
+    assert "more than 100,000 rounds on each side would settle it" in c.line()
+
+
+def test_an_estimate_on_a_bound_cannot_be_settled():
+    assert compare.rounds_needed([0.0, 1.0], [0.0, 1.0], (0.0,)) is None  # exactly on it
+    c = replace(compare_rounds("k", PPS, [100.0, 102.0, 98.0], [98.0, 99.96, 96.04], 0.02),
+                rounds_needed=None)
+    assert "no number of rounds settles it: the change lies at the threshold" in c.line()
 
 
 def test_searches_compare_by_their_bounds():
