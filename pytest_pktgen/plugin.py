@@ -168,3 +168,11 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     """The environment fingerprint goes into pytest-benchmark's saved runs too."""
     machine_info["pktgen"] = report.environment(config.stash.get(KERNEL_INFO, None),
                                                 vm.lab_info(), host_facts(config))
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_benchmark_generate_commit_info(config: pytest.Config) -> dict | None:
+    """In the VM lab, the commit info the host read (the guest runs no git on the host's
+    repository: lab/vm.py GIT_GUEST_ENV); elsewhere pytest-benchmark's own."""
+    lab = vm.lab_info()
+    return lab.commit_info or None if lab is not None else None

@@ -27,6 +27,7 @@ from ..errors import VmLabError
 from ..pktgen.module import module_path
 
 LAB_ENV = "PYTEST_PKTGEN_LAB"
+GIT_GUEST_ENV = "GIT_DIR=/nonexistent/pytest-pktgen-vm"  # guest_command says why
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_TIMEOUT_S = 120
 HUNG_TASK_REPORT_S = 60  # the guest kernel reports a task blocked this long (its stack)
@@ -89,6 +90,8 @@ class LabInfo:
     status_file: str
     progress_file: str = ""  # the guest writes each test's id here as it starts
     kernel_log: str = ""  # the guest's kernel messages follow into this file
+    # pytest-benchmark's commit info of the working directory, read here (GIT_DIR)
+    commit_info: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -404,8 +407,12 @@ def guest_command(python: str, pytest_args: list[str], lab_file: str, cwd: str,
     # the guest's environment is its own: pass on CI (fail, never skip, there) and PKTGEN_*
     passed = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(os.environ.items())
                      if k == "CI" or k.startswith("PKTGEN_"))
+    # GIT_DIR: no git in the guest reads the host's repository: pytest-benchmark runs `git
+    # describe --dirty` in the working directory as it adds its options, which over 9p stats
+    # and hashes every file again (a kernel tree's 78,311 under TCG: minutes before the first
+    # test); the host reads it instead (LabInfo.commit_info)
     return (f"{pad}; {prologue}{python_mounts(trees or [])}"
-            f"cd {shlex.quote(cwd)} && {passed}{LAB_ENV}={shlex.quote(lab_file)} "
+            f"cd {shlex.quote(cwd)} && {passed}{GIT_GUEST_ENV} {LAB_ENV}={shlex.quote(lab_file)} "
             f"PATH={shlex.quote(str(Path(python).parent))}:$PATH {shlex.join(run)}; "
             f"echo $? > {shlex.quote(status_file)}")
 
@@ -424,9 +431,11 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
     accel, why = choose_accel(vng, kernel, opts.kvm)
     workdir = Path(tempfile.mkdtemp(prefix="pytest-pktgen-vm-", dir=_state_dir()))
     try:
+        from pytest_benchmark.utils import get_commit_info  # what the guest's git may not read
+
         lab = LabInfo(str(kernel), release, accel, opts.cpus, opts.memory, pair_macs(opts.nics),
                       str(workdir / "exitstatus"), str(workdir / "progress"),
-                      str(workdir / "kernel.log"))
+                      str(workdir / "kernel.log"), get_commit_info())
         lab_file = workdir / "lab.json"
         lab_file.write_text(lab.to_json())
         opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})

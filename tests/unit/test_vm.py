@@ -298,3 +298,20 @@ def test_the_package_is_shared_cached_and_compiled_before_the_guest_reads_it():
         flags, mtime, size = struct.unpack("<III", pyc.read_bytes()[4:16])
         assert (flags, mtime, size) == (0, int(source.stat().st_mtime) & 0xFFFFFFFF,
                                         source.stat().st_size & 0xFFFFFFFF), source
+
+
+def test_the_guest_reads_no_git_repository_and_gets_the_host_s_commit_info(tmp_path, monkeypatch):
+    """pytest-benchmark runs `git describe --dirty` as it adds its options: in the guest, over
+    9p, that refreshes a whole repository's index (a kernel tree's: minutes under TCG). The
+    guest's git finds no repository; the host's reading of it comes in the lab file."""
+    from pytest_pktgen import plugin
+
+    command = vm.guest_command(sys.executable, [], "/lab.json", "/w", "/s", [])
+    assert f"{vm.GIT_GUEST_ENV} {vm.LAB_ENV}=/lab.json" in command
+    lab = vm.LabInfo("/k", "6.1", "tcg", 2, "2G", [], "/s", commit_info={"id": "abc"})
+    path = tmp_path / "lab.json"
+    path.write_text(lab.to_json())
+    monkeypatch.setenv(vm.LAB_ENV, str(path))
+    assert plugin.pytest_benchmark_generate_commit_info(None) == {"id": "abc"}
+    monkeypatch.delenv(vm.LAB_ENV)
+    assert plugin.pytest_benchmark_generate_commit_info(None) is None  # pytest-benchmark's own
