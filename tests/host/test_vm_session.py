@@ -46,7 +46,7 @@ def test_vm_session_round_trip_on_two_kernels(pytester):
     """The same session on kernel A and kernel B (both the lab's stock kernel) in two blocks,
     a boot each: each block's output streamed, its results written where asked, a guest with
     no network but its own lab NICs; then B compared with A. The paced measurement's known
-    answer: no change, a ratio of 1.000 within a few thousandths. The exit code: 1, a test
+    answer: no change, a ratio of 1 within a few thousandths. The exit code: 1, a test
     failed in a block."""
     pytester.makepyfile(test_inner=INNER, test_paced=PACED)
     kernel = str(vm.find_kernel())
@@ -73,7 +73,9 @@ def test_vm_session_round_trip_on_two_kernels(pytester):
     row = next(line for line in said.splitlines() if "test_paced" in line and " pps " in line)
     estimate, interval = row.split()[2:4]
     low, high = map(float, interval.split(".."))
-    assert estimate == "1.000" and 0.99 <= low <= high <= 1.01 and row.endswith("no change")
+    # pktgen's own pace: the same within its per-run overhead (seen: 1.000, 0.999)
+    assert 0.995 <= float(estimate) <= 1.005 and 0.99 <= low <= high <= 1.01
+    assert row.endswith("no change")
     assert "1 comparison: 1 no change" in said
     for side in "AB":
         pooled = json.loads((out / f"ab-{side}.json").read_text())
