@@ -140,9 +140,15 @@ bench-regression: deps venv patched-kernel
 lint: venv
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench
 
-# Re-capture the real pktgen outputs the parser tests read (tests/data/captured/).
+# Re-capture the real pktgen outputs the parser tests read (tests/data/captured/); the last,
+# a session of the instruction clock, boots a lab of its own (one vCPU, QEMU's icount).
+CAPTURE_CLOCK := $(HOME)/.cache/pytest-pktgen/capture-instructions
 capture: deps venv
 	$(PYTEST) --pktgen-vm $(VM_ARGS) tests/data/capture.py -s
+	$(PYTEST) --pktgen-vm --pktgen-vm-clock instructions --pktgen-vm-nics 0 \
+		--pktgen-repeats 5 --pktgen-no-plots -p no:cacheprovider \
+		--pktgen-out $(CAPTURE_CLOCK) bench/regression_case.py
+	cp $(CAPTURE_CLOCK)/results.json tests/data/captured/results-dummy-instructions.json
 
 clean:
 	rm -rf $(VENV) .stamp-* .pytest_cache

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import bisect, options
 from .measurement import report, saved
-from .measurement.compare import CONFIDENCE, DEFAULT_THRESHOLDS, exit_code, with_defaults
+from .measurement.compare import CONFIDENCE, DEFAULT_THRESHOLDS, with_defaults
 from .pktgen.parse import parse_device
 from .run.leftovers import clean
 
@@ -92,19 +92,10 @@ def _compare(args) -> int:
     except saved.SavedError as err:
         print(f"pytest-pktgen compare: {err}", file=sys.stderr)
         return 4
-    found, only = saved.compare_sessions(before, after,
-                                         with_defaults(args.threshold),
-                                         args.confidence)
-    print(f"{args.after} against {args.before}:")
-    for line in report.comparison_table(found) if found else ["no point measured in both"]:
-        print(line)
-    for line in only:
-        print(line)
-    print(report.comparison_summary(found))
-    if found and args.plot:
-        path = report.plot_forest(found, Path(args.plot), f"{args.after} against {args.before}")
-        print(f"forest plot: {path.resolve()}")
-    return exit_code(found) if found else 4
+    _, code = report.judge(before, after, with_defaults(args.threshold), args.confidence,
+                           title=f"{args.after} against {args.before}", echo=print,
+                           plot=Path(args.plot) if args.plot else None)
+    return code
 
 
 def _bisect(args) -> int:

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .measurement import compare, report, saved
+from .measurement import report, saved
 
 GOOD, BAD, SKIP, USAGE = 0, 1, 125, 128  # above 127, git bisect run stops
 REPO = Path(__file__).resolve().parents[1]
@@ -84,10 +84,13 @@ def _measure(tree, pytest_args, out, before, good, good_kernel, thresholds, conf
     except saved.SavedError as err:
         echo(f"pytest-pktgen bisect: nothing measured on {tree} ({err}): skip")
         return SKIP
-    found, only = saved.compare_sessions(before, after, thresholds, confidence)
-    for line in [*report.comparison_table(found), *only, report.comparison_summary(found)]:
-        echo(line)
-    code = compare.exit_code(found) if found else 2
+    try:
+        saved.check_clocks(before, after)
+    except saved.SavedError as err:  # every step would measure so: stop the bisect
+        echo(f"pytest-pktgen bisect: {err}: stopping")
+        return USAGE
+    _, code = report.judge(before, after, thresholds, confidence, echo=echo,
+                           title=f"pytest-pktgen bisect: {tree} against {good}")
     # a failed test on this kernel is bad, as a regression is
     verdict = BAD if ran == 1 or code == 1 else (GOOD if code == 0 else SKIP)
     echo(f"pytest-pktgen bisect: {tree} against {good}: {_said(verdict)}"

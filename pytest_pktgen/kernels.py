@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .lab import vm
-from .measurement import compare, report, saved
+from .measurement import report, saved
 
 SIDES = "AB"
 
@@ -69,17 +69,9 @@ def run_ab(opts: vm.VmOptions, kernels: tuple[str, str], args: list[str], out: P
         return 1 if failed else 2
     for pool in pools:
         report.write_json(Path(pool.path), pool.document())
-    found, only = saved.compare_sessions(*pools, thresholds, confidence)
-    echo(f"pytest-pktgen A/B: kernel B ({releases[1]}) against kernel A ({releases[0]}), "
-         f"{blocks} blocks, each kernel's rounds pooled:")
-    for line in report.comparison_table(found) if found else ["no point measured on both"]:
-        echo(line)
-    for line in only:
-        echo(line)
-    echo(report.comparison_summary(found))
-    if found and plots:
-        path = report.plot_forest(found, out / "ab-compare.png",
-                                  f"kernel B ({releases[1]}) against A ({releases[0]})")
-        echo(f"pytest-pktgen A/B: forest plot {path}")
-    code = compare.exit_code(found) if found else 4
+    found, code = report.judge(
+        *pools, thresholds, confidence, echo=echo,
+        title=f"pytest-pktgen A/B: kernel B ({releases[1]}) against kernel A ({releases[0]}), "
+              f"{blocks} blocks, each kernel's rounds pooled",
+        plot=out / "ab-compare.png" if plots else None)
     return 1 if failed or code == 1 else code

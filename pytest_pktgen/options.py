@@ -268,6 +268,10 @@ OPTIONS = (
            "QEMU hub of its own", 2, count, "N"),
     Option("pktgen_vm_kvm", "use KVM: auto tries it and falls back to TCG", "auto",
            choice("auto", "on", "off"), "auto|on|off"),
+    Option("pktgen_vm_clock", "the VM lab's clock: host (the host's time) or instructions "
+           "(QEMU counts the guest's instructions, one nanosecond each: a figure is a cost in "
+           "instructions, the same in every run; TCG, one vCPU; for A/B runs and bisects)",
+           "host", choice("host", "instructions"), "host|instructions"),
     Option("pktgen_vm_timeout", "seconds the whole guest run may take; 0 means no limit", 0.0,
            seconds, "SECONDS"),
     Option("pktgen_vm_test_timeout", "seconds the guest may go without starting a test (the "
@@ -456,6 +460,16 @@ def check_usage(config: pytest.Config) -> None:
     if given(config, "pktgen_vm_blocks") and len(kernels) != 2:
         raise pytest.UsageError("--pktgen-vm-blocks: blocks alternate two kernels; give "
                                 "--pktgen-vm-kernel twice (A, then B)")
+    if get(config, "pktgen_vm_clock") == "instructions":
+        if get(config, "pktgen_vm_kvm") == "on":
+            raise pytest.UsageError("--pktgen-vm-clock instructions counts the instructions "
+                                    "TCG runs; --pktgen-vm-kvm on asks for KVM, which has none "
+                                    "to count: use one or the other")
+        if given(config, "pktgen_vm_cpus") and get(config, "pktgen_vm_cpus") != 1:
+            raise pytest.UsageError(f"--pktgen-vm-cpus {get(config, 'pktgen_vm_cpus')}: the "
+                                    "instruction clock (--pktgen-vm-clock instructions) runs "
+                                    "one vCPU (QEMU's instruction counter hangs bringing up a "
+                                    "second): leave --pktgen-vm-cpus out, or give 1")
     if hosts and get(config, "pktgen_vm"):
         raise pytest.UsageError("--pktgen-vm runs in a VM without a network to other "
                                 "machines; --pktgen-host names one: use one or the other")

@@ -90,7 +90,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return lines
     pairs = ", ".join(f"{a}<->{b}" for a, b in lab.pairs) or "none"
     return lines + [f"pktgen VM lab: kernel {lab.kernel_release}, {lab.accel.upper()}, "
-                    f"{lab.cpus} vCPUs, {lab.memory}, NIC pairs (by MAC): {pairs}"]
+                    f"{lab.cpus} vCPUs, {lab.memory}, NIC pairs (by MAC): {pairs}, "
+                    f"{vm.clock_said(lab.clock)}"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

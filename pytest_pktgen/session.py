@@ -38,6 +38,8 @@ def session_state(config: pytest.Config) -> measure.SessionState:
     thresholds = options.get(config, "pktgen_thresholds")
     baseline = options.get(config, "pktgen_baseline")
     saved = gates.load_baseline(baseline) if baseline else None
+    if saved is not None:
+        gates.check_baseline_clock(saved, session_clock(config))
     return measure.SessionState(
         results=report.Results(baseline_path=baseline or ""),
         requirements=gates.option_requirements(options.get(config, "pktgen_min_pps"),
@@ -53,6 +55,14 @@ def session_state(config: pytest.Config) -> measure.SessionState:
         search_baseline=saved.searches if saved else None,
         confidence=options.get(config, "pktgen_confidence"),
     )
+
+
+def session_clock(config: pytest.Config) -> str:
+    """The clock this session's figures will be in (the VM lab's, or the host's)."""
+    lab = vm.lab_info()
+    if lab is not None:
+        return lab.clock
+    return options.get(config, "pktgen_vm_clock") if options.get(config, "pktgen_vm") else "host"
 
 
 def clean_leftovers() -> list[str]:
@@ -175,12 +185,14 @@ def run_in_vm(config: pytest.Config):
         out.mkdir(parents=True, exist_ok=True)
         rwdirs.append(str(out))
     kernels = options.get(config, "pktgen_vm_kernel")
+    clock = options.get(config, "pktgen_vm_clock")
     opts = vm.VmOptions(
         kernel=kernels[0] if kernels else None,
-        cpus=options.get(config, "pktgen_vm_cpus"),
+        cpus=1 if clock == "instructions" else options.get(config, "pktgen_vm_cpus"),
         memory=options.get(config, "pktgen_vm_memory"),
         nics=options.get(config, "pktgen_vm_nics"),
         kvm=options.get(config, "pktgen_vm_kvm"),
+        clock=clock,
         timeout=options.get(config, "pktgen_vm_timeout"),
         test_timeout=options.get(config, "pktgen_vm_test_timeout"),
         rwdirs=rwdirs,

@@ -71,6 +71,7 @@ class VmOptions:
     memory: str = "2G"
     nics: int = 1
     kvm: str = "auto"  # auto | on | off
+    clock: str = "host"  # host | instructions (ICOUNT_OPTS)
     timeout: float = 0  # seconds for the whole guest run; 0 means no limit
     test_timeout: float = 1800  # seconds without a test starting (or booting); 0: no limit
     rwdirs: list[str] = field(default_factory=list)
@@ -92,6 +93,7 @@ class LabInfo:
     kernel_log: str = ""  # the guest's kernel messages follow into this file
     # pytest-benchmark's commit info of the working directory, read here (GIT_DIR)
     commit_info: dict = field(default_factory=dict)
+    clock: str = "host"  # or "instructions": QEMU's instruction counter (ICOUNT_OPTS)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -262,6 +264,17 @@ BOOT_MODULES_UNUSED = (
 # says 2596.128), so the guest may trust it, as a real host does its constant TSC.
 TCG_CLOCK = "tsc=reliable"
 
+# The instruction clock (--pktgen-vm-clock instructions): QEMU counts the guest's instructions
+# and its clock is that count, one nanosecond each (shift=0), never the host's time (sleep=off:
+# an idle guest's clock jumps to its next timer; align=off: nothing slows the guest down to
+# the host's pace). Time in the guest is then a cost in instructions, the same in every run:
+# pktgen on a dummy, 200,000 frames a round, gave 360,458 to 360,475 pps over five rounds
+# (0.005 %), where the host's clock gave 101,424 to 123,368 (18 %). TCG runs one vCPU so:
+# with two, QEMU 7.2 hung bringing up the second (seen with shift=0 and shift=4). Nothing is
+# cached or stalled in an instruction count: a patch's cost in memory traffic is not seen.
+ICOUNT_OPTS = ["-icount", "shift=0,sleep=off,align=off"]
+CLOCKS = ("host", "instructions")
+
 # The guest's Python (interpreter, standard library, the venv) comes over shares of its own that
 # the guest mounts read-only with cache=loose at the same paths: the root filesystem's 9p mount
 # caches nothing, so every Python process read its interpreter and every module again and every
@@ -335,6 +348,8 @@ def vng_command(vng: Path, kernel: Path, opts: VmOptions, accel: str, command: s
     for rwdir in dict.fromkeys(opts.rwdirs):
         cmd.append(f"--rwdir={rwdir}")
     qemu = qemu_nic_opts(opts.nics) + python_share_opts(python or [])
+    if opts.clock == "instructions":
+        qemu += ICOUNT_OPTS
     if qemu:
         cmd.append("--qemu-opts=" + " ".join(qemu))
     return cmd + ["--exec", command]
@@ -365,8 +380,15 @@ def probe_kvm(vng: Path, kernel: Path) -> tuple[bool, str]:
     return False, (lines[0].strip() if lines else f"KVM boot exited {proc.returncode}")
 
 
-def choose_accel(vng: Path, kernel: Path, mode: str) -> tuple[str, str]:
-    """('kvm'|'tcg', why) per --pktgen-vm-kvm auto|on|off."""
+def choose_accel(vng: Path, kernel: Path, mode: str, clock: str = "host") -> tuple[str, str]:
+    """('kvm'|'tcg', why) per --pktgen-vm-kvm auto|on|off (and the clock: the instruction
+    clock is TCG's)."""
+    if clock == "instructions":
+        if mode == "on":
+            raise VmLabError("--pktgen-vm-kvm on: the instruction clock "
+                             "(--pktgen-vm-clock instructions) counts TCG's instructions; KVM "
+                             "has none to count")
+        return "tcg", "the instruction clock counts TCG's instructions"
     if mode == "off":
         return "tcg", "KVM off by request"
     ok, why = probe_kvm(vng, kernel)
@@ -375,6 +397,13 @@ def choose_accel(vng: Path, kernel: Path, mode: str) -> tuple[str, str]:
     if mode == "on":
         raise VmLabError(f"--pktgen-vm-kvm on, but KVM cannot boot the kernel: {why}")
     return "tcg", f"KVM unusable: {why}"
+
+
+def clock_said(clock: str) -> str:
+    """The lab's clock in a header's words."""
+    if clock == "instructions":
+        return "clock: instructions (1 ns is one instruction: figures are costs, not speeds)"
+    return "clock: the host's"
 
 
 # --- running ----------------------------------------------------------------------------
@@ -428,14 +457,19 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
     for rwdir in opts.rwdirs:
         check_shell_safe("the writable directory", rwdir)
     check_shell_safe("the state directory (XDG_CACHE_HOME or HOME)", _state_dir())
-    accel, why = choose_accel(vng, kernel, opts.kvm)
+    if opts.clock not in CLOCKS:
+        raise VmLabError(f"the VM lab's clock {opts.clock!r}: one of {', '.join(CLOCKS)}")
+    if opts.clock == "instructions" and opts.cpus != 1:
+        raise VmLabError(f"the instruction clock runs one vCPU ({opts.cpus} asked): QEMU's "
+                         "instruction counter hangs bringing up a second")
+    accel, why = choose_accel(vng, kernel, opts.kvm, opts.clock)
     workdir = Path(tempfile.mkdtemp(prefix="pytest-pktgen-vm-", dir=_state_dir()))
     try:
         from pytest_benchmark.utils import get_commit_info  # what the guest's git may not read
 
         lab = LabInfo(str(kernel), release, accel, opts.cpus, opts.memory, pair_macs(opts.nics),
                       str(workdir / "exitstatus"), str(workdir / "progress"),
-                      str(workdir / "kernel.log"), get_commit_info())
+                      str(workdir / "kernel.log"), get_commit_info(), opts.clock)
         lab_file = workdir / "lab.json"
         lab_file.write_text(lab.to_json())
         opts = VmOptions(**{**asdict(opts), "rwdirs": [str(workdir), *opts.rwdirs]})
@@ -450,7 +484,8 @@ def run_pytest_in_vm(opts: VmOptions, pytest_args: list[str], *, echo=print) -> 
                                         dump_after, hold_keys=accel == "tcg") + "\n")
         cmd = vng_command(vng, kernel, opts, accel, f"sh {script}", trees)
         echo(f"pytest-pktgen VM lab: kernel {release} ({kernel}), {accel.upper()} ({why}), "
-             f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s); "
+             f"{opts.cpus} vCPUs, {opts.memory}, {opts.nics} crossover NIC pair(s), "
+             f"{clock_said(opts.clock)}; "
              f"{_deadlines(opts)}")
         started = time.monotonic()
         watch = Watchdog(opts.timeout, opts.test_timeout, Path(lab.progress_file))

@@ -302,6 +302,19 @@ def load_baseline(path: str) -> saved.Saved:
         raise pytest.UsageError(f"--pktgen-baseline {err}{hint}") from None
 
 
+def check_baseline_clock(baseline: saved.Saved, clock: str) -> None:
+    """A UsageError where the baseline's figures are of another clock than this session's."""
+    try:
+        then = saved.clock_of(baseline)
+    except saved.SavedError as err:
+        raise pytest.UsageError(f"--pktgen-baseline {err}") from None
+    if then != clock:
+        raise pytest.UsageError(
+            f"--pktgen-baseline {baseline.path} was measured by the {then} clock, this session "
+            f"measures by the {clock} clock (--pktgen-vm-clock): their figures are not of one "
+            f"kind; run with --pktgen-vm-clock {then}, or save a baseline of this clock")
+
+
 def _document(subject: Row | SearchResult) -> dict:
     """What a comparison reads of a measurement (its rounds) or a search (its goals' bounds),
     as a saved document holds it."""

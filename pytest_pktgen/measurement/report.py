@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..host import cpu
 from . import saved
-from .compare import Comparison
+from .compare import Comparison, exit_code
 from .point import AXES, Point
 from .row import Row
 from .search import SearchResult
@@ -192,7 +192,8 @@ def environment(kernel_info=None, lab=None, hosts: dict | None = None) -> dict:
     hypervisor = any(line.startswith("flags") and " hypervisor" in line
                      for line in cpuinfo.splitlines())
     if lab is not None:
-        machine = f"VM lab (virtme-ng, QEMU {lab.accel.upper()}, {lab.cpus} vCPUs, {lab.memory})"
+        machine = (f"VM lab (virtme-ng, QEMU {lab.accel.upper()}, {lab.cpus} vCPUs, {lab.memory}"
+                   + (", instruction clock)" if lab.clock == "instructions" else ")"))
     else:
         machine = "virtual machine" if hypervisor else "bare metal"
     env = {
@@ -201,6 +202,8 @@ def environment(kernel_info=None, lab=None, hosts: dict | None = None) -> dict:
         "kernel": platform.release(),
         "pktgen": getattr(kernel_info, "pktgen_version", None),
         "cpu": model, "cpus": os.cpu_count(), "machine": machine,
+        # what a second in the figures is: the host's time, or a billion guest instructions
+        "clock": lab.clock if lab is not None else "host",
         "python": platform.python_version(),
         "pytest_pktgen": version("pytest-pktgen"),
         "pytest_benchmark": version("pytest-benchmark"),
@@ -529,6 +532,31 @@ def comparison_summary(comparisons: list[Comparison]) -> str:
             if levels else "")
     plural = "s" if len(comparisons) != 1 else ""
     return f"{len(comparisons)} comparison{plural}: {said}{rate}"
+
+
+NOTHING_COMPARED = 4  # the exit code of a comparison with no point measured on both sides
+
+
+def judge(before: saved.Saved, after: saved.Saved, thresholds, confidence: float, *,
+          title: str, echo, plot: Path | None = None) -> tuple[list[Comparison], int]:
+    """``after`` compared with ``before`` and said through ``echo``: the title, the table, the
+    points only one of them has, the summary (and a forest plot at ``plot``). (The comparisons,
+    an exit code: :func:`~.compare.exit_code`'s 0, 1 or 2, or :data:`NOTHING_COMPARED` where
+    no point was measured on both or the two cannot be compared, said why.)"""
+    try:
+        found, only = saved.compare_sessions(before, after, thresholds, confidence)
+    except saved.SavedError as err:
+        echo(f"{title}: no comparison: {err}")
+        return [], NOTHING_COMPARED
+    echo(f"{title}:")
+    for line in comparison_table(found) if found else ["no point measured on both"]:
+        echo(line)
+    for line in only:
+        echo(line)
+    echo(comparison_summary(found))
+    if found and plot is not None:
+        echo(f"forest plot: {plot_forest(found, plot, title).resolve()}")
+    return found, exit_code(found) if found else NOTHING_COMPARED
 
 
 def plot_forest(comparisons: list[Comparison], path: Path, title: str) -> Path:

@@ -132,6 +132,20 @@ def rounds_of(subject: Mapping, metric: str) -> list[float]:
     return _figures(subject.get("per_round", ()), metric)
 
 
+def partial_metrics(subject: Mapping) -> dict[str, tuple[int, int]]:
+    """The metrics some but not all of a measurement's rounds have: name -> (rounds with it,
+    rounds); such a metric is not compared (:func:`rounds_of`), and says so."""
+    rounds = list(subject.get("per_round", ()))
+    out = {}
+    for name, metric in METRICS.items():
+        if metric.searched:
+            continue
+        have = sum(r.get(name) is not None for r in rounds)
+        if 0 < have < len(rounds):
+            out[name] = (have, len(rounds))
+    return out
+
+
 def _figures(rounds, metric: str) -> list[float]:
     values = [r.get(metric) for r in rounds]
     return [float(v) for v in values] if values and None not in values else []
@@ -219,10 +233,33 @@ def compare_subject(key: str, before: Mapping, after: Mapping,
     return out
 
 
+def clock_of(session: Saved) -> str:
+    """What a second in the session's figures is: "host" (the host's time; every session saved
+    before the VM lab had another clock) or "instructions" (a billion of the guest's
+    instructions, the VM lab's ``--pktgen-vm-clock instructions``)."""
+    env = session.environment
+    clocks = {e.get("clock", "host") for e in env.get("sessions", [env])}
+    if len(clocks) > 1:
+        raise SavedError(f"{session.path}: a pool of sessions of different clocks "
+                         f"({', '.join(sorted(clocks))}): its rounds are not of one kind")
+    return clocks.pop() if clocks else "host"
+
+
+def check_clocks(before: Saved, after: Saved) -> None:
+    """A :class:`SavedError` where the two sessions' figures are of different clocks: a rate in
+    a billion instructions and a rate in host seconds have no ratio that means anything."""
+    then, now = clock_of(before), clock_of(after)
+    if then != now:
+        raise SavedError(f"{before.path} was measured by the {then} clock, {after.path} by the "
+                         f"{now} clock (--pktgen-vm-clock): their figures are not of one kind; "
+                         "compare sessions of one clock")
+
+
 def compare_sessions(before: Saved, after: Saved, thresholds: Mapping[str, float],
                      confidence: float) -> tuple[list[Comparison], list[str]]:
     """(comparisons of every point both sessions measured or searched, in ``after``'s order;
-    the keys only one of them has, said)."""
+    the keys only one of them has, said); a :class:`SavedError` where their clocks differ."""
+    check_clocks(before, after)
     out: list[Comparison] = []
     for subjects, then, searched in ((after.rows, before.rows, False),
                                      (after.searches, before.searches, True)):
@@ -230,6 +267,12 @@ def compare_sessions(before: Saved, after: Saved, thresholds: Mapping[str, float
             if key in then:
                 out += compare_subject(key, then[key], now, thresholds, confidence, searched)
     said = _only_in(before, after) + _only_in(after, before)
+    for session, other in ((before, after), (after, before)):
+        for key, row in session.rows.items():
+            if key in other.rows:
+                said += [f"{key}: {name} in {have} of {n} rounds of {session.path}: not "
+                         "compared (a round without it, e.g. no latency sample came back)"
+                         for name, (have, n) in partial_metrics(row).items()]
     return out, said
 
 

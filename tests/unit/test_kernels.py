@@ -32,6 +32,17 @@ def test_blocks_alternate_a_b_b_a():
      "*--pktgen-vm-blocks: blocks alternate two kernels; give --pktgen-vm-kernel twice*"),
     (["--pktgen-vm-kernel", "a", "--pktgen-vm-kernel", "b", "--pktgen-vm-blocks", "3"],
      "*'3' is not an even number of blocks*"),
+    (["--pktgen-vm-clock", "instructions", "--pktgen-vm-kvm", "on"],
+     "*--pktgen-vm-kvm on asks for KVM, which has none to count*"),
+    (["--pktgen-vm-clock", "instructions", "--pktgen-vm-cpus", "2"],
+     "*--pktgen-vm-cpus 2: the instruction clock (--pktgen-vm-clock instructions) runs one*"),
+    (["--pktgen-vm-clock", "cycles"], "*--pktgen-vm-clock*'cycles'*host, instructions*"),
+    # a baseline of the other clock: refused before anything runs
+    (["--pktgen-baseline", str(CAPTURED / "results-dummy-instructions.json")],
+     "*results-dummy-instructions.json was measured by the instructions clock, this session "
+     "measures by the host clock (--pktgen-vm-clock)*"),
+    (["--pktgen-vm", "--pktgen-vm-clock", "instructions", "--pktgen-baseline", str(BEFORE)],
+     "*was measured by the host clock, this session measures by the instructions clock*"),
 ])
 def test_bad_kernel_options_are_usage_errors(pytester, args, message):
     pytester.makepyfile("def test_x(): pass")

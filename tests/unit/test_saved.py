@@ -21,6 +21,9 @@ from pytest_pktgen.measurement.compare import DEFAULT_THRESHOLDS
 CAPTURED = Path(__file__).parent.parent / "data" / "captured"
 BEFORE, AFTER = (CAPTURED / f"results-veth-paced-{n}.json" for n in ("before", "after"))
 KEY = "test_sessions.py::test_veth[{}B]"
+# a real session of the instruction clock (--pktgen-vm-clock instructions): pktgen on a dummy,
+# 64 B, 5 rounds of 100,000 frames (bench/regression_case.py on the stock kernel)
+INSTRUCTIONS = CAPTURED / "results-dummy-instructions.json"
 
 
 def test_real_sessions_are_of_the_shipped_schema():
@@ -97,6 +100,26 @@ def test_bad_input_is_exit_4_with_a_reason(tmp_path, args, message):
     assert done.returncode == 4 and message in done.stderr
 
 
+def test_the_instruction_clock_s_rounds_are_alike_and_never_compared_with_the_host_s(tmp_path):
+    schema = json.loads(saved.SCHEMA.read_text())
+    jsonschema.validate(json.loads(INSTRUCTIONS.read_text()), schema)
+    counted = saved.load(str(INSTRUCTIONS))
+    assert saved.clock_of(counted) == "instructions" and saved.clock_of(saved.load(str(BEFORE))
+                                                                        ) == "host"
+    (row,) = counted.rows.values()
+    pps = saved.rounds_of(row, "pps")
+    assert len(pps) == 5 and max(pps) / min(pps) < 1.01  # a cost in instructions: alike
+    found, _ = saved.compare_sessions(counted, counted, DEFAULT_THRESHOLDS, 0.95)
+    assert [c.verdict for c in found if c.metric.name == "pps"] == ["no change"]
+    done = _compare(BEFORE, INSTRUCTIONS, cwd=tmp_path)
+    assert done.returncode == 4
+    assert (f"no comparison: {BEFORE} was measured by the host clock, {INSTRUCTIONS} by the "
+            "instructions clock (--pktgen-vm-clock)") in done.stdout
+    mixed = saved.pooled([saved.load(str(BEFORE)), counted], "mixed.json")
+    with pytest.raises(saved.SavedError, match="a pool of sessions of different clocks"):
+        saved.clock_of(mixed)
+
+
 def test_old_and_foreign_files_are_refused_with_what_to_do(tmp_path):
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"version": 1, "results": {}}))
@@ -119,3 +142,17 @@ def test_points_in_one_session_only_are_said(tmp_path):
                                          DEFAULT_THRESHOLDS, 0.95)
     assert {c.key for c in found} == {KEY.format(64)}
     assert only == [f"only in {BEFORE}: {KEY.format(1500)}"]
+
+
+def test_a_metric_some_rounds_lack_is_said_not_compared(tmp_path):
+    doc = json.loads(AFTER.read_text())
+    row = next(r for r in doc["results"] if r["frame"] == 1500)
+    row["per_round"][2]["lat_p99_us"] = None  # a round whose latency samples were all lost
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps(doc))
+    found, only = saved.compare_sessions(saved.load(str(BEFORE)), saved.load(str(part)),
+                                         DEFAULT_THRESHOLDS, 0.95)
+    assert not [c for c in found if c.key == KEY.format(1500) and c.metric.name == "lat_p99_us"]
+    assert [c for c in found if c.key == KEY.format(1500) and c.metric.name == "lat_p50_us"]
+    assert only == [f"{KEY.format(1500)}: lat_p99_us in 4 of 5 rounds of {part}: not compared "
+                    "(a round without it, e.g. no latency sample came back)"]

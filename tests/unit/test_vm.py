@@ -50,6 +50,21 @@ def test_vng_command(tmp_path):
     assert not {"virtio_net", "pktgen", "veth", "dummy"} & set(denied.split("=", 2)[2].split(","))
 
 
+def test_the_instruction_clock_is_qemu_s_instruction_counter_on_tcg_with_one_vcpu():
+    opts = vm.VmOptions(cpus=1, nics=0, clock="instructions")
+    cmd = vm.vng_command(Path("/v/vng"), Path("/boot/k"), opts, "tcg", "true")
+    assert "--qemu-opts=-icount shift=0,sleep=off,align=off" in cmd
+    host = vm.vng_command(Path("/v/vng"), Path("/boot/k"), vm.VmOptions(nics=0), "tcg", "true")
+    assert not any("icount" in c for c in host)
+    # TCG without a KVM probe (no vng is run: this one does not exist), KVM refused
+    assert vm.choose_accel(Path("/nonexistent/vng"), Path("/k"), "auto", "instructions") == (
+        "tcg", "the instruction clock counts TCG's instructions")
+    with pytest.raises(VmLabError, match="KVM has none to count"):
+        vm.choose_accel(Path("/nonexistent/vng"), Path("/k"), "on", "instructions")
+    with pytest.raises(VmLabError, match=r"runs one vCPU \(2 asked\)"):
+        vm.run_pytest_in_vm(vm.VmOptions(cpus=2, clock="instructions"), [])
+
+
 def test_python_is_shared_cached_and_never_over_what_the_guest_writes(tmp_path):
     trees = vm.python_trees([str(tmp_path)])
     assert str(Path(sys.prefix).resolve()) in trees  # the venv the guest runs
