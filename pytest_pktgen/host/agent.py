@@ -233,7 +233,11 @@ class _Channel:
 
 
 def _portable(exc: BaseException, why: Exception | None = None) -> BaseException:
-    """The exception itself if it survives a round trip through pickle, else a RemoteError."""
+    """The exception itself if it survives a round trip through pickle, else a RemoteError;
+    a RemoteError too for what is not an ``Exception`` (SystemExit, KeyboardInterrupt): the
+    controller refuses those (raised there, they would end its session)."""
+    if why is None and not isinstance(exc, Exception):
+        why = TypeError(f"{type(exc).__name__} is not an Exception")
     if why is None:
         try:
             pickle.loads(pickle.dumps(exc))

@@ -22,8 +22,10 @@ seconds; the controller sends a ping every second and fails every pending call w
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import dataclasses
+import functools
 import importlib.util
 import io
 import itertools
@@ -106,20 +108,44 @@ _SAFE = {("collections", "OrderedDict"), ("collections", "defaultdict"),
 
 
 class _Unpickler(pickle.Unpickler):
+    """Refuses by name before anything is imported: a reply names a module and a class, and
+    pickle's own lookup imports the module first, so a host could run any module's
+    import-time code here, as root. A reply may import only the standard library's modules of
+    ``_SAFE`` and modules of this package and of pyroute2 (the two the agent runs from: their
+    import-time code is what is installed here, never the host's); any other module is
+    refused by its name. Exceptions: subclasses of ``Exception`` only (never SystemExit,
+    KeyboardInterrupt or GeneratorExit, which ``call()`` would raise into the session)."""
+
     def find_class(self, module: str, name: str):
-        value = super().find_class(module, name)
         if module == "builtins":
-            if name in _SAFE_BUILTINS or (isinstance(value, type)
-                                          and issubclass(value, BaseException)):
+            value = getattr(builtins, name, None)
+            if name in _SAFE_BUILTINS or _is_error(value):
                 return value
         elif (module, name) in _SAFE:
-            return value
-        elif isinstance(value, type) and (
-                issubclass(value, BaseException)
-                or (module.startswith("pytest_pktgen.") and dataclasses.is_dataclass(value))
-                or (module.startswith("pyroute2.") and issubclass(value, (dict, list, tuple)))):
-            return value
+            return super().find_class(module, name)
+        elif module.startswith(("pytest_pktgen.", "pyroute2.")):
+            try:
+                value = _attribute(importlib.import_module(module), name)
+            except ImportError:
+                value = None
+            if isinstance(value, type) and (
+                    _is_error(value)
+                    or (module.startswith("pytest_pktgen.") and dataclasses.is_dataclass(value))
+                    or (module.startswith("pyroute2.")
+                        and issubclass(value, (dict, list, tuple)))):
+                return value
         raise pickle.UnpicklingError(f"a reply may not hold {module}.{name}")
+
+
+def _attribute(module, name: str):
+    try:
+        return functools.reduce(getattr, name.split("."), module)
+    except AttributeError:
+        return None
+
+
+def _is_error(value) -> bool:
+    return isinstance(value, type) and issubclass(value, Exception)
 
 
 def _loads(data: bytes):

@@ -78,7 +78,7 @@ def _here_only():  # a test module's function: there is no such module there
 def test_what_cannot_travel_is_refused_here_or_fails_that_call_alone(machine):
     with pytest.raises(ValueError, match="host pipe: .*cannot be sent.*module-level"):
         machine.call(lambda: 1)
-    with pytest.raises(ModuleNotFoundError, match="test_agent"):
+    with pytest.raises(ModuleNotFoundError, match=_here_only.__module__.split(".")[0]):
         machine.call(_here_only)
     assert machine.call(os.getpid) == machine.facts["pid"]  # the channel is fine
 
@@ -216,6 +216,28 @@ def test_replies_hold_data_only_and_a_refused_one_fails_its_call_alone(machine):
         names = {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
     assert "lo" in names
     assert isinstance(machine.call(os.stat, "/"), os.stat_result)
+
+
+def test_a_crafted_reply_imports_nothing_and_ends_no_session(tmp_path, monkeypatch, machine):
+    """A reply naming a module this machine has but has not loaded is refused before the
+    import (its import-time code would run here, as root); SystemExit and KeyboardInterrupt
+    are refused (call() would raise them into the session), and a call that raises one there
+    comes back as a RemoteError."""
+    marker = tmp_path / "imported"
+    (tmp_path / "evil_reply.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nclass Thing(Exception):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for crafted in (b"cevil_reply\nThing\n.", b"cpytest_pktgen.evil\nThing\n.",
+                    pickle.dumps(SystemExit(3)), pickle.dumps(KeyboardInterrupt()),
+                    pickle.dumps(GeneratorExit())):
+        with pytest.raises(pickle.UnpicklingError, match="a reply may not hold"):
+            ssh._loads(crafted)
+    assert not marker.exists() and "evil_reply" not in sys.modules
+    for value in (ValueError("x"), FileNotFoundError(2, "gone"), HostError("h", "p")):
+        assert type(ssh._loads(pickle.dumps(value))) is type(value)  # errors still travel
+    with pytest.raises(agent.RemoteError, match="SystemExit"):
+        machine.call(sys.exit, 3)
+    assert machine.call(os.getpid) == machine.facts["pid"]  # the channel stays up
 
 
 def test_the_clock_offset_of_a_machine_whose_answer_is_known(machine):
