@@ -293,8 +293,10 @@ OPTIONS = (
            "--pktgen-dst-mac)", None, str, "IP"),
     Option("pktgen_dst_mac", "MAC of a remote receiver, or of the next hop to it: frames from "
            "--pktgen-dev go there", None, str, "MAC"),
-    Option("pktgen_allow_dev", "send on this device even if it carries the default route or a "
-           "live TCP connection (repeatable)", (), ifname, "IFNAME", multiple=True),
+    Option("pktgen_allow_dev", "send on (or move) this device even if it carries the default "
+           "route or a live TCP connection (repeatable); HOST:IFNAME for a NIC of a "
+           "--pktgen-host, a bare name for this machine's only", (), host_ifname,
+           "[HOST:]IFNAME", multiple=True),
     Option("pktgen_sizes", "frame sizes of a sweep, on the wire with the FCS (pkt_size = frame - "
            "4)", (64, 128, 256, 512, 1024, 1280, 1500), frame_sizes, "B,B,..."),
     Option("pktgen_count", "packets per device in each measurement round", 1_000_000, count,
@@ -448,7 +450,8 @@ def check_usage(config: pytest.Config) -> None:
         twice = next(h for h in hosts if hosts.count(h) > 1)
         raise pytest.UsageError(f"--pktgen-host {twice}=... is given twice: one address per "
                                 "host name")
-    for flag, value in (("--pktgen-dev", dev), ("--pktgen-rx-dev", rx_dev)):
+    allowed = [("--pktgen-allow-dev", a) for a in get(config, "pktgen_allow_dev")]
+    for flag, value in (("--pktgen-dev", dev), ("--pktgen-rx-dev", rx_dev), *allowed):
         where, _ = split_dev(value)
         if where is not None and where not in hosts:
             raise pytest.UsageError(f"{flag} {value}: there is no --pktgen-host {where}=... "

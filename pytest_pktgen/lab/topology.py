@@ -34,7 +34,7 @@ from ..host.netns import unique_name
 from ..pktgen.caps import Caps, link_caps
 from ..pktgen.params import DeviceConfig, imix_weights_of
 from ..pktgen.proc import Pktgen
-from ..run.guard import NamespaceLock, check_not_management
+from ..run.guard import NamespaceLock, allowed_on, check_not_management
 from ..run.remote import new_run
 from ..run.runner import PktgenRun
 from .rx import CountedResult, RxCounter, TcCounter
@@ -427,9 +427,10 @@ def crossover(tx_nic: Nic, rx_nic: Nic, ipv6: bool = False, pair: int = 0,
     default route, an SSH session's address; see :func:`~pytest_pktgen.run.guard.management_reason`)
     is refused here, where it is, before anything is made or moved, unless ``allow_devices``
     names it."""
-    allow = tuple(allow_devices)
-    # both refused or accepted before anything is moved; each moved as found then
-    states = [host.on(None, nic.host).call(check_movable, nic.ifname, allow, str(nic))
+    # both refused or accepted before anything is moved; each moved as found then; an
+    # allowance applies on the machine it names (HOST:IFNAME; a bare name: this one)
+    states = [host.on(None, nic.host).call(check_movable, nic.ifname,
+                                           allowed_on(allow_devices, nic.host), str(nic))
               for nic in (tx_nic, rx_nic)]
     stack = contextlib.ExitStack()
     with _undo_on_error(stack):
@@ -457,7 +458,8 @@ def remote(tx_nic: str, dst_mac: str, dst: str | None = None,
     management link, there already and again before every run. Nothing here can count what
     arrives: loss is measured at the receiver, if at all."""
     there = host.on(None, tx_host)
-    there.call(check_not_management, tx_nic, tx_nic, None, tuple(allow_devices))
+    shown = f"{tx_host}:{tx_nic}" if tx_host else tx_nic
+    there.call(check_not_management, shown, tx_nic, None, allowed_on(allow_devices, tx_host))
     info = there.call(netdev.link_info, tx_nic)
     ip6 = "2001:2::2"
     ip4 = "198.18.0.2"

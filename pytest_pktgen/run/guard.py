@@ -17,7 +17,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from .. import host
@@ -153,10 +153,23 @@ def check_not_management(device: str, netdev_name: str, netns: str | None,
         return
     reason = management_reason(netdev_name, netns)
     if reason:
+        named = device.split("@")[0] if ":" in device else netdev_name  # HOST:IFNAME there
         raise PktgenConfigError(
             "device", device, f"a test link: {reason}, a management link perhaps (allow it "
-            f"explicitly to flood it anyway: --pktgen-allow-dev {netdev_name}, or "
+            f"explicitly to flood it anyway: --pktgen-allow-dev {named}, or "
             f"allow_devices=[{netdev_name!r}])")
+
+
+def allowed_on(allow: Iterable[str], host: str | None) -> tuple[str, ...]:
+    """The interface names ``allow`` (``--pktgen-allow-dev``'s) lets be flooded on machine
+    ``host`` (None: this one): ``HOST:IFNAME`` on that host only, a bare name on this machine
+    only, so allowing one machine's eth0 never allows another's."""
+    out = []
+    for name in allow:
+        where, _, ifname = name.rpartition(":")
+        if (where or None) == host:
+            out.append(ifname)
+    return tuple(out)
 
 
 def management_reason(ifname: str, netns: str | None = None) -> str | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from .. import host
 from ..errors import HostLost, PktgenRunError
 from ..pktgen.params import DeviceConfig
+from .guard import allowed_on
 from .runner import PktgenRun, RunResult, Sample, run_phases
 
 SLICE_S = 1.0  # a round trip a second: samples here a second late at most
@@ -24,7 +25,11 @@ SLICE_S = 1.0  # a round trip a second: samples here a second late at most
 def new_run(host_name: str | None, configs: Sequence[DeviceConfig], *,
             on_sample: Callable[[Sample], None] | None = None, **kwargs):
     """A :class:`PktgenRun` on machine ``host_name`` (None: here), not yet set up: the run
-    itself here, a :class:`RemoteRun` for another machine."""
+    itself here, a :class:`RemoteRun` for another machine. ``allow_devices`` as
+    ``--pktgen-allow-dev`` gives them: each applies on the machine it names
+    (:func:`~pytest_pktgen.run.guard.allowed_on`)."""
+    if "allow_devices" in kwargs:
+        kwargs["allow_devices"] = allowed_on(kwargs["allow_devices"], host_name)
     if host_name is None:
         return PktgenRun(configs, on_sample=on_sample, **kwargs)
     return RemoteRun(host_name, host.new_on(host_name, PktgenRun, list(configs), **kwargs),

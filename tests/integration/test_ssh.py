@@ -299,8 +299,9 @@ def _ledger_of(pid: int) -> dict:
 def test_the_guard_on_another_host_refuses_the_link_its_ssh_session_rides(ssh_lab,
                                                                          hosts_with_nics):
     """A crossover asked of host a's management link (the one its sshd answers this session
-    on): refused there before anything is moved on either host, naming it and why; the
-    session goes on."""
+    on): refused there before anything is moved on either host, naming it and why, also when
+    the same name is allowed on this machine or on b (an allowance applies where it names);
+    the session goes on."""
     a = host.machine("a")
     a_ns, b_ns = ssh_lab.hosts["a"].netns, ssh_lab.hosts["b"].netns
     with netlink.IPRoute(netns=a_ns, flags=0) as ipr:
@@ -308,11 +309,12 @@ def test_the_guard_on_another_host_refuses_the_link_its_ssh_session_rides(ssh_la
                     if m.get_attr("IFA_ADDRESS") == ssh_lab.hosts["a"].address]
         mgmt = ipr.get_links(index)[0].get_attr("IFLA_IFNAME")
     namespaces = sorted(os.listdir(netns.NETNS_DIR))
-    with pytest.raises(PktgenConfigError, match=rf"'a:{mgmt}' is not allowed; a test link: "
-                       rf"{mgmt} has {ssh_lab.hosts['a'].address}, the local address of an "
-                       "established TCP connection"):
-        topology.crossover(topology.Nic.named(mgmt, "a"),
-                           topology.Nic.named(hosts_with_nics.rx, "b"))
+    for allow in ((), (mgmt, f"b:{mgmt}")):
+        with pytest.raises(PktgenConfigError, match=rf"'a:{mgmt}' is not allowed; a test link: "
+                           rf"{mgmt} has {ssh_lab.hosts['a'].address}, the local address of "
+                           rf"an established TCP connection, .*--pktgen-allow-dev a:{mgmt},"):
+            topology.crossover(topology.Nic.named(mgmt, "a"),
+                               topology.Nic.named(hosts_with_nics.rx, "b"), allow_devices=allow)
     assert sorted(os.listdir(netns.NETNS_DIR)) == namespaces  # nothing made on either host
     netdev.link_info(hosts_with_nics.rx, netns=b_ns)  # b's NIC still where it was (or raises)
     assert netdev.link_info(mgmt, netns=a_ns)["up"]

@@ -49,6 +49,8 @@ from pytest_pktgen.measurement.row import Row
     (["--pktgen-dev", "eth1", "--pktgen-rx-dev", "a-sixteen-chars1"],
      "*'a-sixteen-chars1' is not an interface name*"),
     (["--pktgen-allow-dev", "eth 1"], "*'eth 1' is not an interface name*"),
+    (["--pktgen-allow-dev", "dut:eth0"], "*--pktgen-allow-dev dut:eth0: there is no "
+     "--pktgen-host dut=... (hosts: none)*"),
     (["--pktgen-host", "gen1"], "*'gen1' is not NAME=ssh://*"),
     (["--pktgen-host", "gen1=http://lab"], "*SSH address 'http://lab' is not allowed*"),
     (["--pktgen-host", "1gen=ssh://lab"], "*host name '1gen': a letter, then*"),
@@ -351,3 +353,14 @@ def test_bad_search_settings_fail_before_any_trial_with_a_sentence(pytester):
     bad = pytester.runpytest("-p", "no:cacheprovider", "--pktgen-loss-ratios=0,1.5", "-k", "x")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*--pktgen-loss-ratios*1.5*"])
+
+
+def test_an_allowance_applies_on_the_machine_it_names():
+    """--pktgen-allow-dev gen1:eth0 allows gen1's eth0 only; a bare eth0 this machine's only."""
+    from pytest_pktgen.run.guard import allowed_on
+
+    allow = ("eth0", "gen1:eth1", "dut:eth0")
+    assert allowed_on(allow, None) == ("eth0",)
+    assert allowed_on(allow, "gen1") == ("eth1",)
+    assert allowed_on(allow, "dut") == ("eth0",)
+    assert allowed_on(allow, "other") == ()
