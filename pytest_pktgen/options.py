@@ -288,7 +288,9 @@ OPTIONS = (
     Option("pktgen_ssh_config", "OpenSSH client config for --pktgen-host (Host aliases, "
            "HostName, Port, User, IdentityFile, ProxyJump)", "~/.ssh/config", str, "FILE"),
     Option("pktgen_ssh_known_hosts", "known_hosts file the --pktgen-host keys are checked "
-           "against", "~/.ssh/known_hosts", str, "FILE"),
+           "against (unless given: the SSH config's UserKnownHostsFile and "
+           "GlobalKnownHostsFile, ~/.ssh/known_hosts where it names none, as ssh does)",
+           "~/.ssh/known_hosts", str, "FILE"),
     Option("pktgen_dst", "destination IP of a remote receiver (with --pktgen-dev and "
            "--pktgen-dst-mac)", None, str, "IP"),
     Option("pktgen_dst_mac", "MAC of a remote receiver, or of the next hop to it: frames from "

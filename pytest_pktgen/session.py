@@ -93,8 +93,11 @@ def connect_hosts(config: pytest.Config) -> dict[str, Connected]:
                                 ("--pktgen-ssh-known-hosts", known, "pktgen_ssh_known_hosts")):
         if options.given(config, default) and not path.is_file():
             raise pytest.UsageError(f"{flag} {path}: no such file")
+    # known_hosts only where given: else asyncssh reads the config's UserKnownHostsFile and
+    # GlobalKnownHostsFile, as ssh does (~/.ssh/known_hosts where it names none)
+    known_hosts = str(known) if options.given(config, "pktgen_ssh_known_hosts") else ()
     machines = [ssh.SshMachine(name, url, config=[str(ssh_config)] if ssh_config.is_file()
-                               else [], known_hosts=str(known) if known.is_file() else ())
+                               else [], known_hosts=known_hosts)
                 for name, url in wanted]
     with concurrent.futures.ThreadPoolExecutor(len(machines)) as pool:
         outcomes = list(pool.map(_connect, machines))

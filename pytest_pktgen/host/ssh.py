@@ -285,7 +285,10 @@ class SshMachine:
                             "the user's authorized_keys there?") from None
         except asyncssh.HostKeyNotVerifiable as err:
             raise HostError(self.name, f"{self.url}'s host key is not trusted ({err.reason}): "
-                            "add it to known_hosts (ssh to it once by hand)") from None
+                            "add it to the known_hosts file your SSH config names "
+                            "(UserKnownHostsFile; ~/.ssh/known_hosts where it names none: ssh "
+                            "to it once by hand with that config), or name a file with "
+                            "--pktgen-ssh-known-hosts") from None
         except asyncssh.Error as err:
             raise HostError(self.name, f"{self.url}: SSH failed: {err.reason}") from None
         except (TimeoutError, OSError) as err:
