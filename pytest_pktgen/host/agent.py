@@ -10,6 +10,10 @@ Then both ends exchange frames on that channel: a 4-byte big-endian length and a
                           ("bye", 0, ...)                   done: undo what is left, exit
     agent -> controller   ("hello", 0, pickle of facts)     once, at the start
                           ("ok" or "err", id, pickle of the value or the exception)
+                          ("ping", 0, ...)                  I am still here (every second)
+
+Each end takes the other for lost after ``loss_after`` seconds without a byte from it (a
+large frame on a slow link feeds the watch as its bytes come, not only once it is whole).
 
 A callable is sent by reference (module and name), so only module-level functions of this
 package (or the standard library) cross; objects that must stay there (a run, a netlink
@@ -44,7 +48,9 @@ from .ledger import ledger
 
 FRAME = struct.Struct(">I")
 LOSS_AFTER_S = 5.0  # no frame for this long (pings come every second): the controller is gone
-PROTOCOL = 1  # bumped when the frames change: a mismatch is refused at hello
+PROTOCOL = 2  # bumped when the frames change: a mismatch is refused at hello
+HEARTBEAT_S = 1.0  # each end pings the other this often
+CHUNK = 1 << 16  # a frame is read this much at a time, each chunk heard as a sign of life
 
 
 def read_frame(read) -> bytes | None:
@@ -200,8 +206,8 @@ def undo_all(say=None) -> list[str]:
             except Exception as err:  # noqa: BLE001 - the rest must still be undone
                 said.append(f"{step} {type(obj).__name__} #{key} failed: {err}")
     own = ledger()
-    done, failed = undo.undo_record(own.record)
-    own.clear()
+    done, failed, left = undo.undo_record(dict(own.record))
+    own.keep_only(left)  # for the next session's cleaner on this machine
     said += done + failed
     if say:
         for line in said:
@@ -260,20 +266,29 @@ def _serve(channel: _Channel, rid: int, body: bytes) -> None:
 
 def main(loss_after: float = LOSS_AFTER_S) -> None:
     """Serve the controller on stdin/stdout until it says bye or is lost; undo, exit."""
-    read = sys.stdin.buffer.read
+    stdin = sys.stdin.buffer
+    last = [time.monotonic()]
+
+    def read(n: int) -> bytes:  # whatever has come, up to a chunk: each one heard
+        chunk = stdin.read1(min(n, CHUNK))
+        last[0] = time.monotonic()
+        return chunk
+
     out_fd = os.dup(1)  # frames go here; anything printed goes to stderr, not into a frame
     os.dup2(2, 1)
     channel = _Channel(read, out_fd)
-    last = [0.0]
     done = threading.Event()
     said = []
 
     def watchdog():
-        last[0] = time.monotonic()
         while not done.wait(0.5):
             if time.monotonic() - last[0] > loss_after:
-                said.append(f"no frame for {loss_after:g}s: the controller is lost")
+                said.append(f"nothing heard for {loss_after:g}s: the controller is lost")
                 done.set()
+
+    def pinger():  # a thread of its own: a ping may wait behind a large reply's write
+        while not done.wait(HEARTBEAT_S):
+            channel.send("ping", 0, None)
 
     def reader():
         while True:
@@ -298,6 +313,7 @@ def main(loss_after: float = LOSS_AFTER_S) -> None:
         signal.signal(signum, lose)
     channel.send("hello", 0, facts())
     threading.Thread(target=watchdog, name="watchdog", daemon=True).start()
+    threading.Thread(target=pinger, name="pinger", daemon=True).start()
     threading.Thread(target=reader, name="reader", daemon=True).start()
     while not done.wait(1.0):  # a timeout: signals are handled between waits
         pass

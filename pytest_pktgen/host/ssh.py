@@ -44,7 +44,7 @@ from . import agent, clock, netlink
 
 T = TypeVar("T")
 
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = agent.HEARTBEAT_S
 CONNECT_TIMEOUT_S = 20.0
 HELLO_TIMEOUT_S = 120.0  # python3 starting and importing the package (seconds under TCG)
 PYTHON_MIN = (3, 11)
@@ -237,6 +237,7 @@ class SshMachine:
         self._ids = itertools.count(1)
         self._pending: dict[int, concurrent.futures.Future] = {}
         self._lost: str | None = None
+        self._heard = 0  # chunks read from the agent so far: its signs of life
         self._stderr: list[str] = []
         self._tasks: list[asyncio.Task] = []
         self._kinds: dict[tuple[str, str], str] = {}
@@ -341,11 +342,24 @@ class SshMachine:
 
     # --- the channel -------------------------------------------------------------------------
     async def _read_message(self) -> tuple[str, int, bytes]:
-        head = await self._process.stdout.readexactly(agent.FRAME.size)
-        frame = _loads(await self._process.stdout.readexactly(agent.FRAME.unpack(head)[0]))
+        head = await self._read_exactly(agent.FRAME.size)
+        frame = _loads(await self._read_exactly(agent.FRAME.unpack(head)[0]))
         if not (isinstance(frame, tuple) and len(frame) == 3 and isinstance(frame[2], bytes)):
             raise ValueError("a frame that is not (kind, id, body)")
         return frame
+
+    async def _read_exactly(self, size: int) -> bytes:
+        """``size`` bytes of the agent's stdout, a chunk at a time, each heard as a sign of
+        life (a large reply on a slow link is not silence); IncompleteReadError at EOF."""
+        chunks, left = [], size
+        while left:
+            chunk = await self._process.stdout.read(min(left, agent.CHUNK))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"".join(chunks), size)
+            self._heard += 1
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
 
     async def _read_stderr(self) -> None:
         try:
@@ -373,6 +387,14 @@ class SshMachine:
                        f"({type(err).__name__}{': ' + str(err) if str(err) else ''})")
 
     async def _heartbeat(self) -> None:
+        """A ping a second to the agent; and silence noticed as fast as the agent notices
+        it: nothing heard from it for ``loss_after`` seconds (its pings come every second)
+        and the host is lost, every pending call fails with HostLost, the connection is
+        dropped (a black-holed network would hold a call until TCP gives up: ~15 minutes).
+        Silence is counted in this loop's own beats, not by the clock: a controller busy for
+        seconds elsewhere (the GIL held by an import) delays its beats and its reading alike,
+        and is not taken for a silent agent."""
+        heard, quiet = -1, 0
         while self._lost is None:
             try:
                 self._process.stdin.write(agent.frame(pickle.dumps(("ping", 0, None))))
@@ -380,6 +402,19 @@ class SshMachine:
                 self._lose(f"the connection to {self.url} was lost ({err})")
                 return
             await asyncio.sleep(HEARTBEAT_S)
+            heard, quiet = self._heard, (quiet + 1 if self._heard == heard else 0)
+            if quiet * HEARTBEAT_S > self.loss_after:
+                self._lose(f"nothing heard from {self.url} for {self.loss_after:g}s: the "
+                           "network is silent (a link down, the host hung)")
+                self._drop()
+                return
+
+    def _drop(self) -> None:
+        """The connection dropped here, no goodbye (the agent undoes by its own watch)."""
+        if self._conn is not None:
+            self._conn.abort()
+        elif self._process is not None:  # a channel without SSH (tests): its pipes killed
+            self._process.kill()
 
     def _lose(self, why: str) -> None:
         if self._lost is None:
@@ -490,10 +525,7 @@ class SshMachine:
     def sever(self) -> None:
         """Cut the connection as a failing network or a killed process would: no bye, the
         TCP connection dropped here (for tests and Ctrl-C)."""
-        if self._conn is not None:
-            _event_loop().call_soon_threadsafe(self._conn.abort)
-        elif self._process is not None:  # a channel without SSH (tests): its pipes killed
-            _event_loop().call_soon_threadsafe(self._process.kill)
+        _event_loop().call_soon_threadsafe(self._drop)
 
 
 class Proxy:

@@ -145,7 +145,7 @@ def test_the_agent_undoes_what_it_keeps_when_its_channel_goes_silent():
     assert not _alive(pid), "the agent outlived its silent channel"
     assert silent_for < 1.5 + 3, silent_for
     time.sleep(0.3)
-    assert any("no frame for 1.5s: the controller is lost" in line for line in m.agent_said), \
+    assert any("nothing heard for 1.5s: the controller is lost" in line for line in m.agent_said), \
         m.agent_said
     m.close()
 
@@ -238,6 +238,51 @@ def test_a_crafted_reply_imports_nothing_and_ends_no_session(tmp_path, monkeypat
     with pytest.raises(agent.RemoteError, match="SystemExit"):
         machine.call(sys.exit, 3)
     assert machine.call(os.getpid) == machine.facts["pid"]  # the channel stays up
+
+
+def test_a_silent_agent_is_lost_within_its_loss_timeout_and_a_waiting_call_ends():
+    """No EOF, no reset: the agent stops answering (SIGSTOP: a hung host, a black-holed
+    link). A call waiting on it fails with HostLost within loss_after and a beat or two, not
+    when TCP gives up (~15 minutes); the connection is dropped, and closing does not hang."""
+    import signal
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("the agent's facts ask for root, as pktgen does")
+    m = _machine(loss_after=2.0).connect(require_pktgen=False)
+    pid = m.facts["pid"]
+    try:
+        time.sleep(3)  # quiet but alive: its pings keep it found
+        assert m.call(os.getpid) == pid
+        ended: list = []
+        waiter = threading.Thread(target=lambda: ended.append(_raised(m.call, time.sleep, 60)))
+        waiter.start()
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        waiter.join(15)
+        took = time.monotonic() - started
+        assert ended and isinstance(ended[0], HostLost), ended
+        assert "nothing heard from ssh://root@localhost for 2s: the network is silent" in str(
+            ended[0])
+        assert took < 2.0 + 3 * ssh.HEARTBEAT_S, took
+        with pytest.raises(HostLost):
+            m.call(os.getpid)
+        closing = time.monotonic()
+        m.close()
+        assert time.monotonic() - closing < 5
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _raised(fn, *args):
+    try:
+        fn(*args)
+    except BaseException as err:  # noqa: BLE001
+        return err
+    return None
 
 
 def test_the_clock_offset_of_a_machine_whose_answer_is_known(machine):
