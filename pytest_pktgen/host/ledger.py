@@ -75,6 +75,14 @@ class Ledger:
                 self.record[kind].append(name)
             self._write()
 
+    def keep_only(self, left: dict) -> None:
+        """What could not be undone stays listed (for the next cleaner, once this process is
+        gone); the rest is struck off."""
+        with self._mutex:
+            self.record.update({kind: left.get(kind, type(self.record[kind])())
+                                for kind in KINDS})
+            self._write()
+
     def clear(self) -> None:
         """Everything listed is undone (or given up): an empty record."""
         with self._mutex:
@@ -128,7 +136,8 @@ def any_dead(run_dir: Path = RUN_DIR) -> bool:
 def dead_owners(run_dir: Path = RUN_DIR):
     """Yield (record, release) for each ledger whose owner is gone, its lock held by us until
     ``release()`` (which deletes the ledger; ``release(done=False)`` leaves it for another
-    cleaner): two cleaners never undo the same one."""
+    cleaner; ``release(left=RECORD)`` keeps RECORD, what could not be undone, for the next):
+    two cleaners never undo the same one."""
     if not run_dir.is_dir():
         return
     for lock_path in sorted(run_dir.glob("owner-*.lock")):
@@ -147,8 +156,12 @@ def dead_owners(run_dir: Path = RUN_DIR):
         except ValueError:
             record = None
 
-        def release(done=True, fd=fd, path=path, lock_path=lock_path):
-            if done:
+        def release(done=True, left=None, fd=fd, path=path, lock_path=lock_path):
+            if left is not None:  # what could not be undone, for the next cleaner
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(left))
+                tmp.replace(path)
+            elif done:
                 path.unlink(missing_ok=True)
                 lock_path.unlink(missing_ok=True)
             os.close(fd)

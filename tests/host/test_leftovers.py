@@ -4,9 +4,11 @@ included, is a VM-lab test: test_signals)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nics
 import pytest
@@ -60,3 +62,50 @@ def test_sigkill_then_the_clean_command_undoes_it():
         assert nics.differences(nic_view, nics.view(nic)) == []
         out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
         assert out == "pytest-pktgen: nothing left by dead sessions\n"
+
+
+STALE = '''
+import time
+
+from pytest_pktgen.host.ledger import ledger
+
+ledger().add("irqs", "99999", "1")  # an IRQ that is gone (its driver reloaded)
+ledger().add("links", "pgstale0")  # a link that is gone
+ledger().add("links", "lo")  # one the kernel refuses to delete
+print("LISTED", ledger().path, flush=True)
+time.sleep(120)
+'''
+
+
+def test_a_ledger_the_cleaner_cannot_undo_never_stops_a_session(tmp_path):
+    """A killed process's ledger naming IRQ 99999 (gone), a link that is gone and one the
+    kernel refuses to delete: the cleaner undoes what it can, says what it cannot and keeps
+    only that for the next cleaner; the next pytest session runs, its header says it."""
+    child = subprocess.Popen([sys.executable, "-c", STALE], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    line = child.stdout.readline()
+    assert line.startswith("LISTED"), line + child.stdout.read()
+    path = Path(line.split()[1])
+    child.kill()
+    child.wait(timeout=60)
+    try:
+        clean = subprocess.run([sys.executable, "-m", "pytest_pktgen", "clean"],
+                               capture_output=True, text=True)
+        said = clean.stdout
+        assert clean.returncode == 1, said + clean.stderr  # not all of it could be undone
+        assert f"cleaned up after dead process {child.pid}: IRQ(s) 99999 gone" in said
+        assert "link lo: " in said and "kept for the next cleaner" in said
+        assert "pgstale0" not in said  # gone already: nothing to say
+        assert f"stays in {path.parent}/owner-{child.pid}-*.json" in said
+        kept = json.loads(path.read_text())
+        assert (kept["links"], kept["irqs"], kept["nics"]) == (["lo"], {}, {})
+        (tmp_path / "test_next.py").write_text("def test_next():\n    pass\n")
+        session = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                                  str(tmp_path / "test_next.py")], cwd=tmp_path,
+                                 capture_output=True, text=True, timeout=300)
+        assert session.returncode == 0, session.stdout + session.stderr
+        assert f"pytest-pktgen: cleaned up after dead process {child.pid}:" in session.stdout
+        assert "1 passed" in session.stdout
+    finally:
+        path.unlink(missing_ok=True)
+        path.with_suffix(".lock").unlink(missing_ok=True)

@@ -120,3 +120,56 @@ def test_sigkill_mid_run_the_next_session_cleans_up(pytester, lab_nic_pairs, pkt
         assert after["irq_masks"] == before["irq_masks"]
         assert nics.differences(tx_view, nics.view(pair.tx)) == []
         assert Pktgen().devices() == []
+
+
+HELD = '''
+import subprocess
+import sys
+import time
+
+from pytest_pktgen.host import netns, nicstate
+
+ns = netns.create("pgh")
+nicstate.move_away(nicstate.before_moving(sys.argv[1]), ns)
+holder = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"])
+print("MOVED", ns, holder.pid, flush=True)
+time.sleep(600)
+'''
+
+
+def test_a_nic_held_away_stays_in_the_ledger_until_it_is_home_then_comes_back_exactly(
+        lab_nic_pairs):
+    """A killed process moved a lab NIC into its namespace, whose name is gone while a
+    leftover process keeps it alive: the NIC cannot come home. The cleaner says so and keeps
+    it in that ledger (never deletes what it could not restore); once the holder exits, the
+    kernel sends the NIC home and the next cleaner restores it exactly as it was found."""
+    from pytest_pktgen.host import netns
+    from pytest_pktgen.run import leftovers
+
+    nic = lab_nic_pairs[1].rx
+    with nics.dressed(nic, 91, ipv6=False):
+        view = nics.view(nic)
+        child = subprocess.Popen([sys.executable, "-c", HELD, nic], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        line = child.stdout.readline()
+        assert line.startswith("MOVED"), line + child.stdout.read()
+        _, ns, holder = line.split()
+        child.kill()
+        child.wait(timeout=60)
+        netns.remove(ns)  # its name gone; the holder still in it
+        try:
+            said, complete = leftovers.clean(home_timeout=1)
+            text = "\n".join(said)
+            assert not complete
+            assert (f"cleaned up after dead process {child.pid}: {nic}: {nic} did not come "
+                    "back from its namespace within 1s; kept for the next cleaner") in text
+            assert "stays in" in text
+            assert nic not in state()["links"]
+        finally:
+            subprocess.run(["kill", "-9", holder])
+        said, complete = leftovers.clean()
+        assert complete, said
+        assert said == [f"cleaned up after dead process {child.pid}: sent {nic} home from {ns}, "
+                        "restored as found"]
+        assert nics.differences(view, nics.view(nic)) == []
+        assert leftovers.clean() == ([], True)  # nothing kept any more
