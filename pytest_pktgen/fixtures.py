@@ -16,7 +16,7 @@ from .lab import rx, topology, vm
 from .lab.sniff import Sniffer
 from .measurement import measure, search
 from .measurement.point import Point, Settings
-from .measurement.row import point_key_of
+from .measurement.row import key_of, point_key_of
 from .pktgen import module
 from .pktgen.proc import Pktgen
 from .run.guard import ModuleUse, NamespaceLock
@@ -268,11 +268,19 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
     results.json, a plot per search)."""
     marker = request.node.get_closest_marker("pktgen_search")
     after_tc_ingress = rx.AFTER_TC_INGRESS
+    searched_keys: set[str] = set()
 
     def run(topology, *, rx: str | None = None, index: int = 0, label: str | None = None,
             **settings) -> search.SearchResult:
         chosen = sweep.search_settings_for(request.config, marker.kwargs if marker else {},
                                            request.node.nodeid, **settings)
+        key = key_of(request.node.nodeid, label)
+        if key in searched_keys:  # before minutes of trials: the second would overwrite
+            pytest.fail(f"pktgen_search: {request.node.nodeid} searches twice "
+                        f"{f'with label={label!r}' if label else 'without a label'}; give each "
+                        "search of a test its own label= (baselines and reports key on it)",
+                        pytrace=False)
+        searched_keys.add(key)
         backend = rx or pktgen_settings.rx
         if backend is None or topology.sink is None:
             raise pytest.UsageError("pktgen_search needs a topology with a sink and a receive "
@@ -281,8 +289,8 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
         counter = request.getfixturevalue("rx_counter")(topology, backend, **drop)
         def searched():
             return search.search(topology, counter, pktgen_point.frame, chosen, index,
-                                 params=dict(pktgen_settings.params),
-                                 latency_every=pktgen_settings.latency_every)
+                                 latency_every=pktgen_settings.latency_every,
+                                 point=pktgen_point, measuring=pktgen_settings)
 
         if measure.take_benchmark(request.node):
             found = searched()
@@ -292,7 +300,7 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
         found.test, found.name, found.label = request.node.nodeid, request.node.originalname, label
         found.point_key = point_key_of(pktgen_point)
         found.rx_backend, found.sink = backend, topology.sink_mode
-        found.device = {"name": tx.ifname, **netdev.driver_info(tx.ifname, tx.netns)}
+        found.device = measure.tx_facts(tx)
         state = request.config.stash[STATE]
         verdict = state.judge(found, request.node, pktgen_point.id or "this")
         found.gate = "FAIL" if verdict.failures else ("ok" if verdict.gated else "")

@@ -23,12 +23,12 @@ from ..host.netdev import driver_info
 from ..lab import losses
 from ..lab.latency import check_every, clock_between, every_for, merged
 from ..lab.rx import AFTER_TC_INGRESS, RxCount, summed
-from ..lab.topology import Topology, thread_configs
+from ..lab.topology import Topology
 from ..pktgen.params import DeviceConfig
 from ..run.multi import RunGroup
 from ..run.runner import RunResult, Sample
 from . import compare, gates, report
-from .point import AXIS_COLUMNS, Point, Settings
+from .point import AXIS_COLUMNS, Point, Settings, point_configs
 from .row import Row, key_of
 from .search import SearchResult
 
@@ -175,14 +175,7 @@ class _nothing:
 def device_configs(topology: Topology, index: int, point: Point, settings: Settings,
                    params: dict) -> list[DeviceConfig]:
     """The point's configs: one device, or ``dev@N`` on threads 0..N-1 sharing the count."""
-    point_params = point.params()
-    if {"min_pkt_size", "max_pkt_size"} & params.keys():  # a size range instead of the frame
-        point_params.pop("pkt_size", None)
-    flags = tuple(dict.fromkeys((*settings.flags, *params.pop("flags", ()))))
-    ipv6 = params.pop("ipv6", settings.ipv6)
-    merged = {**settings.params, **point_params, **params}
-    return thread_configs(topology, index, point.threads, settings.count, ipv6=ipv6,
-                          flags=flags, **merged)
+    return point_configs(topology, index, point, settings, params, settings.count)
 
 
 @dataclass
@@ -211,15 +204,21 @@ def _monotonic_offset(topology: Topology):
     return None if machine is None else host.machine(machine).clock_offset()
 
 
+def tx_facts(tx) -> dict:
+    """A sending link's name, machine and driver facts, read on its machine (a remote
+    generator's NIC there, never a NIC of the same name here)."""
+    return {"name": tx.ifname, **({"host": tx.host} if tx.host else {}),
+            **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns)}
+
+
 def _device(legs: list[_Leg], index: int) -> dict:
     """The sending NIC(s) of a measurement: name, host, driver facts and IRQ masks; of
     several generators, each fact of each joined by "+" where they differ."""
     facts = []
     for leg in legs:
         tx = leg.topology.tx[index]
-        facts.append({"name": tx.ifname if len(legs) == 1 else f"{leg.tag}:{tx.ifname}",
-                      **({"host": tx.host} if tx.host else {}),
-                      **host.on(None, tx.host).call(driver_info, tx.ifname, tx.netns),
+        facts.append({**tx_facts(tx),
+                      "name": tx.ifname if len(legs) == 1 else f"{leg.tag}:{tx.ifname}",
                       "irq_affinity": _irq_affinity(leg.topology)})
     if len(facts) == 1:
         return facts[0]

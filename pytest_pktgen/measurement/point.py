@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from ..errors import PktgenConfigError
+from ..lab.topology import thread_configs
 from ..pktgen.params import (
     FRAME_MAX,
     FRAME_MIN,
@@ -151,3 +152,21 @@ class Settings:
     # pgrx's latency sample: one sequence number in N, or "auto" by the run's rate
     # (:func:`pytest_pktgen.lab.latency.every_for`)
     latency_every: int | str = "auto"
+
+
+def point_configs(topology, index: int, point: Point, settings: Settings, params: dict,
+                  count: int, threads: int | None = None) -> list:
+    """What a point sends on ``topology``'s tx link ``index``: ``count`` packets on the point's
+    threads (``threads`` where a caller needs more: a search keeps each thread's pace), the
+    point's parameters (frame, clone_skb, flows, imix, any swept one) over the settings'
+    (every point's), ``params`` over both. The one way from a point to pktgen's configs, for
+    a measurement's rounds and a search's trials alike."""
+    params = dict(params)
+    point_params = point.params()
+    if {"min_pkt_size", "max_pkt_size"} & params.keys():  # a size range instead of the frame
+        point_params.pop("pkt_size", None)
+    flags = tuple(dict.fromkeys((*settings.flags, *params.pop("flags", ()))))
+    ipv6 = params.pop("ipv6", settings.ipv6)
+    merged = {**settings.params, **point_params, **params}
+    return thread_configs(topology, index, threads or point.threads, count, ipv6=ipv6,
+                          flags=flags, **merged)

@@ -28,8 +28,9 @@ from ..errors import PktgenConfigError
 from ..host.clock import ClockOffset
 from ..host.netdev import link_speed_mbps
 from ..lab.latency import Latency, clock_between, every_for
-from ..lab.topology import Topology, thread_configs
+from ..lab.topology import Topology
 from ..pktgen.params import pkt_size_of
+from .point import Point, Settings, point_configs
 from .row import L1_OVERHEAD, key_of
 
 if TYPE_CHECKING:
@@ -81,9 +82,14 @@ class Trial:
         return self.result().loss_ratio
 
     def result(self) -> MeasurementResult:
+        """The trial as MLRsearch reads it. A count-based run stops when pktgen has sent the
+        count, so a frame the driver refused is attempted again on top: offered exceeds the
+        intended count by the refusals, which MLRsearch would count twice (lost, and again as
+        a negative unsent count: 1,000,000 sent, 3,000 refused, all received read as 0.598 %
+        loss). The intended count is then what was offered: the refusals count once, as loss."""
         return mlrsearch().MeasurementResult(
             intended_duration=self.intended_duration, intended_load=self.intended_load,
-            intended_count=self.intended_count, offered_count=self.offered,
+            intended_count=max(self.intended_count, self.offered), offered_count=self.offered,
             forwarding_count=self.received, offered_duration=self.duration,
             duration_with_overheads=self.wall_s)
 
@@ -105,12 +111,18 @@ def threads_for(load: float, available: int) -> int:
 class PktgenMeasurer:
     """MLRsearch's trial measurer (its AbstractMeasurer's one method, :meth:`measure`; not
     subclassed, so that MLRsearch is imported only when a search runs): pktgen on
-    ``topology``'s tx link ``index`` at ``frame`` bytes, counted by ``counter`` at its sink;
-    ``params`` are more pktgen parameters."""
+    ``topology``'s tx link ``index`` sending what ``point`` says (its frame, clone_skb,
+    flows, imix, threads: :func:`~pytest_pktgen.measurement.point.point_configs`, as a
+    measurement's rounds do; by default a point of ``frame`` bytes), counted by ``counter``
+    at its sink; ``settings`` carry every point's parameters, ``params`` more."""
 
     def __init__(self, topology: Topology, counter, frame: int = 64, index: int = 0,
-                 params: dict | None = None, latency_every: int | str = "auto"):
-        self.topology, self.counter, self.frame, self.index = topology, counter, frame, index
+                 params: dict | None = None, latency_every: int | str = "auto", *,
+                 point: Point | None = None, settings: Settings | None = None):
+        self.topology, self.counter, self.index = topology, counter, index
+        self.point = point or Point(frame=frame)
+        self.frame = self.point.frame
+        self.settings = settings or Settings()
         self.params = dict(params or {})
         self.latency_every = latency_every  # the latency trial's sample (every_for)
         self.trials: list[Trial] = []
@@ -118,15 +130,17 @@ class PktgenMeasurer:
 
     def configs(self, count: int, load: float | None, threads: int) -> list:
         """``count`` packets at ``load`` pps in all (None: as fast as it goes) on ``threads``."""
-        paced = {"ratep": max(1, round(load / threads))} if load else {}
-        return thread_configs(self.topology, self.index, threads, count,
-                              **{**self.params, "pkt_size": pkt_size_of(self.frame), **paced})
+        params = {**self.params, **({"ratep": max(1, round(load / threads))} if load else {})}
+        return point_configs(self.topology, self.index, self.point, self.settings, params,
+                             count, threads)
 
     def trial(self, duration: float, load: float | None, latency: bool = False) -> Trial:
         """``load`` pps for ``duration`` s; ``load`` None: as fast as pktgen goes on one
         thread, for ``duration`` s (count 0). A throughput trial samples no latency (a
         sample costs the sink pps); a ``latency`` one samples as :attr:`latency_every` says."""
-        threads = threads_for(load, len(self.topology.pktgen.threads())) if load else 1
+        # the point's threads, more where the load needs them to keep each one's pace
+        threads = max(self.point.threads,
+                      threads_for(load, len(self.topology.pktgen.threads())) if load else 1)
         count = max(1, round(load * duration)) if load else 0
         limit = duration * LATE_SLACK[0] + LATE_SLACK[1] if load else duration
         configs = self.configs(count, load, threads)
@@ -361,16 +375,20 @@ def line_rate_pps(speed_mbps: int, frame: int) -> float:
 def search(topology: Topology, counter, frame: int = 64,
            settings: SearchSettings = SearchSettings(), index: int = 0,
            search_duration_max: float = 600.0, params: dict | None = None,
-           latency_every: int | str = "auto") -> SearchResult:
+           latency_every: int | str = "auto", *, point: Point | None = None,
+           measuring: Settings | None = None) -> SearchResult:
     """Search ``topology``'s tx link ``index`` at ``frame`` bytes for each goal's throughput,
     counting at its sink with ``counter`` (a receive counter that counts, not the sniffer).
     Max load: the settings' if given, else the link's speed where known, else what pktgen
     sends back-to-back (one thread, :data:`MAX_LOAD_PROBE_S`). Latency is measured in a trial
     of its own at the NDR, sampled as ``latency_every`` says (the throughput trials sample
-    none)."""
+    none). ``point`` (a sweep's) says what each trial sends, ``measuring`` the settings of
+    every point (pktgen parameters, flags), as for a measurement."""
     goals = settings.goals()
     min_load, max_load = settings.min_load, settings.max_load
-    measurer = PktgenMeasurer(topology, counter, frame, index, params, latency_every)
+    measurer = PktgenMeasurer(topology, counter, frame, index, params, latency_every,
+                              point=point, settings=measuring)
+    frame = measurer.frame
     started = time.monotonic()
     source = "given"
     tx = topology.tx[index]

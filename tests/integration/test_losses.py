@@ -64,3 +64,41 @@ def test_a_small_mtu_is_named_where_the_frames_died(veth, pktgen_bench):
     assert set(row.drops) - {"softnet_time_squeeze"} == {"tx tx_dropped", "sink rx_dropped"}
     assert row.where == (f"lost {refused:,}: refused by the tx driver {refused:,}; "
                          f"sink rx_dropped +{refused:,}; tx tx_dropped +{refused:,}")
+
+
+def test_a_search_trial_counts_the_frames_the_driver_refused_once(veth, rx_counter):
+    """The same known refusals in one search trial: 8,000 frames (1 s at 8,000 pps), sizes in
+    turn, those above the sink's MTU refused by the veth: 3,968 refused on top of the 8,000
+    sent (a count-based run sends its count). The trial's loss is the refusals over what was
+    offered, once: 3,968 / 11,968, not twice (as MLRsearch read a negative unsent count)."""
+    from pytest_pktgen.measurement.search import PktgenMeasurer
+
+    _set_mtu(veth.sink, 1000)
+    small, large = range(60, 1019), range(1019, 1515)
+    measurer = PktgenMeasurer(veth, rx_counter(veth, "ifstats"), frame=64,
+                              params={"min_pkt_size": small[0], "max_pkt_size": large[-1]})
+    trial = measurer.trial(1.0, COUNT)
+    refused = (COUNT // len(small)) * len(large)
+    assert (trial.sent, trial.errors, trial.received) == (COUNT, refused, COUNT)
+    assert trial.offered == COUNT + refused and trial.unsent == 0
+    assert trial.loss_ratio == pytest.approx(refused / (COUNT + refused))  # 0.3315
+
+
+def test_a_search_trial_sends_what_its_sweep_point_says(veth, rx_counter):
+    """A search at an IMIX point sends the IMIX (it sent the frame size alone, whatever the
+    point said): of 4,000 frames a quarter are large, so the sink's bytes per frame lie near
+    the IMIX's mean (423.5 B without FCS), far from the 60 B a plain 64 B trial sends."""
+    from pytest_pktgen.measurement.point import Point
+    from pytest_pktgen.measurement.search import PktgenMeasurer
+
+    point = Point(frame=SMALL, extra=(("imix", IMIX),), swept=("imix",))
+    measurer = PktgenMeasurer(veth, rx_counter(veth, "ifstats"), point=point)
+    trial = measurer.trial(1.0, 4_000)
+    got = measurer.last_count
+    assert trial.received == got.packets == 4_000
+    mean = (3 * pkt_size_of(SMALL) + pkt_size_of(LARGE)) / 4
+    print(f"IMIX trial: {got.bytes / got.packets:.1f} B a frame (the IMIX's mean {mean} B)")
+    assert abs(got.bytes / got.packets - mean) < 0.1 * mean  # a quarter large, as drawn
+    plain = PktgenMeasurer(veth, rx_counter(veth, "ifstats"), frame=SMALL)
+    plain.trial(1.0, 4_000)
+    assert plain.last_count.bytes == pkt_size_of(SMALL) * plain.last_count.packets

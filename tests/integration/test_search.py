@@ -101,7 +101,7 @@ import pytest
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if call.when == "call":
+    if call.when == "call" and "benchmark" in item.funcargs:
         bench = item.funcargs["benchmark"]
         with open("benchmark.json", "w") as f:
             json.dump({"extra_info": bench.extra_info,
@@ -133,6 +133,12 @@ def test_rfc2544(forwarding, pktgen_search, benchmark):
         ["nft", "-f", "-"], input=POLICE, text=True, capture_output=True))
     assert proc.returncode == 0, proc.stderr
     pktgen_search(forwarding)
+
+
+def test_searched_twice(dummy, pktgen_search):
+    with pytest.raises(pytest.UsageError, match="needs a topology with a sink"):
+        pktgen_search(dummy)
+    pktgen_search(dummy)  # its key taken: refused before a trial (it would overwrite)
 """
 
 
@@ -149,7 +155,10 @@ def test_a_search_in_the_reports_and_gated_by_its_ndr(pytester, tmp_path):
     result = pytester.runpytest("-p", "no:cacheprovider", f"--pktgen-out={out}",
                                 f"--junitxml={out}/junit.xml",
                                 f"--pktgen-save-baseline={out}/base.json")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*pktgen_search: *::test_searched_twice searches twice without a label; "
+        "give each search of a test its own label=*"])
     result.stdout.fnmatch_lines([
         "pktgen gate: ndr_pps * measured, at least 20,000 required by the pktgen_gate marker "
         "of *test_rfc2544* (frame 64)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -182,23 +183,64 @@ def test_a_connection_cut_mid_run_stops_and_removes_the_remote_pktgen(ssh_lab, h
 
 
 def test_a_silent_network_stops_the_remote_pktgen_within_seconds(ssh_lab, host_a, remote_dummy):
-    """No reset, no EOF: the management link goes down. The agent hears no ping for
-    loss_after seconds and undoes its run by itself."""
-    run = host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)], duration=600)
+    """No reset, no EOF: the management link goes down. The agent hears nothing for
+    loss_after seconds and undoes its run by itself; the controller hears nothing either, and
+    the run waited for here ends within loss_after and a few seconds (not when TCP gives up,
+    ~15 minutes), cut off by a silent network; closing does not hang."""
+    run = RemoteRun("a", host_a.new(runner.PktgenRun, [DeviceConfig(remote_dummy, ENDLESS)],
+                                    duration=600))
     run.setup()
     run.start()
+    ended: list = []
+    waiter = threading.Thread(target=lambda: ended.append(_raised(run.wait)), daemon=True)
+    waiter.start()
     pktgen = _wait_sending(ssh_lab, remote_dummy)
     link = ssh_lab.hosts["a"].mgmt_link
     try:
         netdev.set_state(link, "down")
+        started = time.monotonic()
         took = _seconds_until_removed(pktgen, remote_dummy, LOSS_AFTER_S + 8)
         print(f"silent network: remote pktgen device removed {took:.2f}s later "
               f"(loss_after {LOSS_AFTER_S}s)")
         assert took >= LOSS_AFTER_S - 1.0  # its watchdog, not an EOF
+        waiter.join(LOSS_AFTER_S + 5 - (time.monotonic() - started))
+        waited = time.monotonic() - started
+        print(f"silent network: the wait here ended {waited:.2f}s later")
+        assert ended, f"the run's wait here still blocks {waited:.0f}s after the link went"
+        assert isinstance(ended[0], PktgenRunError), ended[0]
+        assert f"for {LOSS_AFTER_S:g}s: the network is silent" in str(ended[0])
+        assert isinstance(ended[0].__cause__, HostLost)
+        closing = time.monotonic()
+        host_a.close()
+        assert time.monotonic() - closing < 5
     finally:
         netdev.set_state(link, "up")
         pktgen.close()
         host_a.sever()
+
+
+def test_a_large_frame_on_a_slow_link_is_not_silence(ssh_lab):
+    """A call carrying 1.5 MB over a management link of 4 Mbit/s: about 3 s on the wire,
+    longer than loss_after (2 s). The agent hears the frame's bytes as they come, not only
+    once it is whole, and keeps its channel; the call returns (the pgrx image to a far lab
+    host)."""
+    m = ssh_lab.machine("a", loss_after=LOSS_AFTER_S).connect()
+    link = ssh_lab.hosts["a"].mgmt_link
+    tbf = ["qdisc", "replace", "dev", link, "root", "tbf", "rate", "4mbit", "burst", "16kb",
+           "latency", "5s"]
+    done = subprocess.run(["tc", *tbf], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    try:
+        blob = os.urandom(1_500_000)  # nothing to compress away
+        started = time.monotonic()
+        assert m.call(len, blob) == len(blob)
+        took = time.monotonic() - started
+        print(f"1.5 MB over 4 Mbit/s: {took:.1f}s (loss_after {LOSS_AFTER_S}s)")
+        assert took > LOSS_AFTER_S  # longer than silence may last: heard by its bytes
+        assert m.call(os.getpid) == m.facts["pid"]
+    finally:
+        subprocess.run(["tc", "qdisc", "del", "dev", link, "root"], capture_output=True)
+        m.close()
 
 
 def test_one_run_at_a_time_in_a_hosts_namespace_across_sessions(ssh_lab, host_a, remote_dummy):

@@ -40,6 +40,10 @@ def test_loss_unsent_and_refused_frames_all_count_against_a_trial():
     assert late.unsent == 1_000 and late.loss_ratio == pytest.approx(0.1)
     refused = trial(sent=9_900, errors=100, received=9_900)  # the driver refused 100
     assert refused.offered == 10_000 and refused.loss_ratio == pytest.approx(0.01)
+    # a count-based run sends its count, refusals on top: counted once, as loss
+    over = trial(sent=10_000, errors=30, received=10_000)
+    assert over.offered == 10_030 and over.unsent == 0
+    assert over.loss_ratio == pytest.approx(30 / 10_030)  # not (30 + 30) / 10_030
 
 
 def test_line_rate_counts_the_wire_overhead():
