@@ -258,7 +258,9 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
     """``pktgen_search(topology, rx=None, index=0, label=None, **settings)`` searches the
     topology's tx link ``index`` for its RFC 2544 throughput at this test's frame size, with
     MLRsearch: per loss ratio, the highest load whose trials lost no more (0: the NDR; 0.005:
-    a PDR), counted by ``rx`` (default: the settings' receive counter) at the sink.
+    a PDR), counted by ``rx`` (default: the settings' receive counter; ``tc`` instead of
+    ``ifstats`` at a real NIC's sink, whose counters count every frame that arrives) at the
+    sink; a trial that counts more than pktgen offered fails.
     ``settings`` (loss_ratios, relative_width, trial_duration, final_trial_duration,
     duration_sum, exceed_ratio, min_load, max_load) win over the ``pktgen_search`` marker,
     which wins over the ``--pktgen-*`` options; ``pktgen_gate(min_ndr=, min_pdr=)`` and
@@ -282,6 +284,15 @@ def pktgen_search(request, pktgen_point, pktgen_settings):
                         pytrace=False)
         searched_keys.add(key)
         backend = rx or pktgen_settings.rx
+        if backend == "ifstats" and getattr(topology, "nics", None):
+            # a real NIC's counters count what else comes in (a switch's LLDP, STP): a trial
+            # would read them as less loss, or more received than sent; tc counts pktgen's
+            if rx is not None:
+                raise pytest.UsageError(
+                    "pktgen_search(rx='ifstats') on a real NIC: its counters count every frame "
+                    "that arrives (a switch's LLDP or STP too), which a trial would take for "
+                    "pktgen's; count pktgen's frames only: rx='tc', 'nft' or 'kmod'")
+            backend = "tc"
         if backend is None or topology.sink is None:
             raise pytest.UsageError("pktgen_search needs a topology with a sink and a receive "
                                     "counter (rx=...): throughput is what arrives")

@@ -24,7 +24,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from .. import host
-from ..errors import PktgenConfigError
+from ..errors import PktgenConfigError, PktgenRunError
 from ..host.clock import ClockOffset
 from ..host.netdev import link_speed_mbps
 from ..lab.latency import Latency, clock_between, every_for
@@ -149,6 +149,13 @@ class PktgenMeasurer:
         result = self.topology.run(configs, rx=[self.counter], duration=limit)
         elapsed = max(s.result.elapsed_us for s in result.devices.values()) / 1e6
         self.last_count = result.received[self.counter.backend]
+        if self.last_count.packets > result.offered:  # MLRsearch would take it for loss
+            raise PktgenRunError(
+                f"a search trial at {load or 0:,.0f} pps: the {self.counter.backend} counter "
+                f"counted {self.last_count.packets:,} frames, "
+                f"{self.last_count.packets - result.offered:,} more than the {result.offered:,} "
+                "pktgen offered: frames pktgen did not send were counted (a switch's LLDP or "
+                "STP on a real NIC); count pktgen's frames only: rx='tc', 'nft' or 'kmod'")
         return Trial(float(load or 0), duration, count or result.offered, result.sent,
                      result.errors, result.received[self.counter.backend].packets, elapsed,
                      time.monotonic() - started, threads)

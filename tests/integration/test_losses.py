@@ -102,3 +102,29 @@ def test_a_search_trial_sends_what_its_sweep_point_says(veth, rx_counter):
     plain = PktgenMeasurer(veth, rx_counter(veth, "ifstats"), frame=SMALL)
     plain.trial(1.0, 4_000)
     assert plain.last_count.bytes == pkt_size_of(SMALL) * plain.last_count.packets
+
+
+def test_a_search_trial_that_counts_frames_pktgen_did_not_send_is_an_error(veth, rx_counter):
+    """Stray frames at the sink (pings here; a switch's LLDP or STP on a real NIC) while a
+    trial runs: ifstats counts them too, more than pktgen offered, which MLRsearch would read
+    as loss (the absolute value of a negative one). The trial fails, saying so and which
+    counters count pktgen's frames only."""
+    import subprocess
+    import threading
+
+    from pytest_pktgen.errors import PktgenRunError
+    from pytest_pktgen.measurement.search import PktgenMeasurer
+
+    gen = veth.tx[0]
+    measurer = PktgenMeasurer(veth, rx_counter(veth, "ifstats"), frame=SMALL)
+    pings = threading.Thread(target=subprocess.run, args=(
+        ["ip", "netns", "exec", gen.netns, "ping", "-q", "-c", "1000", "-i", "0.002",
+         veth.sink.ip4],), kwargs={"capture_output": True})
+    pings.start()
+    try:
+        with pytest.raises(PktgenRunError, match=r"a search trial at 500 pps: the ifstats counter "
+                           r"counted [\d,]+ frames, [\d,]+ more than the 500 pktgen offered: "
+                           r".*rx='tc', 'nft' or 'kmod'"):
+            measurer.trial(1.0, 500)
+    finally:
+        pings.join()
