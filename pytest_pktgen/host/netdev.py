@@ -199,6 +199,26 @@ def link_speed_mbps(ifname: str, netns: str | None = None) -> int | None:
         return None
 
 
+def stats_refresh_s(ifname: str, netns: str | None = None) -> float | None:
+    """How often the driver refreshes the link's statistics, where it says so (ethtool's
+    ``stats-block-usecs``, read through pyroute2: bnxt about 1 s); None where its counters
+    are live (veth, virtio-net, most drivers) or it says nothing."""
+    def ask() -> float | None:
+        try:
+            ethtool = netlink.IoctlEthtool(ifname)
+        except OSError:
+            return None
+        try:
+            usecs = ethtool.get_coalesce().stats_block_coalesce_usecs
+        except Exception:  # noqa: BLE001 - no coalescing settings (lo, veth, a dummy)
+            return None
+        finally:
+            ethtool.close()
+        return usecs / 1e6 if usecs else None
+
+    return seam.on(netns).call(ask)
+
+
 def driver_info(ifname: str, netns: str | None = None) -> dict[str, str]:
     """Driver, driver version, firmware version and bus address of a link (ETHTOOL_GDRVINFO,
     as ``ethtool -i`` shows them); empty strings where the driver says nothing."""

@@ -257,7 +257,7 @@ class RxCounter:
             last[:] = [self.read()]
             return last[0].packets
 
-        settle(packets, sent)
+        settle(packets, sent, quiet=getattr(self, "quiet", SETTLE_QUIET_S))
         return last[0]
 
     closed = False
@@ -278,6 +278,10 @@ class IfStatsCounter(RxCounter):
 
     def reset(self) -> None:
         self._base = netdev.link_stats(self.ifname, netns=self.netns)
+        # a driver that refreshes its counters every so often (bnxt: about 1 s) holds a
+        # count still for that long while frames still come: settle across two refreshes
+        refresh = netdev.stats_refresh_s(self.ifname, self.netns)
+        self.quiet = max(SETTLE_QUIET_S, 2 * refresh + 0.1) if refresh else SETTLE_QUIET_S
 
     def read(self) -> RxCount:
         delta = netdev.link_stats(self.ifname, netns=self.netns) - self._base
