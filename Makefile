@@ -100,6 +100,8 @@ soak: deps venv kmod
 # session too, whose autogroup is niced (measured: suites 1.4x as long under a nice-only build).
 test: deps venv kmod sshd
 	$(VENV)/bin/ruff check pytest_pktgen tests examples bench
+	@# any selection of the suite collects, the whole of it as a contributor types it too
+	$(PYTEST) --collect-only -q tests examples > /dev/null
 	$(PYTEST) tests/unit tests/host --durations=8
 	@mkdir -p $(dir $(PATCHED_TREE)); \
 	setsid --wait sh -c '{ echo 19 > /proc/self/autogroup; } 2>/dev/null; \

@@ -6,7 +6,10 @@ The kernel tree is a copy of the patched kernel's (its build kept, so every buil
 incremental) under git, with a history of 8 commits on top of it: 3 harmless ones (a comment in
 drivers/net/dummy.c), then one that adds ``ndelay(DELAY_NS)`` to dummy_xmit, then 4 harmless
 ones. pktgen sends on a dummy in its own thread, so the delay adds to each packet's time: the
-slowed kernel's pps is known from the good one's, ``1 / (1 / pps_good + DELAY_NS)``.
+slowed kernel's pps is known from the good one's, ``1 / (1 / pps_good + DELAY_NS)`` (plus what
+ndelay itself costs). Every VM run here is on the instruction clock (``--pktgen-vm-clock
+instructions``, PKTGEN_BENCH_CLOCK=host for the host's): a round's pps is the kernel's cost in
+instructions, alike from run to run (on the host's clock TCG's rounds spread by 5 to 50 %).
 
 1. The known regression, directly: an A/B run of the good kernel (the base) against the slowed
    one (the 4th commit) with many rounds (6 blocks of 5): its ratio and interval, against the
@@ -44,10 +47,14 @@ TREE = CACHE / "linux-6.1-bisect"
 WORK = CACHE / "bench-regression"
 CASE = HERE / "regression_case.py"
 SAME_CASE = HERE / "regression_same_case.py"
-DELAY_NS = 400
+DELAY_NS = int(os.environ.get("PKTGEN_BENCH_DELAY_NS", "100"))
 DUMMY = "drivers/net/dummy.c"
+NDELAY_SPUN = 5 * 1e9 / 2**32  # what x86's ndelay spins per nanosecond asked: 1.1642
 RUN_ID = os.environ.get("PKTGEN_BENCH_RUN") or time.strftime("%Y%m%dT%H%M%S")
-VM = ["--pktgen-vm-nics", "0", "--pktgen-no-plots", "-p", "no:cacheprovider"]
+# the instruction clock: a round's pps is the kernel's cost in instructions, the same from run
+# to run (under the host's clock, TCG's rounds spread by 5 to 50 %: run 20261208T0107)
+CLOCK = ["--pktgen-vm-clock", os.environ.get("PKTGEN_BENCH_CLOCK", "instructions")]
+VM = ["--pktgen-vm-nics", "0", "--pktgen-no-plots", "-p", "no:cacheprovider", *CLOCK]
 
 
 def sh(*cmd: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
@@ -61,7 +68,8 @@ def git(*args: str) -> str:
 
 
 def history() -> dict[str, str]:
-    """The kernel tree under git with its 8 commits; {"base", "slow", "head"} -> sha."""
+    """The kernel tree under git with its 8 commits on the base; {"base", "slow", "head"} ->
+    sha. A history made with another DELAY_NS is made again on the same base."""
     if not (TREE / ".git").exists():
         shutil.rmtree(TREE, ignore_errors=True)
         sh("cp", "-a", str(PATCHED), str(TREE))  # the build too: incremental from here
@@ -72,20 +80,28 @@ def history() -> dict[str, str]:
         git("init", "-q")
         git("add", "-A")
         git("commit", "-q", "-m", "base: the patched lab kernel")
-        for n in range(1, 9):
-            source = (TREE / DUMMY).read_text()
-            if n == 4:
-                source = source.replace(
-                    "\tdev_lstats_add(dev, skb->len);\n",
-                    f"\tndelay({DELAY_NS}); /* bench 10: a known cost per packet */\n"
-                    "\tdev_lstats_add(dev, skb->len);\n", 1)
-                subject = f"dummy: {DELAY_NS} ns more per packet (the regression)"
-            else:
-                source = source.replace("/* dummy.c: a dummy net driver",
-                                        f"/* harmless {n} */\n/* dummy.c: a dummy net driver", 1)
-                subject = f"dummy: a harmless comment ({n})"
-            (TREE / DUMMY).write_text(source)
-            git("commit", "-q", "-am", subject)
+    sh("git", "bisect", "reset", cwd=TREE, check=False)
+    base = git("rev-list", "--max-parents=0", "HEAD")
+    slow = f"dummy: {DELAY_NS} ns more per packet (the regression)"
+    if sh("git", "rev-parse", "-q", "--verify", "bench", cwd=TREE, check=False).returncode == 0:
+        revs = git("rev-list", "--reverse", "bench").split()
+        if len(revs) == 9 and git("log", "-1", "--format=%s", revs[4]) == slow:
+            return {"base": revs[0], "slow": revs[4], "head": revs[-1]}
+    git("checkout", "-q", "-B", "bench", base)
+    for n in range(1, 9):
+        source = (TREE / DUMMY).read_text()
+        if n == 4:
+            source = source.replace(
+                "\tdev_lstats_add(dev, skb->len);\n",
+                f"\tndelay({DELAY_NS}); /* bench 10: a known cost per packet */\n"
+                "\tdev_lstats_add(dev, skb->len);\n", 1)
+            subject = slow
+        else:
+            source = source.replace("/* dummy.c: a dummy net driver",
+                                    f"/* harmless {n} */\n/* dummy.c: a dummy net driver", 1)
+            subject = f"dummy: a harmless comment ({n})"
+        (TREE / DUMMY).write_text(source)
+        git("commit", "-q", "-am", subject)
     revs = git("rev-list", "--reverse", "HEAD").split()
     return {"base": revs[0], "slow": revs[4], "head": revs[-1]}
 
@@ -158,7 +174,8 @@ def main() -> None:
     direct = ab(good, slow, 6, 5, WORK / "direct")
     c = direct["comparison"]
     mean_good = sum(direct["good_pps"]) / len(direct["good_pps"])
-    predicted = 1 / (1 + DELAY_NS * 1e-9 * mean_good)
+    # x86's __ndelay(n) spins n x 5 x tsc_hz / 2^32 TSC cycles: 5 is 2^32 / 10^9 rounded up
+    predicted = 1 / (1 + NDELAY_SPUN * DELAY_NS * 1e-9 * mean_good)
     rows.append({"run": "direct: 6 blocks x 5 rounds", "ratio": c.estimate, "low": c.low,
                  "high": c.high, "verdict": c.verdict, "predicted": predicted,
                  "seconds": direct["seconds"]})
@@ -183,8 +200,8 @@ def main() -> None:
     notes.append(f"same kernel: {verdicts['regression']} of {len(found)} comparisons called a "
                  f"regression ({verdicts['regression'] / max(len(found), 1):.1%}; promised at "
                  f"most 2.5 % each), {verdicts['undecided']} undecided; exit {code}")
-    for c in found:
-        notes.append(f"  {c.key.rpartition('::')[2]} {c.line()}")
+    for same in found:
+        notes.append(f"  {same.key.rpartition('::')[2]} {same.line()}")
     rounds = sum(len(r["per_round"]) for pool in pools for r in pool.rows.values())
     notes += detection(pools, took / max(rounds, 1))
     notes.append(f"slowed kernel: ndelay({DELAY_NS}) in dummy_xmit; the good kernel's mean "
@@ -193,6 +210,16 @@ def main() -> None:
                  f"defaults' interval {'holds' if d.low <= c.estimate <= d.high else 'misses'} "
                  "the direct ratio")
     notes.append(f"builds: good {built_good:.0f} s, slowed {built_slow:.0f} s (incremental)")
+    slowed = saved.load(str(WORK / "direct" / "ab-B.json"))
+    slow_pps = [r["pps"] for row in slowed.rows.values() for r in row["per_round"]]
+    added = 1e9 / statistics.fmean(slow_pps) - 1e9 / mean_good
+    notes.append(f"added per packet: {added:.1f} ns of the clock (1e9 / slowed pps - 1e9 / good "
+                 f"pps; ndelay({DELAY_NS}) spins {DELAY_NS} ns of the TSC, plus its own call "
+                 "and last turn)")
+    spread = statistics.stdev(direct["good_pps"]) / statistics.fmean(direct["good_pps"])
+    notes.append(f"clock: {CLOCK[1]}; the good kernel's {len(direct['good_pps'])} rounds: "
+                 f"{min(direct['good_pps']):,.0f}..{max(direct['good_pps']):,.0f} pps "
+                 f"(relative standard deviation {spread:.2%})")
 
     # the good kernel's rounds saved, then git bisect run from head (bad) to base (good)
     code, _, said = pytest("--pktgen-vm-kernel", str(good), "--pktgen-repeats=3",
@@ -203,12 +230,13 @@ def main() -> None:
     git("bisect", "start", revs["head"], revs["base"])
     started = time.monotonic()
     run = subprocess.run(["git", "bisect", "run", sys.executable, "-m", "pytest_pktgen",
-                          "bisect-run", "--good", str(good_json), "--", str(CASE)],
+                          "bisect-run", "--good", str(good_json), "--", *CLOCK, str(CASE)],
                          cwd=TREE, text=True, capture_output=True)
     took = time.monotonic() - started
     log = git("bisect", "log")
     git("bisect", "reset")
-    steps = log.count("# good:") + log.count("# bad:") + log.count("# skip:")
+    # the log marks the two ends given to bisect start too
+    steps = log.count("# good:") + log.count("# bad:") + log.count("# skip:") - 2
     named = next((line.split()[0] for line in run.stdout.splitlines()
                   if line.endswith("is the first bad commit")), "none")
     rows.append({"run": f"bisect: {steps} steps", "ratio": "", "low": "", "high": "",
@@ -220,7 +248,8 @@ def main() -> None:
     environment = {"kernel": "good/slowed bzImage (linux 6.1, the lab's config)",
                    "pktgen": None, "machine": "VM lab from the host", "cpu": "",
                    "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                   "python": sys.version.split()[0], "pytest_pktgen": "0.1.0"}
+                   "python": sys.version.split()[0], "pytest_pktgen": "0.1.0",
+                   "clock": CLOCK[1]}
     entry = {"run": RUN_ID, "section": "10. A known regression: A/B and bisect",
              "title": "a kernel with a known added cost", "rows": rows, "notes": notes,
              "environment": environment, "test": "bench/regression.py"}
