@@ -3,6 +3,7 @@ topologies, the measurement (``pktgen_bench``), IRQ pinning and receive counters
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pytest
 
 from . import host, options, sweep
 from .errors import PktgenNotAvailable
-from .host import netdev
+from .host import netdev, nicstate
 from .host.irq import IrqPinning
 from .lab import rx, topology, vm
 from .lab.sniff import Sniffer
@@ -99,23 +100,38 @@ class NicPair:
 @pytest.fixture(scope="session")
 def lab_nic_pairs(lab) -> list[NicPair]:
     """The lab's crossover pairs, found by MAC, set up and IPv6-quiet; as found afterwards."""
-    pairs, brought_up, ipv6_was = [], [], {}
-    try:
-        for tx_mac, rx_mac in lab.pairs:
-            tx, rx = netdev.ifname_by_mac(tx_mac), netdev.ifname_by_mac(rx_mac)
-            for ifname in (tx, rx):
-                ipv6_was[ifname] = netdev.quiet(ifname)
-                if netdev.set_state(ifname, "up"):
-                    brought_up.append(ifname)
-            pairs.append(NicPair(tx, rx, tx_mac, rx_mac))
+    with quiet_pairs(lab.pairs) as pairs:
         if not pairs:
             unavailable("the VM lab has no NIC pairs (--pktgen-vm-nics 0)")
         yield pairs
+
+
+@contextlib.contextmanager
+def quiet_pairs(macs: list[tuple[str, str]]):
+    """The NIC pairs of ``macs`` (sending, receiving MAC), found, up and IPv6-quiet (so that
+    their counters count pktgen's frames only); each NIC exactly as found afterwards.
+    ``disable_ipv6`` flushes a NIC's IPv6 addresses, so each NIC's state is saved first and
+    put back after (:mod:`~pytest_pktgen.host.nicstate`); what would not come back is an
+    error naming it."""
+    pairs, saved = [], {}
+    try:
+        for tx_mac, rx_mac in macs:
+            tx, rx = netdev.ifname_by_mac(tx_mac), netdev.ifname_by_mac(rx_mac)
+            for ifname in (tx, rx):
+                saved[ifname] = nicstate.snapshot(ifname)
+                netdev.quiet(ifname)
+                netdev.set_state(ifname, "up")
+            pairs.append(NicPair(tx, rx, tx_mac, rx_mac))
+        yield pairs
     finally:
-        for ifname in brought_up:
-            netdev.set_state(ifname, "down")
-        for ifname, value in ipv6_was.items():
-            netdev.quiet(ifname, value=value)
+        problems = []
+        for ifname, state in saved.items():
+            if not state.up:
+                netdev.set_state(ifname, "down")
+            problems += [f"{ifname}: {p}" for p in nicstate.restore(state)]
+        if problems:
+            raise nicstate.NicNotRestored("the lab's NICs did not come back as found: "
+                                          + "; ".join(problems))
 
 
 class _Made:

@@ -39,7 +39,8 @@ def view(ifname: str) -> dict:
             with contextlib.suppress(OSError):
                 sysctls[str(path)] = path.read_text()
     return {
-        "link": {k: addrs.get(k) for k in ("flags", "mtu", "operstate", "address", "txqlen")},
+        "link": {k: addrs.get(k) for k in ("flags", "mtu", "operstate", "address", "txqlen",
+                                           "master")},
         "addresses": addrs.get("addr_info"),
         "routes": routes,
         "multipath": multipath,

@@ -77,6 +77,10 @@ class NicState:
     routes: list[dict] = field(default_factory=list)
     neighbours: list[dict] = field(default_factory=list)
     tc: list[dict] = field(default_factory=list)  # qdiscs, then classes, then filters
+    # the bridge, bond, team or VRF it was a port of (by name: the master stays home and a
+    # move releases the port from it), and the master's kind
+    master: str | None = None
+    master_kind: str | None = None
 
     def as_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
@@ -163,6 +167,12 @@ def snapshot(ifname: str, ipr: netlink.IPRoute | None = None) -> NicState:
         index = link[0]["index"]
         state = NicState(ifname, index, bool(link[0]["flags"] & 1), time.monotonic(),
                          sysctls=_read_sysctls(ifname))
+        master = link[0].get_attr("IFLA_MASTER")
+        if master:
+            (upper,) = ipr.get_links(master)
+            info = upper.get_attr("IFLA_LINKINFO")
+            state.master = upper.get_attr("IFLA_IFNAME")
+            state.master_kind = info.get_attr("IFLA_INFO_KIND") if info else None
         for msg in ipr.get_addr(index=index):
             state.addresses.append(_plain("addr", msg, index))
             cache = msg.get_attr("IFA_CACHEINFO")
@@ -221,6 +231,8 @@ def restore(state: NicState, ipr: netlink.IPRoute | None = None) -> list[str]:
         failed = _write_sysctls(state.sysctls)
         for entry in state.tc:
             failed += _send(ipr, "tc", entry, *_TC_SEND[entry["type"]], index)
+        if state.master and link[0].get_attr("IFLA_MASTER") is None:
+            failed += _rejoin(ipr, index, state)
         if state.up and not link[0]["flags"] & 1:
             ipr.link("set", index=index, state="up")
         present = {_address_key(_plain("addr", msg, index))
@@ -238,6 +250,21 @@ def restore(state: NicState, ipr: netlink.IPRoute | None = None) -> list[str]:
     finally:
         if own:
             ipr.close()
+
+
+def _rejoin(ipr: netlink.IPRoute, index: int, state: NicState) -> list[str]:
+    """The NIC a port of its master again (a bond takes a port only while it is down); what
+    failed, said."""
+    upper = ipr.link_lookup(ifname=state.master)
+    if not upper:
+        return [f"its {state.master_kind or 'master'} {state.master} is gone: not a port again"]
+    try:
+        if state.master_kind == "bond":
+            ipr.link("set", index=index, state="down")
+        ipr.link("set", index=index, master=upper[0])
+    except Exception as err:  # noqa: BLE001 - said, as any other part that did not come back
+        return [f"not a port of {state.master} again: {err}"]
+    return []
 
 
 def _write_sysctls(values: dict[str, str]) -> list[str]:
@@ -325,6 +352,9 @@ def differences(before: NicState, after: NicState) -> list[str]:
     if before.up != after.up:
         out.append(f"link {'up' if before.up else 'down'} before, "
                    f"{'up' if after.up else 'down'} now")
+    if before.master != after.master:
+        out.append(f"a port of {before.master or 'no master'} before, of "
+                   f"{after.master or 'no master'} now")
     for key in sorted(before.sysctls.keys() | after.sysctls.keys()):
         was, now = before.sysctls.get(key), after.sysctls.get(key)
         if was != now:

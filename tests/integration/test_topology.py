@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import nics
 import pytest
 from accounting import CABLE_QUEUE, arrived, sent_checked
@@ -200,3 +202,42 @@ def test_irq_pinning_on_crossover(crossover, irq_pin):
     assert on_cpu / total >= 0.99, f"{on_cpu} of {total} interrupts on CPU 1"
     pinning.restore()
     assert {irq: read_mask(irq) for irq in rx_irqs} == before
+
+
+def test_the_lab_s_pairs_quieted_come_back_with_their_ipv6_addresses(lab, lab_nic_pairs):
+    """Quieting a NIC pair (disable_ipv6: no DAD, RS or MLD frames in its counters) flushes
+    its IPv6 addresses and the routes through them: what lab_nic_pairs does is undone with
+    the NIC's saved state, so a dressed NIC comes back exactly, its IPv6 address and route
+    too (they were lost)."""
+    from pytest_pktgen.fixtures import quiet_pairs
+
+    macs = lab.pairs[-1:]
+    tx = lab_nic_pairs[-1].tx
+    with nics.dressed(tx, 94):
+        before = nics.view(tx)
+        assert "2001:2:0:94::1" in nics.sh("ip", "-6", "addr", "show", "dev", tx)
+        with quiet_pairs(macs) as (pair,):
+            assert pair.tx == tx
+            assert "2001:2:0:94::1" not in nics.sh("ip", "-6", "addr", "show", "dev", tx)
+        assert nics.differences(before, nics.view(tx)) == []
+
+
+def test_a_bridge_port_moved_for_a_crossover_comes_back_a_port_of_its_bridge(lab_nic_pairs,
+                                                                             pktgen_module):
+    """A lab host's NIC in a bridge (a VM's bridge, say): moving it into a namespace releases
+    it from the bridge; it comes back a port of it again (it came back outside, and the
+    session said "restored as found")."""
+    from pytest_pktgen.lab import topology
+
+    pair = lab_nic_pairs[0]
+    nics.sh("ip", "link", "add", "pgbr0", "type", "bridge")
+    try:
+        nics.sh("ip", "link", "set", pair.rx, "master", "pgbr0")
+        before = nics.view(pair.rx)
+        assert before["link"]["master"] == "pgbr0"
+        with topology.crossover(topology.Nic.named(pair.tx), topology.Nic.named(pair.rx)) as t:
+            assert t.run(t.config(count=100, pkt_size=60)).sent == 100
+            assert pair.rx not in nics.sh("ip", "link", "show", "master", "pgbr0")  # released
+        assert nics.differences(before, nics.view(pair.rx)) == []
+    finally:
+        subprocess.run(["ip", "link", "del", "pgbr0"], capture_output=True)
