@@ -173,11 +173,13 @@ def allowed_on(allow: Iterable[str], host: str | None) -> tuple[str, ...]:
 
 
 def management_reason(ifname: str, netns: str | None = None) -> str | None:
-    """Why flooding ``ifname`` could cut this host's management traffic, or None: it (or a
-    device stacked with it: a VLAN or macvlan on it, its bond, team, bridge or VRF, the link
-    below it) carries a default route in any routing table, IPv4 or IPv6, as the route's
-    device or as a multipath next hop, or has the local address of an established TCP
-    connection (IPv4 ones on dual-stack sockets included)."""
+    """Why flooding (or moving) ``ifname`` could cut this host's management traffic, or None:
+    it (or a device stacked with it: a VLAN or macvlan on it, its bond, team, bridge or VRF,
+    the link below it) carries a default route in any routing table, IPv4 or IPv6, as the
+    route's device or as a multipath next hop; is a next hop of a multipath route beside
+    another device (a move deletes the whole route, the other's hop too); a default route
+    goes by a nexthop object whose devices the kernel does not say; or it has the local
+    address of an established TCP connection (IPv4 ones on dual-stack sockets included)."""
     with netdev.route(netns=netns) as ipr:
         links = {link["index"]: link for link in ipr.get_links()}
         index = ipr.link_lookup(ifname=ifname)
@@ -186,15 +188,29 @@ def management_reason(ifname: str, netns: str | None = None) -> str | None:
         related = _stacked_with(index[0], links)
         for family, version in ((socket.AF_INET, "IPv4"), (socket.AF_INET6, "IPv6")):
             for route in ipr.route("dump", family=family):
-                if route["dst_len"] != 0 or route["type"] != RTN_UNICAST:
+                if route["type"] != RTN_UNICAST:
                     continue
                 hops = [route.get_attr("RTA_OIF")]
                 hops += [hop.get("oif") for hop in route.get_attr("RTA_MULTIPATH") or []]
+                hops = [h for h in hops if h]
                 via = next((related[h] for h in hops if h in related), None)
-                if via is not None:
-                    table = route.get_attr("RTA_TABLE") or route["table"]
-                    name = {254: "main", 255: "local", 253: "default"}.get(table, table)
+                table = route.get_attr("RTA_TABLE") or route["table"]
+                name = {254: "main", 255: "local", 253: "default"}.get(table, table)
+                if route["dst_len"] == 0 and via is not None:
                     return f"{via} the {version} default route (table {name})"
+                if route["dst_len"] == 0 and not hops and route.get_attr("RTA_NH_ID"):
+                    # a route by nexthop object whose devices the dump does not say
+                    # (net.ipv4.nexthop_compat_mode=0; pyroute2 reads no nexthop objects)
+                    return (f"the {version} default route (table {name}) goes by nexthop "
+                            f"object {route.get_attr('RTA_NH_ID')}, whose devices cannot be "
+                            f"read here (nexthop_compat_mode=0), and {ifname} may be one")
+                others = [links[h].get_attr("IFLA_IFNAME") for h in hops
+                          if h not in related and h in links]
+                if via is not None and others:  # a move deletes the whole route
+                    dst = f"{route.get_attr('RTA_DST')}/{route['dst_len']}"
+                    return (f"{via} a next hop of the {version} route {dst} (table {name}) "
+                            f"beside {', '.join(sorted(set(others)))}: moving it takes the "
+                            "whole route away, their hops too")
         addresses = {}
         for address in ipr.get_addr():
             if address["index"] in related:

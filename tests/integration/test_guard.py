@@ -234,6 +234,19 @@ def _ecmp_default(stack, ipr, nic, name):
     return rf"{name} carries the IPv4 default route \(table 102\)"
 
 
+def _multipath_beside_another(stack, ipr, nic, name):
+    """Not a default route: a move of the NIC deletes the whole route, the other hop too."""
+    other = _link(stack, ipr, ifname=f"{name}o", kind="dummy")
+    ipr.addr("add", index=nic, address="198.18.5.1", prefixlen=24)
+    ipr.addr("add", index=other, address="198.18.8.1", prefixlen=24)
+    ipr.route("add", dst="172.16.0.0/12", table=105,
+              multipath=[{"gateway": "198.18.8.254", "oif": other},
+                         {"gateway": "198.18.5.254", "oif": nic}])
+    stack.callback(ipr.route, "del", dst="172.16.0.0/12", table=105)
+    return (rf"{name} carries a next hop of the IPv4 route 172.16.0.0/12 \(table 105\) beside "
+            rf"{name}o: moving it takes the whole route away, their hops too")
+
+
 def _vlan_with_default(stack, ipr, nic, name):
     vlan = _link(stack, ipr, ifname=f"{name}v", kind="vlan", link=nic, vlan_id=100)
     ipr.addr("add", index=vlan, address="198.18.5.1", prefixlen=24)
@@ -266,8 +279,9 @@ def _dual_stack_ssh(stack, ipr, nic, name):
 
 
 @pytest.mark.parametrize("scenario", [
-    _default_in_table_100, _ipv6_default, _ecmp_default, _vlan_with_default, _macvlan_with_ssh,
-    _bridge_with_default, _dual_stack_ssh], ids=lambda f: f.__name__.strip("_"))
+    _default_in_table_100, _ipv6_default, _ecmp_default, _multipath_beside_another,
+    _vlan_with_default, _macvlan_with_ssh, _bridge_with_default, _dual_stack_ssh],
+    ids=lambda f: f.__name__.strip("_"))
 def test_the_guard_sees_management_links_in_every_shape(pktgen, dummy_dev, scenario):
     """Policy-routing tables, IPv6, multipath next hops, devices stacked on the NIC or above it,
     and IPv4 connections on dual-stack sockets: each refused, naming the link, the reason and
