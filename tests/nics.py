@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,3 +107,15 @@ def dressed(ifname: str, net: int, ipv6: bool = True):
             subprocess.run(args, capture_output=True)
         for path, value in saved.items():
             Path("/proc/sys", path).write_text(value)
+
+
+def killed(code: str, *args: str, said: str) -> tuple[int, list[str]]:
+    """A child Python running ``code`` with ``args``, SIGKILLed (no teardown at all) once it
+    printed its line starting with ``said`` (what it made); its pid and that line's words."""
+    child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    line = child.stdout.readline()
+    assert line.startswith(said), line + child.stdout.read()
+    child.kill()
+    child.wait(timeout=60)
+    return child.pid, line.split()[1:]

@@ -44,18 +44,12 @@ def test_sigkill_then_the_clean_command_undoes_it():
     as it was (addresses, routes, neighbour, sysctls, qdiscs), its namespace and link go."""
     with veth_link() as (nic, _), nics.dressed(nic, 95):
         before, nic_view = _ours(), nics.view(nic)
-        child = subprocess.Popen([sys.executable, "-c", CHILD, nic], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-        line = child.stdout.readline()
-        assert line.startswith("MADE"), line + child.stdout.read()
-        _, ns, link = line.split()
-        child.kill()
-        child.wait(timeout=60)
+        pid, (ns, link) = nics.killed(CHILD, nic, said="MADE")
         namespaces, links = _ours()
         assert ns in namespaces and link in links and nic not in links
         clean = [sys.executable, "-m", "pytest_pktgen", "clean"]
         out = subprocess.run(clean, capture_output=True, text=True, check=True).stdout
-        assert out == (f"pytest-pktgen: cleaned up after dead process {child.pid}: sent {nic} "
+        assert out == (f"pytest-pktgen: cleaned up after dead process {pid}: sent {nic} "
                        f"home from {ns}, restored as found; removed namespace(s) {ns}; removed "
                        f"link(s) {link}\n")
         assert _ours() == before
@@ -81,22 +75,17 @@ def test_a_ledger_the_cleaner_cannot_undo_never_stops_a_session(tmp_path):
     """A killed process's ledger naming IRQ 99999 (gone), a link that is gone and one the
     kernel refuses to delete: the cleaner undoes what it can, says what it cannot and keeps
     only that for the next cleaner; the next pytest session runs, its header says it."""
-    child = subprocess.Popen([sys.executable, "-c", STALE], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
-    line = child.stdout.readline()
-    assert line.startswith("LISTED"), line + child.stdout.read()
-    path = Path(line.split()[1])
-    child.kill()
-    child.wait(timeout=60)
+    pid, (written,) = nics.killed(STALE, said="LISTED")
+    path = Path(written)
     try:
         clean = subprocess.run([sys.executable, "-m", "pytest_pktgen", "clean"],
                                capture_output=True, text=True)
         said = clean.stdout
         assert clean.returncode == 1, said + clean.stderr  # not all of it could be undone
-        assert f"cleaned up after dead process {child.pid}: IRQ(s) 99999 gone" in said
+        assert f"cleaned up after dead process {pid}: IRQ(s) 99999 gone" in said
         assert "link lo: " in said and "kept for the next cleaner" in said
         assert "pgstale0" not in said  # gone already: nothing to say
-        assert f"stays in {path.parent}/owner-{child.pid}-*.json" in said
+        assert f"stays in {path.parent}/owner-{pid}-*.json" in said
         kept = json.loads(path.read_text())
         assert (kept["links"], kept["irqs"], kept["nics"]) == (["lo"], {}, {})
         (tmp_path / "test_next.py").write_text("def test_next():\n    pass\n")
@@ -104,7 +93,7 @@ def test_a_ledger_the_cleaner_cannot_undo_never_stops_a_session(tmp_path):
                                   str(tmp_path / "test_next.py")], cwd=tmp_path,
                                  capture_output=True, text=True, timeout=300)
         assert session.returncode == 0, session.stdout + session.stderr
-        assert f"pytest-pktgen: cleaned up after dead process {child.pid}:" in session.stdout
+        assert f"pytest-pktgen: cleaned up after dead process {pid}:" in session.stdout
         assert "1 passed" in session.stdout
     finally:
         path.unlink(missing_ok=True)

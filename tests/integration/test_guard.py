@@ -223,26 +223,25 @@ def _ipv6_default(stack, ipr, nic, name):
     return rf"{name} carries the IPv6 default route \(table 101\)"
 
 
-def _ecmp_default(stack, ipr, nic, name):
+def _two_hops(stack, ipr, nic, name, dst: str, table: int) -> None:
+    """A multipath route to ``dst``: a hop on a dummy beside the NIC, and one on the NIC."""
     other = _link(stack, ipr, ifname=f"{name}o", kind="dummy")
     ipr.addr("add", index=nic, address="198.18.5.1", prefixlen=24)
     ipr.addr("add", index=other, address="198.18.8.1", prefixlen=24)
-    ipr.route("add", dst="0.0.0.0/0", table=102,
+    ipr.route("add", dst=dst, table=table,
               multipath=[{"gateway": "198.18.8.254", "oif": other},
                          {"gateway": "198.18.5.254", "oif": nic}])
-    stack.callback(ipr.route, "del", dst="0.0.0.0/0", table=102)
+    stack.callback(ipr.route, "del", dst=dst, table=table)
+
+
+def _ecmp_default(stack, ipr, nic, name):
+    _two_hops(stack, ipr, nic, name, "0.0.0.0/0", 102)
     return rf"{name} carries the IPv4 default route \(table 102\)"
 
 
 def _multipath_beside_another(stack, ipr, nic, name):
     """Not a default route: a move of the NIC deletes the whole route, the other hop too."""
-    other = _link(stack, ipr, ifname=f"{name}o", kind="dummy")
-    ipr.addr("add", index=nic, address="198.18.5.1", prefixlen=24)
-    ipr.addr("add", index=other, address="198.18.8.1", prefixlen=24)
-    ipr.route("add", dst="172.16.0.0/12", table=105,
-              multipath=[{"gateway": "198.18.8.254", "oif": other},
-                         {"gateway": "198.18.5.254", "oif": nic}])
-    stack.callback(ipr.route, "del", dst="172.16.0.0/12", table=105)
+    _two_hops(stack, ipr, nic, name, "172.16.0.0/12", 105)
     return (rf"{name} carries a next hop of the IPv4 route 172.16.0.0/12 \(table 105\) beside "
             rf"{name}o: moving it takes the whole route away, their hops too")
 

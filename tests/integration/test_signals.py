@@ -149,19 +149,13 @@ def test_a_nic_held_away_stays_in_the_ledger_until_it_is_home_then_comes_back_ex
     nic = lab_nic_pairs[1].rx
     with nics.dressed(nic, 91, ipv6=False):
         view = nics.view(nic)
-        child = subprocess.Popen([sys.executable, "-c", HELD, nic], stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
-        line = child.stdout.readline()
-        assert line.startswith("MOVED"), line + child.stdout.read()
-        _, ns, holder = line.split()
-        child.kill()
-        child.wait(timeout=60)
+        pid, (ns, holder) = nics.killed(HELD, nic, said="MOVED")
         netns.remove(ns)  # its name gone; the holder still in it
         try:
             said, complete = leftovers.clean(home_timeout=1)
             text = "\n".join(said)
             assert not complete
-            assert (f"cleaned up after dead process {child.pid}: {nic}: {nic} did not come "
+            assert (f"cleaned up after dead process {pid}: {nic}: {nic} did not come "
                     "back from its namespace within 1s; kept for the next cleaner") in text
             assert "stays in" in text
             assert nic not in state()["links"]
@@ -169,7 +163,7 @@ def test_a_nic_held_away_stays_in_the_ledger_until_it_is_home_then_comes_back_ex
             subprocess.run(["kill", "-9", holder])
         said, complete = leftovers.clean()
         assert complete, said
-        assert said == [f"cleaned up after dead process {child.pid}: sent {nic} home from {ns}, "
+        assert said == [f"cleaned up after dead process {pid}: sent {nic} home from {ns}, "
                         "restored as found"]
         assert nics.differences(view, nics.view(nic)) == []
         assert leftovers.clean() == ([], True)  # nothing kept any more
