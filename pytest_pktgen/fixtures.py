@@ -128,7 +128,9 @@ def quiet_pairs(macs: list[tuple[str, str]]):
         for ifname, state in saved.items():
             if not state.up:
                 netdev.set_state(ifname, "down")
-            problems += [f"{ifname}: {p}" for p in nicstate.restore(state)]
+            # quieting touches sysctls and the addresses (and routes) they flush, never the
+            # NIC's qdiscs: those stay, and are not added again
+            problems += [f"{ifname}: {p}" for p in nicstate.restore(state, keep_tc=True)]
         if problems:
             raise nicstate.NicNotRestored("the lab's NICs did not come back as found: "
                                           + "; ".join(problems))

@@ -218,9 +218,11 @@ def _read_sysctls(ifname: str) -> dict[str, str]:
     return values
 
 
-def restore(state: NicState, ipr: netlink.IPRoute | None = None) -> list[str]:
+def restore(state: NicState, ipr: netlink.IPRoute | None = None, keep_tc: bool = False
+            ) -> list[str]:
     """Put back what ``state`` saved on its NIC, here; return what still differs (empty when
-    the NIC is exactly as found)."""
+    the NIC is exactly as found). ``keep_tc``: its qdiscs, classes and filters are still
+    there (the NIC never moved): not added again."""
     own = ipr is None
     ipr = ipr or netlink.IPRoute()
     try:
@@ -229,7 +231,7 @@ def restore(state: NicState, ipr: netlink.IPRoute | None = None) -> list[str]:
             raise LookupError(f"{state.ifname} is not in this namespace")
         index = link[0]["index"]
         failed = _write_sysctls(state.sysctls)
-        for entry in state.tc:
+        for entry in () if keep_tc else state.tc:
             failed += _send(ipr, "tc", entry, *_TC_SEND[entry["type"]], index)
         if state.master and link[0].get_attr("IFLA_MASTER") is None:
             failed += _rejoin(ipr, index, state)

@@ -131,7 +131,8 @@ from pytest_pktgen.host import netns, nicstate
 
 ns = netns.create("pgh")
 nicstate.move_away(nicstate.before_moving(sys.argv[1]), ns)
-holder = subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"])
+# a process of its own in the namespace (started from a thread inside it), outliving this one
+holder = netns.call_in(ns, lambda: subprocess.Popen(["sleep", "600"], start_new_session=True))
 print("MOVED", ns, holder.pid, flush=True)
 time.sleep(600)
 '''
