@@ -265,14 +265,17 @@ BOOT_MODULES_UNUSED = (
 TCG_CLOCK = "tsc=reliable"
 
 # The instruction clock (--pktgen-vm-clock instructions): QEMU counts the guest's instructions
-# and its clock is that count, one nanosecond each (shift=0), never the host's time (sleep=off:
-# an idle guest's clock jumps to its next timer; align=off: nothing slows the guest down to
-# the host's pace). Time in the guest is then a cost in instructions, the same in every run:
-# pktgen on a dummy, 200,000 frames a round, gave 360,458 to 360,475 pps over five rounds
-# (0.005 %), where the host's clock gave 101,424 to 123,368 (18 %). TCG runs one vCPU so:
-# with two, QEMU 7.2 hung bringing up the second (seen with shift=0 and shift=4). Nothing is
-# cached or stalled in an instruction count: a patch's cost in memory traffic is not seen.
-ICOUNT_OPTS = ["-icount", "shift=0,sleep=off,align=off"]
+# and, while the guest runs, its clock is that count, one nanosecond each (shift=0); while it
+# is idle, its clock runs at the host's pace (sleep=on: with sleep=off an idle guest's clock
+# jumped to its next timer, so a guest waiting on the host's files saw seconds pass in
+# milliseconds, and pyroute2's wait for its child process timed out at once; seen in CI);
+# align=off: nothing slows a busy guest down to the host's pace. A busy guest's time is then
+# a cost in instructions, the same in every run: pktgen on a dummy, 200,000 frames a round,
+# gave 360,459 to 360,485 pps over six rounds (0.007 %), where the host's clock gave 101,424
+# to 123,368 (18 %). TCG runs one vCPU so: with two, QEMU 7.2 hung bringing up the second
+# (seen with shift=0 and shift=4). Nothing is cached or stalled in an instruction count: a
+# patch's cost in memory traffic is not seen.
+ICOUNT_OPTS = ["-icount", "shift=0,sleep=on,align=off"]
 CLOCKS = ("host", "instructions")
 
 # The guest's Python (interpreter, standard library, the venv) comes over shares of its own that

@@ -53,7 +53,7 @@ def test_vng_command(tmp_path):
 def test_the_instruction_clock_is_qemu_s_instruction_counter_on_tcg_with_one_vcpu():
     opts = vm.VmOptions(cpus=1, nics=0, clock="instructions")
     cmd = vm.vng_command(Path("/v/vng"), Path("/boot/k"), opts, "tcg", "true")
-    assert "--qemu-opts=-icount shift=0,sleep=off,align=off" in cmd
+    assert "--qemu-opts=-icount shift=0,sleep=on,align=off" in cmd
     host = vm.vng_command(Path("/v/vng"), Path("/boot/k"), vm.VmOptions(nics=0), "tcg", "true")
     assert not any("icount" in c for c in host)
     # TCG without a KVM probe (no vng is run: this one does not exist), KVM refused
