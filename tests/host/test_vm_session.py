@@ -41,7 +41,7 @@ def test_paced(dummy, pktgen_bench):
     pktgen_bench(dummy, ratep=40000)
 
 
-@pytest.mark.pktgen(frame=64, count=20000, rounds=3)
+@pytest.mark.pktgen(frame=64, count=100000, rounds=3)
 def test_unpaced(dummy, pktgen_bench):
     pktgen_bench(dummy)
 '''
@@ -79,13 +79,15 @@ def test_vm_session_round_trip_on_two_kernels(pytester):
     for block in ("1-A", "2-B"):
         assert (out / "ab" / block / "from-guest.txt").read_text() == "written in the guest\n"
     assert (pytester.path / "beside-tests.txt").read_text() == "cwd is writable\n"
-    for test in ("test_paced", "test_unpaced"):
+    # pktgen's own pace: the same within its per-run overhead (seen: 1.000, 0.999); the cost
+    # of a packet in instructions: settled as no change at the 5 % threshold (a round of
+    # 100,000 frames, 275 ms of the clock, may take in a millisecond of the kernel's other
+    # work: seen 0.1 to 0.5 %), where the host's clock leaves it undecided under TCG
+    for test, most in (("test_paced", 0.01), ("test_unpaced", 0.05)):
         row = next(line for line in said.splitlines() if test in line and " pps " in line)
         estimate, interval = row.split()[2:4]
         low, high = map(float, interval.split(".."))
-        # pktgen's own pace, and the cost of a packet in instructions: the same within
-        # pktgen's per-run overhead (seen: paced 1.000, 0.999)
-        assert 0.995 <= float(estimate) <= 1.005 and 0.99 <= low <= high <= 1.01, row
+        assert abs(float(estimate) - 1) <= most / 2 and 1 - most <= low <= high <= 1 + most, row
         assert row.endswith("no change")
     assert "2 comparisons: 2 no change" in said
     for side in "AB":
