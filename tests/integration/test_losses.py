@@ -80,10 +80,14 @@ def test_a_search_trial_counts_the_frames_the_driver_refused_once(veth, rx_count
                               params={"min_pkt_size": small[0], "max_pkt_size": large[-1]})
     trial = measurer.trial(1.0, COUNT)
     print(f"sent {trial.sent}, refused {trial.errors}, received {trial.received}")
-    assert trial.errors == (trial.sent // len(small)) * len(large)  # full turns refused
-    assert trial.received == trial.sent and trial.offered > COUNT  # more offered than intended
-    assert trial.unsent == 0
-    assert trial.loss_ratio == pytest.approx(trial.errors / trial.offered)  # once
+    # the large sizes' share of the attempts, within a turn of sizes (where the cut came)
+    share = len(large) / (len(small) + len(large))
+    assert abs(trial.errors - share * trial.offered) <= len(large), trial
+    assert trial.received == trial.sent
+    # refusals count once; what the cut left unsent (a slow lab) once too
+    unsent = max(COUNT - trial.offered, 0)
+    assert trial.unsent == unsent
+    assert trial.loss_ratio == pytest.approx((trial.errors + unsent) / max(COUNT, trial.offered))
 
 
 def test_a_search_trial_sends_what_its_sweep_point_says(veth, rx_counter):
