@@ -201,7 +201,8 @@ def test_baseline_verdicts_hold_known_answers(pytester, tmp_path):
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines([
         "*_ test_dummy[[]1500B] _*",
-        "pktgen gate: pps ratio 0.9* (0.9*..0.9*, 95%): regression at a threshold of 5.0%, "
+        # the interval's low end may fall below 0.9 under TCG (CI saw 0.886..0.924)
+        "pktgen gate: pps ratio 0.9* (0.*..0.9*, 95%): regression at a threshold of 5.0%, "
         f"3 rounds against 3, against the baseline {base} (--pktgen-threshold)*",
         f"*pktgen: against the baseline {base}*",
         "*point*metric*after/before*interval*threshold*rounds b+a*verdict*",
