@@ -257,10 +257,11 @@ class RxCounter:
             last[:] = [self.read()]
             return last[0].packets
 
-        settle(packets, sent, quiet=getattr(self, "quiet", SETTLE_QUIET_S))
+        settle(packets, sent, quiet=self.quiet)
         return last[0]
 
     closed = False
+    quiet = SETTLE_QUIET_S  # how long a count must stand still to be final (:func:`settle`)
 
     def close(self) -> None:
         """Undo whatever the backend installed (idempotent)."""
@@ -276,12 +277,16 @@ class IfStatsCounter(RxCounter):
 
     backend = "ifstats"
 
+    def __init__(self, ifname: str, netns: str | None):
+        super().__init__(ifname, netns)
+        # a driver that refreshes its counters every so often (bnxt: about 1 s) holds a count
+        # still for that long while frames still come: settle across two refreshes
+        refresh = netdev.stats_refresh_s(ifname, netns)
+        if refresh:
+            self.quiet = max(SETTLE_QUIET_S, 2 * refresh + 0.1)
+
     def reset(self) -> None:
         self._base = netdev.link_stats(self.ifname, netns=self.netns)
-        # a driver that refreshes its counters every so often (bnxt: about 1 s) holds a
-        # count still for that long while frames still come: settle across two refreshes
-        refresh = netdev.stats_refresh_s(self.ifname, self.netns)
-        self.quiet = max(SETTLE_QUIET_S, 2 * refresh + 0.1) if refresh else SETTLE_QUIET_S
 
     def read(self) -> RxCount:
         delta = netdev.link_stats(self.ifname, netns=self.netns) - self._base

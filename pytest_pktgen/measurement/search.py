@@ -157,7 +157,7 @@ class PktgenMeasurer:
                 "pktgen offered: frames pktgen did not send were counted (a switch's LLDP or "
                 "STP on a real NIC); count pktgen's frames only: rx='tc', 'nft' or 'kmod'")
         return Trial(float(load or 0), duration, count or result.offered, result.sent,
-                     result.errors, result.received[self.counter.backend].packets, elapsed,
+                     result.errors, self.last_count.packets, elapsed,
                      time.monotonic() - started, threads)
 
     def measure(self, intended_duration: float, intended_load: float) -> MeasurementResult:
